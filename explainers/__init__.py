@@ -1,0 +1,29 @@
+"""Saliency explainers: one file per method, chosen by name from a plain dict."""
+from __future__ import annotations
+
+import inspect
+
+from explainers.base import Explainer
+from explainers.grad_cam import GradCam
+from explainers.lime_superpixels import Lime
+from explainers.smooth_grad import SmoothGrad
+
+EXPLAINERS: dict[str, type[Explainer]] = {"grad_cam": GradCam, "smooth_grad": SmoothGrad, "lime": Lime}
+
+
+def create_explainer(name: str, **params) -> Explainer:
+    """Build the explainer called `name`; unknown names and parameters fail with the valid choices."""
+    if name not in EXPLAINERS:
+        raise KeyError(f"unknown explainer {name!r}; choose one of {sorted(EXPLAINERS)}")
+    cls = EXPLAINERS[name]
+    accepted = inspect.signature(cls).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TypeError(f"explainer {name!r} got unknown parameter(s) {unknown}; it takes {sorted(accepted)}")
+    missing = sorted(p for p, spec in accepted.items() if spec.default is inspect.Parameter.empty and p not in params)
+    if missing:
+        raise TypeError(f"explainer {name!r} needs parameter(s) {missing}")
+    return cls(**params)
+
+
+__all__ = ["EXPLAINERS", "Explainer", "GradCam", "Lime", "SmoothGrad", "create_explainer"]
