@@ -1,0 +1,1 @@
+"""PSSL training: segmentation networks, the weighted loss, pre-training and fine-tuning."""
