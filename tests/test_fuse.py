@@ -1,0 +1,187 @@
+"""Fuse stage on real Zarr stores with real dask: the rule, thresholds, weights, resume, config changes."""
+import os
+
+import numpy as np
+import pytest
+
+from pipeline import fuse
+from pipeline.store import (mark_done, open_store, progress_name, saliency_name, score_name)
+from pipeline.synthetic_store import make_synthetic_store
+
+FG, BG = 0.5, 0.2
+
+
+def config(**extra):
+    return {"fuse": {"fg_threshold": FG, "bg_threshold": BG, "num_workers": 2, "shards_per_batch": 2, **extra}}
+
+
+def reference(group, members, weighted, fg=FG, bg=BG):
+    """The documented rule, written plainly per image in float64."""
+    status = group["index/status"][:]
+    maps = [group[saliency_name(m, e)][:].astype(np.float64) for m, e in members]
+    probs = [group[score_name(m)][:].astype(np.float64) for m, _ in members]
+    n_img = status.shape[0]
+    mask = np.full(maps[0].shape, 255, np.uint8)
+    weight = np.zeros(maps[0].shape, np.uint8)
+    consensus = np.full(maps[0].shape, np.nan)
+    for i in range(n_img):
+        if status[i] != 1:
+            continue
+        w = np.array([p[i] for p in probs]) if weighted else np.ones(len(members))
+        w = w / w.sum()
+        normalised = []
+        for stack in maps:
+            r = np.maximum(stack[i], 0)
+            q = np.percentile(r, 99)
+            normalised.append(np.minimum(r / q, 1) if q > 0 else (r > 0).astype(float))
+        c = sum(wi * ni for wi, ni in zip(w, normalised))
+        vote_fg = sum(wi * (ni >= fg) for wi, ni in zip(w, normalised))
+        vote_bg = sum(wi * (ni <= bg) for wi, ni in zip(w, normalised))
+        mask[i] = np.where(c >= fg, 1, np.where(c <= bg, 0, 255))
+        agree = np.where(c >= fg, vote_fg, np.where(c <= bg, vote_bg, 0))
+        weight[i] = np.rint(agree * 255)
+        consensus[i] = c
+    return mask, weight, consensus
+
+
+def assert_matches_reference(group, weighted):
+    members = [tuple(m) for m in group.attrs["fuse"]["members"]]
+    mask, weight, consensus = reference(group, members, weighted)
+    got_c = group["pssl/consensus"][:].astype(np.float64)
+    np.testing.assert_allclose(got_c, consensus, atol=2e-3, equal_nan=True)  # float16 storage
+    # Pixels whose consensus sits within float32 rounding of a threshold may legitimately flip.
+    near = (np.abs(consensus - FG) < 1e-5) | (np.abs(consensus - BG) < 1e-5)
+    got_mask, got_weight = group["pssl/mask"][:], group["pssl/weight"][:]
+    assert np.array_equal(got_mask[~near], mask[~near])
+    assert np.abs(got_weight[~near].astype(int) - weight[~near]).max() <= 1
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fusion_matches_numpy_reference(tmp_path, weighted):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 10, map_size=16, shard=4, noise=1.0, bad=(3, 8))
+    summary = fuse.run(config(weight_by_probability=weighted), store)
+    assert summary["shards_fused"] == 3 and summary["images_fused"] == 10
+    group = open_store(store)
+    assert_matches_reference(group, weighted)
+    assert (group["pssl/mask"][3] == 255).all() and (group["pssl/weight"][8] == 0).all()
+    assert np.isnan(group["pssl/consensus"][3].astype(float)).all()
+    assert group[progress_name("fuse", "labels")][:].all()
+
+
+def two_member_maps():
+    """Two 10x10 members whose q99 is exactly 1 (two pixels at 1.0), so n equals the map's positive part."""
+    a, b = np.zeros((1, 10, 10), np.float32), np.zeros((1, 10, 10), np.float32)
+    a[0, 9, 8:] = b[0, 9, 8:] = 1.0
+    cells = [(0.9, 0.6), (0.9, 0.1), (0.3, 0.1), (0.4, 0.3), (-0.5, 0.0), (0.45, 0.55)]
+    for j, (va, vb) in enumerate(cells):
+        a[0, 0, j], b[0, 0, j] = va, vb
+    return a, b
+
+
+def test_thresholds_and_weights_as_documented():
+    a, b = two_member_maps()
+    out = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([True]), FG, BG)[0, 0, :6]
+    # c: 0.75 fg | 0.5 fg (inclusive) | 0.2 bg (inclusive) | 0.35 ignore | 0 bg | 0.5 fg
+    assert out["mask"].tolist() == [1, 1, 0, 255, 0, 1]
+    # both vote fg | one of two | one of two (0.3 abstains) | ignore -> 0 | both bg | one fg (0.45 abstains)
+    assert out["weight"].tolist() == [255, 128, 128, 0, 255, 128]
+    np.testing.assert_allclose(out["consensus"].astype(float), [0.75, 0.5, 0.2, 0.35, 0.0, 0.5], atol=1e-3)
+
+
+def test_bad_image_and_sparse_map():
+    a, b = two_member_maps()
+    sparse = np.zeros((1, 10, 10), np.float32)
+    sparse[0, 0, 0] = 0.01  # fewer than 1% positive pixels: q99 = 0, n = 1 where positive
+    assert fuse.normalise(sparse)[0, 0, 0] == 1.0 and fuse.normalise(sparse).sum() == 1.0
+    out = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([False]), FG, BG)
+    assert (out["mask"] == 255).all() and (out["weight"] == 0).all() and np.isnan(out["consensus"]).all()
+
+
+def test_probability_weighting():
+    a, b = two_member_maps()
+    weights = fuse.member_weights(np.array([[0.9], [0.1]]), 2, 1)
+    np.testing.assert_allclose(weights[:, 0], [0.9, 0.1])
+    out = fuse.fuse_maps([a, b], weights, np.array([True]), FG, BG)[0, 0, :6]
+    # pixel 1: c = 0.9*0.9 + 0.1*0.1 = 0.82 -> fg, agreement 0.9; pixel 3: 0.39 ignore; pixel 5: 0.46 ignore
+    np.testing.assert_allclose(out["consensus"][1], 0.82, atol=1e-3)
+    assert out["mask"][[1, 3, 5]].tolist() == [1, 255, 255]
+    assert out["weight"][1] == round(0.9 * 255)
+    # all probabilities zero: uniform
+    np.testing.assert_allclose(fuse.member_weights(np.zeros((2, 1)), 2, 1)[:, 0], [0.5, 0.5])
+
+
+def shard_files(store):
+    root = store / "pssl" / "mask" / "c"
+    return {p.parent.parent.name: p.stat().st_mtime_ns for p in root.glob("*/0/0")}
+
+
+def test_resume_fuses_only_the_rest_and_matches_fresh_run(tmp_path):
+    fresh, resumed = tmp_path / "fresh.zarr", tmp_path / "resumed.zarr"
+    for store in (fresh, resumed):
+        make_synthetic_store(store, 10, map_size=16, shard=4, explained=store == fresh, seed=5)
+    fuse.run(config(), fresh)
+
+    group = open_store(resumed)
+    for model in group.attrs["models"]:
+        mark_done(group, "explain", model, 0)
+    mark_done(group, "explain", "net_a", 1)  # shard 1 is explained by one model only: not ready
+    first = fuse.run(config(), resumed)
+    assert (first["shards_fused"], first["shards_waiting_for_explain"]) == (1, 2)
+    before = shard_files(resumed)
+    assert set(before) == {"0"}
+
+    for model in group.attrs["models"]:
+        for shard in (1, 2):
+            mark_done(group, "explain", model, shard)
+    second = fuse.run(config(), resumed)
+    assert (second["shards_fused"], second["shards_already_done"]) == (2, 1)
+    assert shard_files(resumed)["0"] == before["0"]  # the done shard was not rewritten
+    a, b = open_store(fresh), open_store(resumed)
+    for name in ("pssl/mask", "pssl/weight", "pssl/consensus"):
+        assert np.array_equal(a[name][:], b[name][:], equal_nan=True), name
+
+
+def test_flagged_shard_is_trusted_and_skipped(tmp_path):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 8, map_size=16, shard=4)
+    group = open_store(store)
+    fuse.run(config(), store)
+    group["pssl/mask"][4:8] = 7  # a marker a re-run would overwrite if it fused shard 1 again
+    summary = fuse.run(config(), store)
+    assert summary["shards_fused"] == 0
+    assert (group["pssl/mask"][4:8] == 7).all()
+
+
+def test_changed_config_refused_unless_overwrite(tmp_path):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 8, map_size=16, shard=4)
+    fuse.run(config(), store)
+    with pytest.raises(fuse.FuseConfigError, match="fg_threshold"):
+        fuse.run(config(fg_threshold=0.6), store)
+    with pytest.raises(fuse.FuseConfigError, match="members"):
+        fuse.run(config(explainers=["gradcam"]), store)
+    summary = fuse.run(config(fg_threshold=0.6, write_consensus=False, overwrite=True), store)
+    assert summary["shards_fused"] == 2
+    group = open_store(store)
+    assert group.attrs["fuse"]["fg_threshold"] == 0.6 and "pssl/consensus" not in group
+    assert fuse.run(config(fg_threshold=0.6, write_consensus=False), store)["shards_fused"] == 0
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"fg_threshold": 0.2, "bg_threshold": 0.5}, "bg_threshold < fg_threshold"),
+    ({"models": ["nope"]}, "nope"),
+])
+def test_bad_config_is_named(tmp_path, bad, message):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 4, map_size=8, shard=4)
+    with pytest.raises(fuse.FuseConfigError, match=message):
+        fuse.run(config(**bad), store)
+
+
+def test_missing_threshold_is_named(tmp_path):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 4, map_size=8, shard=4)
+    with pytest.raises(fuse.ConfigError, match="fuse.fg_threshold"):
+        fuse.run({"fuse": {"bg_threshold": 0.2}}, store)
+    assert not os.path.exists(store / "pssl")
