@@ -1,0 +1,179 @@
+"""The VOC dataset on a small generated dataset in the real VOC layout (palette and grayscale label PNGs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from training.palette import VOC_CLASSES, colorize, render_grid, to_palette_png, voc_palette
+from training.voc import (IGNORE_INDEX, Normalize, TrainAugment, VOCDataError, VOCSegmentation, read_label,
+                          resolve_voc_dir)
+
+# Flat colours per class, so a model (or a test) can tell the class from the pixel.
+CLASS_COLOURS = {0: (90, 90, 90), 1: (220, 40, 40), 8: (40, 200, 40), 15: (40, 60, 220)}
+IMAGENET_NORMALIZE = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def write_voc(root: Path, num_images: int = 6, seed: int = 0) -> Path:
+    """Write VOCdevkit/VOC2012 with flat-coloured rectangles of classes 1, 8, 15 and a 1-px ignore border.
+
+    SegmentationClass holds palette PNGs (as VOC ships them), SegmentationClassAug 8-bit grayscale
+    PNGs (as SBD conversions often are); train, val and train_aug all list every image.
+    """
+    rng = np.random.default_rng(seed)
+    voc = root / "VOCdevkit" / "VOC2012"
+    for folder in ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "ImageSets/Segmentation"):
+        (voc / folder).mkdir(parents=True, exist_ok=True)
+    ids = []
+    for index in range(num_images):
+        height, width = int(rng.integers(40, 64)), int(rng.integers(48, 80))
+        label = np.zeros((height, width), dtype=np.uint8)
+        for class_id in rng.choice([1, 8, 15], size=2, replace=False):
+            box_h, box_w = int(rng.integers(12, height // 2 + 4)), int(rng.integers(12, width // 2 + 4))
+            top, left = int(rng.integers(0, height - box_h)), int(rng.integers(0, width - box_w))
+            label[top:top + box_h, left:left + box_w] = IGNORE_INDEX
+            label[top + 1:top + box_h - 1, left + 1:left + box_w - 1] = class_id
+        image = np.zeros((height, width, 3), dtype=np.uint8)
+        for class_id, colour in CLASS_COLOURS.items():
+            image[label == class_id] = colour
+        image[label == IGNORE_INDEX] = (128, 128, 128)
+        image_id = f"2007_{index:06d}"
+        Image.fromarray(image).save(voc / "JPEGImages" / f"{image_id}.jpg", quality=100, subsampling=0)
+        to_palette_png(label).save(voc / "SegmentationClass" / f"{image_id}.png")
+        Image.fromarray(label, mode="L").save(voc / "SegmentationClassAug" / f"{image_id}.png")
+        ids.append(image_id)
+    for split in ("train", "val", "train_aug"):
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    return root / "VOCdevkit"
+
+
+@pytest.fixture
+def voc_root(tmp_path):
+    return write_voc(tmp_path)
+
+
+def test_palette_png_is_decoded_by_index_not_colour(tmp_path):
+    label = np.array([[0, 1, 15], [255, 20, 8]], dtype=np.uint8)
+    to_palette_png(label).save(tmp_path / "label.png")
+    with Image.open(tmp_path / "label.png") as image:
+        assert image.mode == "P"
+        assert image.convert("RGB").getpixel((2, 0)) == (192, 128, 128)  # person's VOC colour
+    np.testing.assert_array_equal(read_label(tmp_path / "label.png"), label)
+
+
+def test_grayscale_and_16bit_index_pngs_are_read(tmp_path):
+    label = np.array([[0, 3], [255, 20]], dtype=np.uint8)
+    Image.fromarray(label, mode="L").save(tmp_path / "gray.png")
+    Image.fromarray(label.astype(np.uint16)).save(tmp_path / "wide.png")
+    np.testing.assert_array_equal(read_label(tmp_path / "gray.png"), label)
+    np.testing.assert_array_equal(read_label(tmp_path / "wide.png"), label)
+
+
+def test_rgb_and_out_of_range_labels_are_refused(tmp_path):
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(VOCDataError, match="mode RGB is not an index PNG"):
+        read_label(tmp_path / "rgb.png")
+    Image.fromarray(np.full((4, 4), 30, dtype=np.uint8), mode="L").save(tmp_path / "bad.png")
+    with pytest.raises(VOCDataError, match=r"values \[30\]"):
+        read_label(tmp_path / "bad.png")
+
+
+def test_voc_root_may_be_devkit_its_parent_or_voc2012(voc_root):
+    expected = voc_root / "VOC2012"
+    assert resolve_voc_dir(voc_root) == expected
+    assert resolve_voc_dir(voc_root.parent) == expected
+    assert resolve_voc_dir(expected) == expected
+
+
+def test_missing_dataset_error_explains_the_layout(tmp_path):
+    with pytest.raises(VOCDataError) as error:
+        resolve_voc_dir(tmp_path / "nowhere")
+    message = str(error.value)
+    assert "\n" not in message
+    for part in ("nowhere", "JPEGImages", "SegmentationClassAug", "train_aug", "val"):
+        assert part in message
+
+
+def test_missing_label_file_is_reported(voc_root):
+    victim = next((voc_root / "VOC2012" / "SegmentationClassAug").glob("*.png"))
+    victim.unlink()
+    with pytest.raises(VOCDataError, match=f"1 files of split 'train_aug' are missing, e.g. .*{victim.name}"):
+        VOCSegmentation(voc_root, "train_aug", "SegmentationClassAug", IMAGENET_NORMALIZE)
+
+
+def test_val_items_are_normalised_whole_images_with_ignore_kept(voc_root):
+    dataset = VOCSegmentation(voc_root, "val", "SegmentationClass", IMAGENET_NORMALIZE)
+    assert len(dataset) == 6
+    image, label = dataset[0]
+    raw_image, raw_label = dataset.raw(0)
+    assert image.dtype == torch.float32 and label.dtype == torch.int64
+    assert image.shape == (3, *raw_label.shape) and label.shape == raw_label.shape
+    assert set(label.unique().tolist()) <= {0, 1, 8, 15, IGNORE_INDEX} and (label == IGNORE_INDEX).any()
+    expected = (raw_image[0, 0] / 255.0 - np.array(IMAGENET_NORMALIZE.mean)) / np.array(IMAGENET_NORMALIZE.std)
+    np.testing.assert_allclose(image[:, 0, 0].numpy(), expected, atol=1e-5)
+
+
+def test_train_aug_labels_match_the_palette_labels(voc_root):
+    aug = VOCSegmentation(voc_root, "train_aug", "SegmentationClassAug", IMAGENET_NORMALIZE)
+    plain = VOCSegmentation(voc_root, "train", "SegmentationClass", IMAGENET_NORMALIZE)
+    for index in range(len(aug)):
+        np.testing.assert_array_equal(aug.raw(index)[1], plain.raw(index)[1])
+
+
+def test_augmentation_crops_pads_with_ignore_and_keeps_image_and_label_aligned(voc_root):
+    augment = TrainAugment(crop_size=(72, 96), scale_range=(0.5, 2.0), scale_step=0.25, flip_prob=0.5,
+                           brightness=0.0, contrast=0.0, saturation=0.0)
+    dataset = VOCSegmentation(voc_root, "train_aug", "SegmentationClassAug", IMAGENET_NORMALIZE, augment)
+    torch.manual_seed(0)
+    padded = 0
+    for index in range(len(dataset)):
+        for _ in range(4):
+            raw_image, raw_label = dataset.raw(index)
+            image, label = augment(raw_image, raw_label, IMAGENET_NORMALIZE.pad_colour)
+            assert image.shape == (72, 96, 3) and label.shape == (72, 96)
+            assert set(np.unique(label).tolist()) <= {0, 1, 8, 15, IGNORE_INDEX}
+            padded += int((label == IGNORE_INDEX).sum() > 0.3 * label.size)
+            for class_id, colour in CLASS_COLOURS.items():
+                pixels = image[label == class_id]
+                if len(pixels) > 20:  # the class's pixels keep its colour: no misaligned flip or crop
+                    median = np.median(pixels, axis=0)
+                    nearest = min(CLASS_COLOURS, key=lambda c: np.abs(median - CLASS_COLOURS[c]).sum())
+                    assert nearest == class_id
+    assert padded > 0  # small images at scale <= 1 need padding, which is ignored
+
+
+def test_colour_distortion_changes_pixels_but_not_labels(voc_root):
+    distort = TrainAugment(crop_size=(32, 32), scale_range=(1.0, 1.0), flip_prob=0.0, distort_prob=1.0)
+    plain = TrainAugment(crop_size=(32, 32), scale_range=(1.0, 1.0), flip_prob=0.0, distort_prob=0.0)
+    raw_image, raw_label = VOCSegmentation(voc_root, "val", "SegmentationClass", IMAGENET_NORMALIZE).raw(0)
+    changed = 0
+    for seed in range(5):
+        torch.manual_seed(seed)  # same seed -> same crop, so only the colours may differ
+        image, label = distort(raw_image, raw_label, IMAGENET_NORMALIZE.pad_colour)
+        torch.manual_seed(seed)
+        undistorted, same_label = plain(raw_image, raw_label, IMAGENET_NORMALIZE.pad_colour)
+        np.testing.assert_array_equal(label, same_label)
+        changed += int(np.abs(image.astype(int) - undistorted.astype(int)).max() > 3)
+    assert changed >= 4
+
+
+def test_voc_palette_and_rendering(tmp_path, voc_root):
+    palette = voc_palette()
+    assert len(VOC_CLASSES) == 21
+    assert tuple(palette[1]) == (128, 0, 0) and tuple(palette[15]) == (192, 128, 128)
+    assert tuple(palette[255]) == (224, 224, 192)
+    label = np.array([[0, 1], [15, 255]])
+    assert colorize(label)[1, 0].tolist() == [192, 128, 128]
+    dataset = VOCSegmentation(voc_root, "val", "SegmentationClass", IMAGENET_NORMALIZE)
+    rows = [(*dataset.raw(index), dataset.raw(index)[1]) for index in range(3)]
+    path = render_grid(rows, tmp_path / "grid.png", tile_height=50)
+    with Image.open(path) as grid:
+        assert grid.height == 14 + 3 * 50
+        pixels = np.asarray(grid.convert("RGB"))
+    # the ground-truth tile shows palette colours of the classes drawn
+    truth_tile = pixels[14:64, round(rows[0][1].shape[1] * 50 / rows[0][1].shape[0]):]
+    colours = {tuple(colour) for colour in truth_tile.reshape(-1, 3)}
+    assert tuple(palette[0]) in colours and len(colours & {tuple(palette[c]) for c in (1, 8, 15)}) >= 1

@@ -1,0 +1,78 @@
+"""The Pascal VOC class names and colour palette, and side-by-side renders of predictions.
+
+The palette is the one VOC ships in its label PNGs (index i's colour comes from the bits of i), so a
+rendered prediction looks exactly like the dataset's own ground-truth files; index 255 (ignore)
+gets VOC's cream boundary colour.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+
+def voc_palette() -> np.ndarray:
+    """[256, 3] uint8: VOC's colour for every label index (bits of i spread over R, G, B)."""
+    index = np.arange(256)
+    colours = np.zeros((256, 3), dtype=np.int64)
+    for shift in range(8):
+        for channel in range(3):
+            bit = (index >> (3 * shift + channel)) & 1
+            colours[:, channel] |= bit << (7 - shift)
+    return colours.astype(np.uint8)
+
+
+def colorize(label: np.ndarray) -> np.ndarray:
+    """HxW integer label map (values 0-255) -> HxWx3 uint8 RGB with VOC's colours."""
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"colorize expects an HxW label map, got shape {label.shape}")
+    if label.min(initial=0) < 0 or label.max(initial=0) > 255:
+        raise ValueError("colorize expects label values in 0..255")
+    return voc_palette()[label.astype(np.uint8)]
+
+
+def to_palette_png(label: np.ndarray) -> Image.Image:
+    """A palette ("P" mode) image of `label`, the format of VOC's own SegmentationClass files."""
+    image = Image.fromarray(np.asarray(label, dtype=np.uint8), mode="P")
+    image.putpalette(voc_palette().reshape(-1).tolist())
+    return image
+
+
+def render_grid(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: str | Path,
+                tile_height: int = 160) -> Path:
+    """Write a PNG with one row per sample: image | ground truth | prediction, each scaled to `tile_height`."""
+    if not rows:
+        raise ValueError("render_grid needs at least one (image, ground truth, prediction) row")
+    header = 14
+    tiles = []
+    for image, truth, prediction in rows:
+        height, width = truth.shape
+        tile_width = max(1, round(width * tile_height / height))
+        row = [Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((tile_width, tile_height), Image.BILINEAR)]
+        for label in (truth, prediction):
+            row.append(Image.fromarray(colorize(label)).resize((tile_width, tile_height), Image.NEAREST))
+        tiles.append(row)
+    grid_width = max(sum(tile.width for tile in row) for row in tiles)
+    grid = Image.new("RGB", (grid_width, header + tile_height * len(tiles)), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    first = tiles[0]
+    for title, x in zip(("image", "ground truth", "prediction"),
+                        np.cumsum([0] + [tile.width for tile in first[:-1]])):
+        draw.text((int(x) + 2, 1), title, fill=(0, 0, 0))
+    for row_index, row in enumerate(tiles):
+        x = 0
+        for tile in row:
+            grid.paste(tile, (x, header + row_index * tile_height))
+            x += tile.width
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
+    return path
