@@ -1,0 +1,1 @@
+"""Benchmarks whose answer is known, to measure the pipeline against ground truth."""
