@@ -172,12 +172,11 @@ def _check_previous(group: zarr.Group, settings: dict, n_shards: int) -> None:
 
 
 def _output_arrays(group: zarr.Group, n: int, s: int, write_consensus: bool) -> list[zarr.Array]:
-    """Create (or reopen) the label arrays; empty chunks are written too so every shard file exists."""
+    """Create (or reopen) the label arrays."""
     specs = [(MASK, np.uint8, IGNORE), (WEIGHT, np.uint8, 0)]
     if write_consensus:
         specs.append((CONSENSUS, np.float16, np.nan))
-    arrays = [require_array(group, name, (n, s, s), dtype, (s, s), fill_value=fill) for name, dtype, fill in specs]
-    return [a.with_config({"write_empty_chunks": True}) for a in arrays]
+    return [require_array(group, name, (n, s, s), dtype, (s, s), fill_value=fill) for name, dtype, fill in specs]
 
 
 def run(config: dict, store_path: str | Path) -> dict:

@@ -16,6 +16,9 @@ import zarr
 STATUS_PENDING, STATUS_OK, STATUS_BAD = 0, 1, 2
 UNKNOWN_CLASS = -1
 PACKAGES = ("torch", "captum", "lime", "zarr", "dask", "ray", "numpy", "scikit-image")
+# Write chunks even when they hold only the fill value: a finished shard then always has its file, so
+# `pipeline.verify` can tell a deleted shard from an empty one (zarr reads a missing file as fill).
+zarr.config.set({"array.write_empty_chunks": True})
 
 
 class StoreError(RuntimeError):

@@ -59,18 +59,22 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
     index["index/height"][:] = rng.integers(map_size, 4 * map_size, n).astype(np.int32)
     index["index/width"][:] = rng.integers(map_size, 4 * map_size, n).astype(np.int32)
     index["index/status"][:] = status
+    done_shards(group, "index", "images", shard_count(n, shard))
+    for i in range(shard_count(n, shard)):
+        mark_done(group, "index", "images", i)
 
     masks = object_masks(n, map_size, rng)
     n_shards = shard_count(n, shard)
     for model in models:
         arrays = {e: (require_array(group, saliency_name(model, e), (n, map_size, map_size), np.float16,
-                                    (map_size, map_size)).with_config({"write_empty_chunks": True}),
+                                    (map_size, map_size)),
                       require_array(group, scale_name(model, e), (n,), np.float32)) for e in explainers}
         probability = require_array(group, score_name(model), (n,), np.float16)
         top1 = require_array(group, top1_name(model), (n,), np.int16)
         probability[:] = rng.uniform(0.05, 0.95, n).astype(np.float16)
         top1[:] = classes
-        done_shards(group, "explain", model, n_shards)
+        for stage in ("classify", "explain"):
+            done_shards(group, stage, model, n_shards)
         for i in range(n_shards):
             rows = shard_slice(i, shard, n)
             for explainer, (saliency, scale) in arrays.items():
@@ -80,6 +84,7 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
                 top = np.where(top > 0, top, 1.0).astype(np.float32)
                 saliency[rows] = (raw / top[:, None, None]).astype(np.float16)
                 scale[rows] = top
+            mark_done(group, "classify", model, i)
             if explained:
                 mark_done(group, "explain", model, i)
     return masks
