@@ -1,0 +1,182 @@
+"""Explainers on real small torch models, real Captum and real lime, checked against values worked out by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from lime import lime_image
+from torch import nn
+
+from explainers import EXPLAINERS, GradCam, Lime, SmoothGrad, create_explainer
+from pipeline.classifiers import load_classifier
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_classifier({"arch": "tiny_cnn"})
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+
+
+TARGETS = torch.tensor([3, 7])
+
+
+def cheap_params(name, classifier):
+    """Few samples, so every method runs in well under a second on the tiny net."""
+    return {"grad_cam": {"layer": classifier.cam_layer},
+            "smooth_grad": {"samples": 4, "batch_size": 3},
+            "lime": {"samples": 24, "segments": 16, "batch_size": 10}}[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPLAINERS))
+def test_maps_are_raw_float32_on_the_input_device_and_size(name, tiny, images):
+    maps = create_explainer(name, **cheap_params(name, tiny)).explain(tiny.net, images, TARGETS)
+    assert maps.shape == (2, SIZE, SIZE)
+    assert maps.dtype == torch.float32 and maps.device == images.device
+    assert torch.isfinite(maps).all() and maps.abs().amax(dim=(1, 2)).min() > 0
+
+
+@pytest.mark.parametrize("name", sorted(EXPLAINERS))
+def test_repeated_calls_are_bit_identical_and_leave_global_rngs_alone(name, tiny, images):
+    explainer = create_explainer(name, **cheap_params(name, tiny))
+    first = explainer.explain(tiny.net, images, TARGETS)
+    torch.rand(5), np.random.rand(5)  # disturb the global generators between the calls
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()
+    second = explainer.explain(tiny.net, images, TARGETS)
+    assert torch.equal(first, second)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], numpy_state)
+
+
+@pytest.mark.parametrize("name", ["smooth_grad", "lime"])
+def test_an_images_map_does_not_depend_on_its_batch_mates(name, tiny, images):
+    explainer = create_explainer(name, **cheap_params(name, tiny))
+    batched = explainer.explain(tiny.net, images, TARGETS)
+    alone = explainer.explain(tiny.net, images[1:], TARGETS[1:])
+    assert torch.equal(batched[1], alone[0])
+
+
+def test_a_different_seed_gives_a_different_smooth_grad(tiny, images):
+    maps = [SmoothGrad(samples=4, seed=seed).explain(tiny.net, images, TARGETS) for seed in (0, 1)]
+    assert not torch.equal(*maps)
+
+
+def test_factory_names_the_valid_choices():
+    with pytest.raises(KeyError, match="grad_cam.*lime.*smooth_grad"):
+        create_explainer("integrated_gradients")
+    with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['nsamples'\].*samples"):
+        create_explainer("smooth_grad", nsamples=3)
+    with pytest.raises(TypeError, match=r"needs parameter\(s\) \['layer'\]"):
+        create_explainer("grad_cam")
+    assert isinstance(create_explainer("lime", samples=10), Lime)
+
+
+def test_bad_inputs_fail_with_a_message_naming_the_problem(tiny, images):
+    explainer = SmoothGrad(samples=2)
+    with pytest.raises(ValueError, match=r"images must be \[B, 3, H, W\]"):
+        explainer.explain(tiny.net, images[0], TARGETS)
+    with pytest.raises(ValueError, match="targets must be"):
+        explainer.explain(tiny.net, images, TARGETS[:1])
+    with pytest.raises(ValueError, match="samples >= 1"):
+        SmoothGrad(samples=0)
+    with pytest.raises(TypeError, match="layer=<nn.Module>"):
+        GradCam(layer="features")
+
+
+class ConvPoolLinear(nn.Module):
+    """conv -> relu -> global average pool -> linear: the net for which Grad-CAM reduces to CAM."""
+
+    def __init__(self, channels=5, classes=4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def test_grad_cam_equals_the_cam_identity_on_a_pooled_linear_net():
+    torch.manual_seed(0)
+    net = ConvPoolLinear().eval()
+    images = torch.rand(2, 3, 12, 12)
+    targets = torch.tensor([1, 3])
+    maps = GradCam(layer=net.relu).explain(net, images, targets)
+    # d logit_t / d A_k(i, j) = w[t, k] / (H W) everywhere, so alpha_k = w[t, k] / (H W).
+    features = net.relu(net.conv(images))  # [B, K, H, W] at full resolution: the upsampling is the identity
+    weights = net.fc.weight[targets]  # [B, K]
+    expected = torch.relu(torch.einsum("bk,bkhw->bhw", weights, features)) / (12 * 12)
+    assert expected.abs().max() > 0
+    torch.testing.assert_close(maps, expected.detach(), rtol=1e-5, atol=1e-7)
+
+
+def test_grad_cam_upsamples_a_coarse_layer_to_the_input_size(tiny, images):
+    maps = GradCam(layer=tiny.cam_layer).explain(tiny.net, images, TARGETS)
+    assert maps.shape == (2, SIZE, SIZE) and maps.min() >= 0  # bilinear never rings below the relu'd values
+    assert len(torch.unique(maps[0])) > (SIZE // 8) ** 2  # smooth, not 8x8 blocks
+
+
+def test_smooth_grad_without_noise_is_the_absolute_gradient_summed_over_channels(tiny, images):
+    maps = SmoothGrad(samples=3, stdev=0.0).explain(tiny.net, images, TARGETS)
+    inputs = images.clone().requires_grad_()
+    tiny.net(inputs).gather(1, TARGETS[:, None]).sum().backward()
+    torch.testing.assert_close(maps, inputs.grad.abs().sum(dim=1), rtol=1e-5, atol=1e-8)
+
+
+class RegionTexture(nn.Module):
+    """Class 0's logit is the pixel variance inside one quadrant; nothing else in the image matters."""
+
+    def __init__(self, region):
+        super().__init__()
+        self.region = region
+
+    def forward(self, x):
+        inside = x[(slice(None), slice(None)) + self.region]
+        texture = inside.flatten(1).var(dim=1)
+        return torch.stack([40 * (texture - texture.detach().new_tensor(0.04)), torch.zeros_like(texture)], dim=1)
+
+
+def textured_image(size=SIZE):
+    """Smooth colour blobs plus fine grain, so SLIC finds real regions and hiding one changes the variance."""
+    generator = torch.Generator().manual_seed(3)
+    blobs = F.interpolate(torch.rand(1, 3, 6, 6, generator=generator), size=(size, size), mode="bicubic")
+    return (0.9 * blobs + 0.1 * torch.rand(1, 3, size, size, generator=generator)).clamp(0, 1)
+
+
+def test_lime_puts_its_largest_weights_on_the_region_the_model_looks_at():
+    region = (slice(0, SIZE // 2), slice(0, SIZE // 2))
+    explainer = Lime(samples=200, segments=16, compactness=20, batch_size=50)  # ~15 superpixels of ~16x16
+    maps = explainer.explain(RegionTexture(region), textured_image(), torch.tensor([0]))[0]
+    inside = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    inside[region] = True
+    top = maps == maps.max()
+    assert inside[top].float().mean() > 0.5  # the best superpixel lies mostly in the region
+    assert maps[inside].mean() > 4 * maps[~inside].abs().mean()
+
+
+def test_lime_on_device_neighbourhood_matches_lime_own_loop():
+    """Same seed, same superpixels: our batched data_labels must reproduce lime's own weights."""
+    net = load_classifier({"arch": "tiny_cnn", "classes": 10}).net
+    image, target, seed = textured_image(), 4, 7
+    explainer = Lime(samples=40, segments=12, batch_size=16, seed=seed)
+    ours = explainer.explain(net, image, torch.tensor([target]))[0].numpy()
+
+    def classify_hwc(batch):
+        with torch.no_grad():
+            return net(torch.from_numpy(batch).permute(0, 3, 1, 2).float()).softmax(dim=1).double().numpy()
+
+    reference = lime_image.LimeImageExplainer(kernel_width=0.25, feature_selection="none", random_state=seed)
+    explanation = reference.explain_instance(
+        image[0].permute(1, 2, 0).double().numpy(), classify_hwc, labels=(target,), top_labels=None,
+        num_samples=40, batch_size=16, segmentation_fn=explainer.segment, random_seed=seed)
+    weights = np.zeros(explanation.segments.max() + 1)
+    for segment, weight in explanation.local_exp[target]:
+        weights[segment] = weight
+    assert np.abs(weights).max() > 0
+    np.testing.assert_allclose(ours, weights[explanation.segments], rtol=1e-3, atol=1e-4 * np.abs(weights).max())
