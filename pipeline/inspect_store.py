@@ -12,11 +12,13 @@ import numpy as np
 import zarr
 
 from pipeline.fuse import CONSENSUS, FUSE_KEY, FUSE_STAGE, IGNORE, MASK, WEIGHT
-from pipeline.store import (STATUS_BAD, STATUS_OK, STATUS_PENDING, n_images, open_store, progress_name,
-                            saliency_name, shard_count, shard_size)
+from pipeline.store import (STATUS_BAD, STATUS_OK, STATUS_PENDING, StoreError, n_images, open_store,
+                            progress_name, saliency_name, shard_count, shard_size)
+from pipeline.pictures import contact_sheet, overlay_sheet
 from pipeline.verify import list_arrays, storage_files
 
 MAX_BAD_LISTED = 20
+CONTACT_IMAGES = 48
 
 
 def stored_bytes(root: Path, name: str) -> tuple[int, int]:
@@ -141,3 +143,30 @@ def summarize(store_path: str | Path) -> str:
                 f"mean weight over non-ignore {stats['mean_weight_decided']:.3f}",
                 f"  consensus stored: {'yes' if CONSENSUS in group else 'no'}"]
     return "\n".join(out)
+
+
+def write_pictures(store_path: str | Path, out_dir: str | Path | None = None, overlay: list[int] = (),
+                   contact: bool = False, contact_images: int = CONTACT_IMAGES) -> list[Path]:
+    """Overlay sheets for the `overlay` image indices and, if asked, a contact sheet of the first fused images.
+
+    Pictures go to `out_dir`, by default `<store>.pictures/` beside the store; returns their paths.
+    """
+    root = Path(store_path)
+    group = open_store(root, mode="r")
+    if MASK not in group:
+        raise StoreError(f"{root} has no labels yet (run the fuse stage first)")
+    n = n_images(group)
+    out = Path(out_dir) if out_dir is not None else root.with_name(root.name + ".pictures")
+    out.mkdir(parents=True, exist_ok=True)
+    members = [tuple(m) for m in group.attrs.get("fuse", {}).get("members", [])]
+    written = []
+    for index in overlay:
+        if not 0 <= index < n:
+            raise IndexError(f"overlay image {index} is out of range: the store has {n} images")
+        written.append(overlay_sheet(group, index, members, out / f"overlay_{index:07d}.png"))
+    if contact:
+        k = shard_size(group)
+        fused = np.repeat(np.asarray(group[progress_name(FUSE_STAGE, FUSE_KEY)][:], bool), k)[:n]
+        chosen = np.flatnonzero(fused & (np.asarray(group["index/status"][:]) == STATUS_OK))[:contact_images]
+        written.append(contact_sheet(group, [int(i) for i in chosen], out / "contact_sheet.png"))
+    return written

@@ -1,0 +1,78 @@
+"""Pictures of the labels for a human eye: an overlay sheet per image and a contact sheet of many.
+
+Overlay sheet: the image, each member's normalised map, the consensus, the mask and the weight, in a
+row. Contact sheet: image above mask for many images. Images come from the dataset root recorded
+in the store; a missing image file is drawn as a grey square so the labels can still be seen.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from pipeline.fuse import CONSENSUS, MASK, WEIGHT, normalise  # noqa: E402
+from pipeline.images import BadImage, load_rgb  # noqa: E402
+from pipeline.store import saliency_name  # noqa: E402
+
+# mask values 0 background, 1 foreground, 255 ignore -> black, white, red
+MASK_COLOURS = ListedColormap(["black", "white", "tab:red"])
+
+
+def image_at_map_size(group, index: int) -> np.ndarray:
+    """The image resized to the map size (maps cover the whole image), or grey if it cannot be read."""
+    size = int(group.attrs["map_size"])
+    path = Path(str(group.attrs.get("data_root", ""))) / str(group["index/path"][index])
+    try:
+        rgb = load_rgb(path)
+    except BadImage:
+        return np.full((size, size, 3), 128, np.uint8)
+    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+
+
+def mask_codes(mask: np.ndarray) -> np.ndarray:
+    """0/1/255 -> 0/1/2 for the three-colour map."""
+    return np.where(mask == 255, 2, mask).astype(np.uint8)
+
+
+def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) -> Path:
+    panels = [("image", image_at_map_size(group, index), {})]
+    for model, explainer in members:
+        stored = group[saliency_name(model, explainer)][index][None].astype(np.float32)
+        panels.append((f"{model}\n{explainer}", normalise(stored)[0], {"cmap": "jet", "vmin": 0, "vmax": 1}))
+    if CONSENSUS in group:
+        panels.append(("consensus", group[CONSENSUS][index].astype(np.float32), {"cmap": "jet", "vmin": 0, "vmax": 1}))
+    panels.append(("mask (red: ignore)", mask_codes(group[MASK][index]), {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2}))
+    panels.append(("weight", group[WEIGHT][index] / 255.0, {"cmap": "gray", "vmin": 0, "vmax": 1}))
+    figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
+    for axis, (title, picture, style) in zip(np.atleast_1d(axes), panels):
+        axis.imshow(picture, interpolation="nearest", **style)
+        axis.set_title(title, fontsize=8)
+        axis.axis("off")
+    figure.suptitle(f"[{index}] {group['index/path'][index]}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+    return out
+
+
+def contact_sheet(group, indices: list[int], out: Path, columns: int = 8) -> Path:
+    rows = -(-len(indices) // columns)
+    figure, axes = plt.subplots(2 * rows, columns, figsize=(1.6 * columns, 3.2 * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for slot, index in enumerate(indices):
+        r, c = divmod(slot, columns)
+        axes[2 * r, c].imshow(image_at_map_size(group, index))
+        axes[2 * r, c].set_title(str(index), fontsize=7)
+        axes[2 * r + 1, c].imshow(mask_codes(group[MASK][index]), cmap=MASK_COLOURS, vmin=0, vmax=2,
+                                  interpolation="nearest")
+    figure.tight_layout()
+    figure.savefig(out, dpi=80)
+    plt.close(figure)
+    return out

@@ -1,0 +1,90 @@
+"""Inspection report, pictures and verification on a real fused store."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import fuse, inspect_store, verify
+from pipeline.store import mark_done, open_store
+from pipeline.synthetic_store import make_synthetic_store
+
+
+@pytest.fixture()
+def fused_store(tmp_path):
+    store = tmp_path / "run" / "pssl.zarr"
+    make_synthetic_store(store, 10, map_size=16, shard=4, bad=(3,))
+    fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    return store
+
+
+def test_summary_reports_arrays_completion_inputs_and_labels(fused_store):
+    text = inspect_store.summarize(fused_store)
+    group = open_store(fused_store)
+    assert "10 images, shard size 4 (3 shards), map size 16" in text
+    assert "saliency/net_a/gradcam" in text and "10x16x16" in text and "1x16x16" in text and "4x16x16" in text
+    assert "progress/fuse/labels" in text and "3 / 3 shards done" in text
+    assert "net_b/smoothgrad" in text and "3 / 3 shard files written" in text
+    assert "9 ok, 1 bad, 0 pending" in text
+    assert f"[3] {group['index/path'][3]}: unreadable: synthetic" in text
+    ok = np.arange(10) != 3
+    mask, weight = group["pssl/mask"][:][ok], group["pssl/weight"][:][ok]
+    decided = mask != 255
+    expected = (f"foreground {(mask == 1).mean():.1%}, ignore {(mask == 255).mean():.1%}, "
+                f"mean weight over non-ignore {weight[decided].mean() / 255:.3f}")
+    assert expected in text
+
+
+def test_summary_of_unfused_store(tmp_path):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 4, map_size=8, shard=4)
+    assert "not fused yet" in inspect_store.summarize(store)
+
+
+def test_compression_ratio_counts_written_shards(fused_store):
+    lines = inspect_store.array_table(fused_store, verify.list_arrays(open_store(fused_store)))
+    mask_line = next(line for line in lines if line.startswith("pssl/mask "))
+    on_disk, _ = inspect_store.stored_bytes(fused_store, "pssl/mask")
+    assert float(mask_line.split()[-1]) == pytest.approx(10 * 16 * 16 / on_disk, abs=0.05)
+
+
+def test_pictures_are_written(fused_store, tmp_path):
+    out = tmp_path / "pictures"
+    written = inspect_store.write_pictures(fused_store, out, overlay=[0, 3], contact=True)
+    assert [p.name for p in written] == ["overlay_0000000.png", "overlay_0000003.png", "contact_sheet.png"]
+    for path in written:
+        with Image.open(path) as picture:
+            width, height = picture.size
+            assert width > 300 and height > 100
+            assert np.asarray(picture.convert("L")).std() > 10  # not a blank canvas
+    with pytest.raises(IndexError, match="out of range"):
+        inspect_store.write_pictures(fused_store, out, overlay=[10])
+
+
+def test_verify_clean_store(fused_store):
+    assert verify.verify_store(fused_store) == []
+
+
+def test_verify_names_a_deleted_shard_file(fused_store):
+    (fused_store / "saliency" / "net_a" / "gradcam" / "c" / "1" / "0" / "0").unlink()
+    (fused_store / "index" / "status" / "c" / "2").unlink()
+    problems = verify.verify_store(fused_store)
+    assert "saliency/net_a/gradcam: shard 1: file saliency/net_a/gradcam/c/1/0/0 is missing" in problems
+    assert "index/status: shard 2: file index/status/c/2 is missing" in problems
+    assert len(problems) == 2
+
+
+def test_verify_names_a_truncated_shard_file(fused_store):
+    shard_file = fused_store / "pssl" / "mask" / "c" / "2" / "0" / "0"
+    data = shard_file.read_bytes()
+    shard_file.write_bytes(data[: len(data) // 2])
+    problems = verify.verify_store(fused_store)
+    assert len(problems) == 1 and problems[0].startswith("pssl/mask: shard 2: cannot decode")
+
+
+def test_verify_checks_only_flagged_shards(tmp_path):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 8, map_size=8, shard=4, explained=False)
+    (store / "saliency" / "net_a" / "gradcam" / "c" / "1" / "0" / "0").unlink()
+    assert verify.verify_store(store) == []  # shard 1 was never flagged as explained
+    mark_done(open_store(store), "explain", "net_a", 1)
+    assert verify.verify_store(store) == [
+        "saliency/net_a/gradcam: shard 1: file saliency/net_a/gradcam/c/1/0/0 is missing"]
