@@ -13,25 +13,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from training.palette import voc_palette
+
 IGNORE = 255
-
-
-def voc_palette() -> list[int]:
-    """The Pascal VOC colour map: bits of the class id spread over the high bits of R, G and B."""
-    palette = []
-    for index in range(256):
-        r = g = b = 0
-        value = index
-        for shift in range(7, -1, -1):
-            r |= (value & 1) << shift
-            g |= ((value >> 1) & 1) << shift
-            b |= ((value >> 2) & 1) << shift
-            value >>= 3
-        palette += [r, g, b]
-    return palette
-
-
-VOC_PALETTE = voc_palette()
+VOC_PALETTE = voc_palette().flatten().tolist()
 
 
 def classification_image_path(root: Path, split: str, class_name: str, image_id: str) -> Path:
