@@ -148,11 +148,22 @@ def _torch_cache_file(url: str) -> Path:
     return path
 
 
+def _known_answer(family: str):
+    """Classifiers of the known-answer benchmark; imported on use, so pipeline/ never needs benchmarks/."""
+    def build(spec: dict) -> Classifier:
+        from benchmarks.known_answer.models import build_classifier
+        return build_classifier(family, spec)
+    return build
+
+
 BUILDERS = {
     "efficientnet_lite0": lambda spec: _efficientnet_lite(0, spec),
     "efficientnet_lite1": lambda spec: _efficientnet_lite(1, spec),
     "efficientnet_lite2": lambda spec: _efficientnet_lite(2, spec),
     "tiny_cnn": _tiny_cnn,
+    "ka_vgg": _known_answer("vgg"),
+    "ka_resnet": _known_answer("resnet"),
+    "ka_convmixer": _known_answer("convmixer"),
 }
 
 
