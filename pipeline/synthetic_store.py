@@ -51,7 +51,7 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
     status = np.full(n, STATUS_OK, np.uint8)
     status[list(bad)] = STATUS_BAD
     classes = rng.integers(0, 1000, n).astype(np.int16)
-    index["index/path"][:] = np.array([f"n{c:08d}/img_{i:06d}.JPEG" for i, c in enumerate(classes)], dtype=object)
+    index["index/path"][:] = np.array([f"n{c:08d}/n{c:08d}_{i}.JPEG" for i, c in enumerate(classes)], dtype=object)
     index["index/error"][:] = np.array(["unreadable: synthetic" if s == STATUS_BAD else "" for s in status],
                                        dtype=object)
     index["index/class_id"][:] = classes
