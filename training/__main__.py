@@ -1,0 +1,42 @@
+"""`python -m training <command> --config conf/X.yaml [key=value ...]`; bad input -> one line, exit 1."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.config import ConfigError, load_config
+from pipeline.images import BadImage
+from pipeline.store import StoreError
+from training import pretrain
+from training.datasets import DataError
+from training.trainer import TrainingError
+
+# Each command takes the resolved config dict.
+COMMANDS = {"pretrain": pretrain.run}
+USER_ERRORS = (ConfigError, StoreError, DataError, TrainingError, BadImage)
+
+
+def one_line(error: BaseException) -> str:
+    """An error re-raised from a DataLoader worker carries the worker's traceback: keep its last line."""
+    text = str(error).strip()
+    if "Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return " ".join(text.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("--config", required=True, help="YAML config under conf/")
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command](load_config(args.config, args.overrides))
+    except USER_ERRORS as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Training samples from this project's store: the image, and its PSSL mask/weight mapped back onto it.
+
+The stored maps cover the whole image resized to S x S, so each is resized to the image's own size
+(nearest for the mask, bilinear for the weight) before the joint augmentations. Only rows with
+status ok, a target class and a fused shard are used; the others are counted in `skipped`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.fuse import FUSE_KEY, FUSE_STAGE, MASK, WEIGHT
+from pipeline.store import STATUS_OK, open_store, progress_name, shard_count
+from training.datasets.base import AugmentedSegmentationDataset, DataError, check_files_exist, load_image_tensor
+from training.datasets.transforms import resize_label_weight
+
+FUSE_FLAGS = progress_name(FUSE_STAGE, FUSE_KEY)
+
+
+def labelled_rows(group, n: int) -> np.ndarray:
+    """Rows whose shard the fuse stage has marked as fully written (one flag per shard)."""
+    if FUSE_FLAGS not in group:
+        return np.zeros(n, dtype=bool)
+    per_shard = np.asarray(group[FUSE_FLAGS][:], dtype=bool)
+    k = int(group.attrs["shard_size"])
+    if per_shard.shape[0] != shard_count(n, k):
+        raise DataError(f"{FUSE_FLAGS} has {per_shard.shape[0]} shard flags, expected {shard_count(n, k)}")
+    return np.repeat(per_shard, k)[:n]
+
+
+def to_class_label(mask: np.ndarray, target: int, background: int, ignore_index: int) -> torch.Tensor:
+    """mask 1 -> the image's class, 0 -> background, anything else -> ignore."""
+    label = np.full(mask.shape, ignore_index, dtype=np.int64)
+    label[mask == 1] = target
+    label[mask == 0] = background
+    return torch.from_numpy(label)
+
+
+class PsslStoreDataset(AugmentedSegmentationDataset):
+    def __init__(self, store_path: str | Path, num_classes: int, ignore_index: int, transforms, seed: int = 0,
+                 data_root: str | Path | None = None, check_files: bool = True):
+        super().__init__(transforms, seed)
+        self.ignore_index = int(ignore_index)
+        self.store_path = Path(store_path)
+        self.background = int(num_classes) - 1
+        group = open_store(self.store_path, mode="r")
+        if MASK not in group or WEIGHT not in group:
+            raise DataError(f"store {self.store_path} has no labels ({MASK}/{WEIGHT} missing): "
+                            "run the fuse stage (`make generate-labels`) first")
+        root = data_root or group.attrs.get("data_root")
+        if not root:
+            raise DataError(f"store {self.store_path} does not say where its images are "
+                            "(no 'data_root' attribute); set data.root=<directory>")
+        self.data_root = Path(root)
+        n = group["index/path"].shape[0]
+        status = np.asarray(group["index/status"][:])
+        target = np.asarray(group["index/target"][:], dtype=np.int64)
+        fused = labelled_rows(group, n)
+        ok = status == STATUS_OK
+        has_target = target >= 0
+        self.skipped = {"shard not fused": int((~fused).sum()),
+                        "status not ok": int((fused & ~ok).sum()),
+                        "no target class": int((fused & ok & ~has_target).sum())}
+        usable = fused & ok & has_target
+        self._check_classes(group, target[usable], num_classes)
+        self.rows = np.nonzero(usable)[0]
+        if len(self.rows) == 0:
+            raise DataError(f"store {self.store_path} has no usable labelled image "
+                            f"(skipped: {self.describe_skipped()})")
+        self.targets = target[self.rows]
+        self.paths = [str(p) for p in np.asarray(group["index/path"][:])[self.rows]]
+        if check_files:
+            check_files_exist([self.data_root / p for p in self.paths], "image file")
+        self._arrays = None  # opened lazily in each DataLoader worker
+
+    def _check_classes(self, group, targets: np.ndarray, num_classes: int) -> None:
+        classes = group.attrs.get("classes")
+        if classes is not None and len(classes) > self.background:
+            raise DataError(f"class count mismatch: the store has {len(classes)} classes + background "
+                            f"but the config says num_classes={num_classes}")
+        if len(targets) and int(targets.max()) >= self.background:
+            raise DataError(f"class count mismatch: the store has target class {int(targets.max())} "
+                            f"but num_classes={num_classes} leaves only 0..{self.background - 1} "
+                            f"(background = {self.background})")
+
+    def describe_skipped(self) -> str:
+        return ", ".join(f"{count} {reason}" for reason, count in self.skipped.items())
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_arrays": None}
+
+    def load(self, index: int) -> dict:
+        if self._arrays is None:
+            group = open_store(self.store_path, mode="r")
+            self._arrays = (group[MASK], group[WEIGHT])
+        masks, weights = self._arrays
+        row = int(self.rows[index])
+        path = self.data_root / self.paths[index]
+        image = load_image_tensor(path)
+        label = to_class_label(np.asarray(masks[row]), int(self.targets[index]), self.background,
+                                self.ignore_index)
+        weight = torch.from_numpy(np.asarray(weights[row], dtype=np.float32) / 255.0)
+        label, weight = resize_label_weight(label, weight, *image.shape[-2:])
+        return {"image": image, "label": label, "weight": weight, "path": str(path)}

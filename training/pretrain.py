@@ -1,0 +1,97 @@
+"""PSSL pre-training: a segmentation network learns the 1001-class pseudo labels (classes + background).
+
+Builds the dataset, network and weighted loss from the resolved config, then hands them to the
+generic Trainer. Writes under `run.out_dir`: config.yaml (resolved), checkpoints/, tensorboard/
+and loss_curve.png.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from pipeline.config import ConfigError, get
+from training.datasets import build_dataset
+from training.datasets.transforms import build_transforms
+from training.distributed import init_distributed, shutdown_distributed
+from training.loss import SegmentationLoss
+from training.models import create_model
+from training.sample_images import PredictionRenderer
+from training.trainer import CHECKPOINT_DIR, LAST, Trainer, TrainSettings
+
+
+def check_model_classes(model: torch.nn.Module, num_classes: int) -> None:
+    """One tiny forward pass, so a head of the wrong width fails here rather than inside the loss."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.zeros(1, 3, 64, 64))
+    model.train()
+    if logits.shape[1] != num_classes:
+        raise ConfigError(f"class count mismatch: the model outputs {logits.shape[1]} classes "
+                          f"but num_classes={num_classes}")
+
+
+def build_model(config: dict, num_classes: int) -> torch.nn.Module:
+    name = get(config, "model.name")
+    try:
+        model = create_model(name, num_classes, get(config, "model.backbone_weights", None))
+    except KeyError as error:
+        raise ConfigError(f"model.name: {error.args[0]}") from None
+    check_model_classes(model, num_classes)
+    return model
+
+
+def resume_path(config: dict, out_dir: Path) -> Path | None:
+    """`run.resume`: auto (last.pt if present), a checkpoint path, or null for a fresh start."""
+    resume = get(config, "run.resume", "auto")
+    if resume in (None, False, "none", "null"):
+        return None
+    if resume == "auto":
+        last = out_dir / CHECKPOINT_DIR / LAST
+        return last if last.is_file() else None
+    return Path(resume)
+
+
+def run(config: dict) -> Path:
+    """Train as configured (under torchrun, as one of several processes); return the output folder."""
+    ctx = init_distributed()
+    try:
+        out_dir = Path(get(config, "run.out_dir"))
+        settings = TrainSettings.from_config(get(config, "train"))
+        num_classes, ignore_index = int(get(config, "num_classes")), int(get(config, "ignore_index"))
+        if 0 <= ignore_index < num_classes:
+            raise ConfigError(f"ignore_index={ignore_index} is a real class id with num_classes={num_classes}; "
+                              f"use {num_classes} (the reference's choice)")
+        augment = get(config, "augment")
+        dataset = build_dataset(config, build_transforms(augment, ignore_index), num_classes, ignore_index,
+                                settings.seed)
+        if ctx.is_main:
+            print(f"pretrain: {len(dataset)} labelled images; skipped: {dataset.describe_skipped()}")
+        torch.manual_seed(settings.seed)
+        model = build_model(config, num_classes)
+        loss = SegmentationLoss(num_classes, background_index=num_classes - 1,
+                                background_alpha=float(get(config, "loss.background_alpha")),
+                                head_weights=get(config, "loss.head_weights"),
+                                detail_weight=float(get(config, "loss.detail_weight")),
+                                ignore_index=ignore_index)
+        render = PredictionRenderer(augment["mean"], augment["std"], num_classes, ignore_index,
+                                    background=num_classes - 1)
+        trainer = Trainer(model, loss, dataset, settings, out_dir, ctx, render=render)
+        checkpoint = resume_path(config, out_dir)
+        if checkpoint is not None:
+            trainer.load_checkpoint(checkpoint)
+            if ctx.is_main:
+                print(f"pretrain: resumed from {checkpoint} at step {trainer.step} "
+                      f"(epoch {trainer.epoch + 1}, sample {trainer.position})")
+        if ctx.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        history = trainer.fit()
+        if ctx.is_main and history:
+            print(f"pretrain: {trainer.step} steps, loss {history[0][1]:.4f} (step {int(history[0][0])}) -> "
+                  f"{history[-1][1]:.4f} (step {int(history[-1][0])}); outputs in {out_dir}")
+        return out_dir
+    finally:
+        shutdown_distributed()
+
