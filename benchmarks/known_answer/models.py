@@ -34,13 +34,12 @@ class PlainCNN(nn.Module):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            conv_bn_relu(3, w, stride=2),
-            conv_bn_relu(w, 2 * w), nn.MaxPool2d(2),
-            conv_bn_relu(2 * w, 4 * w), nn.MaxPool2d(2),
-            conv_bn_relu(4 * w, 8 * w),
+            conv_bn_relu(3, w, stride=2), nn.MaxPool2d(2),
+            conv_bn_relu(w, 2 * w), conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2),
+            conv_bn_relu(2 * w, 4 * w),
         )
-        self.cam_block = conv_bn_relu(8 * w, 8 * w)
-        self.head = PooledHead(8 * w, classes)
+        self.cam_block = conv_bn_relu(4 * w, 4 * w)
+        self.head = PooledHead(4 * w, classes)
 
     def forward(self, x):
         return self.head(self.cam_block(self.features(x)))
@@ -61,14 +60,14 @@ class BasicBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """ResNet-like: a strided stem, then three stages of basic residual blocks."""
+    """ResNet-like: a strided stem, then basic residual blocks (the first two halve the resolution)."""
 
     def __init__(self, classes: int, width: int = 16):
         super().__init__()
         w = width
         self.stem = conv_bn_relu(3, w, stride=2)
-        self.stages = nn.Sequential(BasicBlock(w, w, 1), BasicBlock(w, 2 * w, 2))
-        self.cam_block = nn.Sequential(BasicBlock(2 * w, 4 * w, 2), BasicBlock(4 * w, 4 * w, 1))
+        self.stages = nn.Sequential(BasicBlock(w, 2 * w, 2), BasicBlock(2 * w, 4 * w, 2))
+        self.cam_block = BasicBlock(4 * w, 4 * w, 1)
         self.head = PooledHead(4 * w, classes)
 
     def forward(self, x):
@@ -91,7 +90,7 @@ class MixerBlock(nn.Module):
 class ConvMixer(nn.Module):
     """ConvMixer: non-overlapping patch embedding, then `depth` mixer blocks at a single resolution."""
 
-    def __init__(self, classes: int, width: int = 96, depth: int = 6, patch: int = 8, kernel: int = 7):
+    def __init__(self, classes: int, width: int = 64, depth: int = 5, patch: int = 8, kernel: int = 5):
         super().__init__()
         self.embed = nn.Sequential(nn.Conv2d(3, width, patch, stride=patch), nn.GELU(), nn.BatchNorm2d(width))
         self.blocks = nn.Sequential(*(MixerBlock(width, kernel) for _ in range(depth - 1)))
