@@ -18,8 +18,9 @@ def _resize(sample: dict, height: int, width: int) -> dict:
     """Bilinear for the image and the weight, nearest for the label (class ids must not blend)."""
     image = F.interpolate(sample["image"][None], size=(height, width), mode="bilinear",
                           align_corners=False)[0]
+    # Bilinear weights can overshoot 1 by float rounding (1.0000001), which the loss rejects: clamp.
     weight = F.interpolate(sample["weight"][None, None], size=(height, width), mode="bilinear",
-                           align_corners=False)[0, 0]
+                           align_corners=False)[0, 0].clamp_(0.0, 1.0)
     label = F.interpolate(sample["label"][None, None].float(), size=(height, width),
                           mode="nearest-exact")[0, 0].long()
     return {**sample, "image": image, "label": label, "weight": weight}
@@ -32,7 +33,7 @@ def resize_label_weight(mask_label: torch.Tensor, weight: torch.Tensor, height: 
     label = F.interpolate(mask_label[None, None].float(), size=(height, width),
                           mode="nearest-exact")[0, 0].long()
     weight = F.interpolate(weight[None, None], size=(height, width), mode="bilinear",
-                           align_corners=False)[0, 0]
+                           align_corners=False)[0, 0].clamp_(0.0, 1.0)
     return label, weight
 
 
