@@ -70,17 +70,34 @@ def resolve_config(config: dict, group: zarr.Group) -> dict:
     }
 
 
+def percentile_99(rows: np.ndarray) -> np.ndarray:
+    """Per-row 99th percentile with numpy's default (linear) interpolation, via one partial sort.
+
+    Same value as np.quantile(rows, 0.99, axis=1), a little faster: it partitions only around the
+    two order statistics the interpolation needs. This selection is most of fusion's compute.
+    """
+    position = (rows.shape[1] - 1) * PERCENTILE
+    low = int(np.floor(position))
+    high = min(low + 1, rows.shape[1] - 1)
+    ordered = np.partition(rows, (low, high), axis=1)
+    return ordered[:, low] + (ordered[:, high] - ordered[:, low]) * np.float32(position - low)
+
+
 def normalise(maps: np.ndarray) -> np.ndarray:
     """n = min(1, relu(map) / q99(relu(map))) per image of a [B, S, S] stack, as float32.
 
     An image whose q99 is 0 (fewer than 1% positive pixels) gets n = 1 on its positive pixels,
     the limit of the rule as q99 -> 0+.
     """
-    positive = np.maximum(maps.astype(np.float32), 0.0)
-    q = np.quantile(positive.reshape(len(positive), -1), PERCENTILE, axis=1).astype(np.float32)
-    q = q[:, None, None]
-    safe = np.where(q > 0, q, 1.0)
-    return np.where(q > 0, np.minimum(positive / safe, 1.0), (positive > 0).astype(np.float32))
+    n = maps.astype(np.float32)
+    np.maximum(n, 0.0, out=n)
+    q = percentile_99(n.reshape(len(n), -1))
+    flat = q <= 0
+    n *= (1.0 / np.where(flat, 1.0, q)).astype(np.float32)[:, None, None]
+    np.minimum(n, 1.0, out=n)
+    if flat.any():
+        n[flat] = n[flat] > 0
+    return n
 
 
 def member_weights(probabilities: np.ndarray | None, n_members: int, n: int) -> np.ndarray:
@@ -106,12 +123,16 @@ def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg: f
     consensus = np.zeros(shape, np.float32)
     votes_fg = np.zeros(shape, np.float32)
     votes_bg = np.zeros(shape, np.float32)
+    scratch = np.empty(shape, np.float32)
     for member, stack in enumerate(maps):
         n = normalise(stack)
         w = weights[member][:, None, None]
-        consensus += w * n
-        votes_fg += w * (n >= fg)
-        votes_bg += w * (n <= bg)
+        np.multiply(n, w, out=scratch)
+        consensus += scratch
+        np.multiply(n >= fg, w, out=scratch)
+        votes_fg += scratch
+        np.multiply(n <= bg, w, out=scratch)
+        votes_bg += scratch
     is_fg, is_bg = consensus >= fg, consensus <= bg
     out = np.empty(shape, FUSED)
     out["mask"] = np.where(is_fg, FOREGROUND, np.where(is_bg, BACKGROUND, IGNORE))
