@@ -1,0 +1,245 @@
+"""Explain stage: Ray actors, each holding one loaded classifier, explain whole shards of images.
+
+Two passes per model. `classify` records each image's class probabilities (the ensemble's top-1
+becomes the target of images without a class); `explain` then runs every explainer on the target
+and writes `saliency/<model>/<explainer>` (map / its max-abs, float16) plus the per-image scale.
+One task writes one model's shard of every array, so no two writers share a shard file; the
+driver sets a shard's progress flag only after the task has returned, so a re-run redoes exactly
+the unfinished shards. Actors that die are restarted by Ray and their shard retried.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+import torch.nn.functional as F
+import zarr
+
+from explainers import EXPLAINERS, create_explainer
+from pipeline.classifiers import load_classifier, normalize_spec
+from pipeline.config import ConfigError, get
+from pipeline.images import load_rgb
+from pipeline.ray_runtime import StageError, cluster_cpus
+from pipeline.store import (STATUS_OK, StoreError, UNKNOWN_CLASS, done_shards, mark_done, n_images, open_store,
+                            prediction_name, require_array, saliency_name, scale_name, score_name,
+                            shard_count, shard_slice, top1_name)
+
+
+def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
+    """Whole images (not crops) resized to size x size, RGB in [0, 1], so a map covers the whole image."""
+    batch = [F.interpolate(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), size=(size, size),
+                           mode="bilinear", antialias=True, align_corners=False) for rgb in rgbs]
+    return (torch.cat(batch) / 255.0).clamp_(0, 1).to(device)
+
+
+def to_stored_maps(maps: torch.Tensor, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize raw maps to the stored size and divide each by its max-abs, so float16 keeps them exactly."""
+    resized = F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    scale = resized.flatten(1).abs().amax(dim=1)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (resized / safe[:, None, None]).cpu().numpy().astype(np.float16), scale.cpu().numpy().astype(np.float32)
+
+
+def build_explainers(classifier, specs: dict, seed: int) -> dict:
+    """Instantiate each configured explainer; Grad-CAM-like ones get the classifier's CAM layer."""
+    built = {}
+    for name, params in specs.items():
+        params = {"seed": seed, **(params or {})}
+        if name in EXPLAINERS and "layer" in inspect.signature(EXPLAINERS[name]).parameters:
+            params["layer"] = classifier.cam_layer
+        try:
+            built[name] = create_explainer(name, **params)
+        except (KeyError, TypeError) as error:
+            raise ConfigError(f"explain.explainers: {error.args[0]}") from None
+    return built
+
+
+class ModelWorker:
+    """A Ray actor holding one loaded classifier (and its explainers) at a time.
+
+    Work arrives sorted by model, so a worker loads each model once per pass; keeping the process
+    across models and passes saves a Python + torch start-up per model (seconds each on 2 cores).
+    Each call handles one whole shard of the store and is its shard files' only writer.
+    """
+
+    def __init__(self, store_path: str, model_specs: dict, explainer_specs: dict, batch_size: int, seed: int,
+                 num_classes: int):
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.group = open_store(store_path)
+        self.root = Path(self.group.attrs["data_root"])
+        self.k, self.map_size = int(self.group.attrs["shard_size"]), int(self.group.attrs["map_size"])
+        self.n = n_images(self.group)
+        self.model_specs, self.explainer_specs = model_specs, explainer_specs
+        self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
+        self.classifier, self.explainers = None, {}
+
+    def _use(self, model: str):
+        if self.classifier is None or self.classifier.name != model:
+            self.classifier = None  # release the previous model before loading the next
+            self.classifier = load_classifier(self.model_specs[model], self.device)
+            self.explainers = build_explainers(self.classifier, self.explainer_specs, self.seed)
+        return self.classifier
+
+    def _load(self, shard: int) -> tuple[slice, np.ndarray, list[np.ndarray]]:
+        selection = shard_slice(shard, self.k, self.n)
+        ok = np.flatnonzero(self.group["index/status"][selection] == STATUS_OK)
+        paths = self.group["index/path"][selection]
+        return selection, ok, [load_rgb(self.root / paths[i], min_side=1) for i in ok]
+
+    def _batches(self, rgbs: list[np.ndarray]):
+        for start in range(0, len(rgbs), self.batch_size):
+            yield start, resize_batch(rgbs[start:start + self.batch_size], self.classifier.input_size, self.device)
+
+    @torch.no_grad()  # not inference_mode: a model loaded here is reused by explainers that need autograd
+    def classify(self, model: str, shard: int) -> int:
+        """Write top-1 and target probability; full probabilities where the class is unknown."""
+        net = self._use(model).net
+        selection, ok, rgbs = self._load(shard)
+        count = selection.stop - selection.start
+        probs = np.zeros((count, self.num_classes), np.float32)
+        for start, batch in self._batches(rgbs):
+            logits = net(batch)
+            if logits.shape[1] != self.num_classes:
+                raise ConfigError(f"{model} predicts {logits.shape[1]} classes but explain.num_classes is "
+                                  f"{self.num_classes}")
+            probs[ok[start:start + len(logits)]] = logits.softmax(dim=1).float().cpu().numpy()
+        class_ids = self.group["index/class_id"][selection]
+        known = class_ids != UNKNOWN_CLASS
+        target_prob = np.where(known, probs[np.arange(count), np.where(known, class_ids, 0)], 0)
+        self.group[score_name(model)][selection] = target_prob.astype(np.float16)
+        self.group[top1_name(model)][selection] = np.where(np.isin(np.arange(count), ok), probs.argmax(axis=1), -1).astype(np.int16)
+        if prediction_name(model) in self.group:
+            probs[known] = 0
+            self.group[prediction_name(model)][selection] = probs.astype(np.float16)
+        return len(ok)
+
+    def explain(self, model: str, shard: int) -> int:
+        net = self._use(model).net
+        selection, ok, rgbs = self._load(shard)
+        count = selection.stop - selection.start
+        targets = self.group["index/target"][selection]
+        size = self.map_size
+        for explainer_name, explainer in self.explainers.items():
+            maps = np.zeros((count, size, size), np.float16)
+            scales = np.zeros(count, np.float32)
+            for start, batch in self._batches(rgbs):
+                rows = ok[start:start + len(batch)]
+                target = torch.as_tensor(targets[rows], dtype=torch.long, device=self.device)
+                maps[rows], scales[rows] = to_stored_maps(explainer.explain(net, batch, target), size)
+            self.group[saliency_name(model, explainer_name)][selection] = maps
+            self.group[scale_name(model, explainer_name)][selection] = scales
+        return len(ok)
+
+
+def run_on_pool(actors: list, method: str, work: list[tuple[str, int]], on_done, in_flight_per_actor: int = 2) -> list:
+    """Keep every actor busy with (model, shard) items; returns [(model, shard, error)] that failed for good."""
+    queue, running, failures = list(work), {}, []
+
+    def submit(actor):
+        if queue:
+            item = queue.pop(0)
+            running[getattr(actor, method).remote(*item)] = (item, actor)
+
+    for actor in actors:
+        for _ in range(in_flight_per_actor):
+            submit(actor)
+    while running:
+        (ref,), _ = ray.wait(list(running), num_returns=1)
+        item, actor = running.pop(ref)
+        try:
+            ray.get(ref)
+            on_done(*item)
+        except ray.exceptions.RayError as error:
+            failures.append((*item, error))
+        submit(actor)
+    return failures
+
+
+def run(config: dict, store_path: Path, progress) -> zarr.Group:
+    group = open_store(store_path)
+    specs = {spec["name"]: spec for spec in map(normalize_spec, get(config, "explain.models"))}
+    explainer_specs = get(config, "explain.explainers")
+    num_classes = int(get(config, "explain.num_classes", 1000))
+    n, k, size = n_images(group), int(group.attrs["shard_size"]), int(group.attrs["map_size"])
+    n_shards = shard_count(n, k)
+    if not done_shards(group, "index", "images", n_shards).all():
+        raise StoreError(f"{store_path} is not fully indexed yet: run the index stage first")
+    group.attrs.update({"models": list(specs), "explainers": list(explainer_specs)})
+    status = group["index/status"][:]
+    unknown = bool(np.any((group["index/class_id"][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
+    for model in specs:
+        _require_model_arrays(group, model, list(explainer_specs), n, size, unknown, num_classes)
+    images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
+    pending = {stage: [(model, shard) for model in specs
+                       for shard in np.flatnonzero(~done_shards(group, stage, model, n_shards)).tolist()]
+               for stage in ("classify", "explain")}
+    actors = _start_actors(config, store_path, specs, explainer_specs, max(map(len, pending.values())))
+
+    def on_done(stage):
+        def mark(model, shard):
+            mark_done(group, stage, model, shard)
+            progress.update(int(images_per_shard[shard]))
+        return mark
+
+    try:
+        failures = []
+        for stage in ("classify", "explain"):
+            progress.reset(total=int(images_per_shard.sum()) * len(specs))
+            progress.set_description(stage)
+            progress.update(int(images_per_shard.sum()) * len(specs) - sum(images_per_shard[s] for _, s in pending[stage]))
+            failures = run_on_pool(actors, stage, pending[stage], on_done(stage))
+            if failures:
+                break
+            if stage == "classify":
+                _resolve_targets(group, list(specs), n, k)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    if failures:
+        lines = "; ".join(f"{model} shard {shard}: {type(error).__name__}: {error}" for model, shard, error in failures[:3])
+        raise StageError(f"{len(failures)} shard(s) failed ({lines}); re-run the same command to retry them")
+    return group
+
+
+def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: dict, pending: int) -> list:
+    if not pending:
+        return []
+    cpus = float(get(config, "ray.cpus_per_worker", 1))
+    gpus = float(get(config, "ray.gpus_per_worker", 0))
+    workers = get(config, "ray.workers", None) or max(1, int(cluster_cpus() // cpus))
+    worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=3,
+                                                   max_task_retries=3)
+    arguments = (str(store_path), specs, explainer_specs, int(get(config, "explain.batch_size", 8)),
+                 int(get(config, "explain.seed", 0)), int(get(config, "explain.num_classes", 1000)))
+    return [worker_class.remote(*arguments) for _ in range(min(int(workers), pending))]
+
+
+def _require_model_arrays(group: zarr.Group, model: str, explainers: list[str], n: int, size: int,
+                          unknown: bool, classes: int) -> None:
+    for explainer in explainers:
+        require_array(group, saliency_name(model, explainer), (n, size, size), np.float16, (size, size))
+        require_array(group, scale_name(model, explainer), (n,), np.float32)
+    require_array(group, score_name(model), (n,), np.float16)
+    require_array(group, top1_name(model), (n,), np.int16, fill_value=-1)
+    if unknown:
+        require_array(group, prediction_name(model), (n, classes), np.float16, (classes,))
+
+
+def _resolve_targets(group: zarr.Group, models: list[str], n: int, k: int) -> None:
+    """Target = the image's class, or the ensemble's top-1 (mean probability) where it is unknown."""
+    for shard in range(shard_count(n, k)):
+        selection = shard_slice(shard, k, n)
+        class_ids = group["index/class_id"][selection].astype(np.int64)
+        unknown = np.flatnonzero((class_ids == UNKNOWN_CLASS) & (group["index/status"][selection] == STATUS_OK))
+        targets = class_ids.copy()
+        if unknown.size:
+            probs = np.stack([group[prediction_name(m)][selection][unknown].astype(np.float32) for m in models])
+            targets[unknown] = probs.mean(axis=0).argmax(axis=1)
+            for model, model_probs in zip(models, probs):
+                scores = group[score_name(model)][selection]
+                scores[unknown] = model_probs[np.arange(unknown.size), targets[unknown]]
+                group[score_name(model)][selection] = scores
+        group["index/target"][selection] = targets.astype(np.int16)

@@ -1,0 +1,83 @@
+"""Index stage: record every image (path, class, size, status) in the store, decoding each once.
+
+Decoding happens in Ray tasks, one per shard of images; the driver alone writes the index arrays,
+so a re-run skips shards already validated and a changed dataset is refused rather than mixed in.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import ray
+import zarr
+
+from pipeline.config import get
+from pipeline.images import DEFAULT_MAX_PIXELS, BadImage, load_rgb
+from pipeline.sources import DatasetError, Listing, enumerate_images
+from pipeline.store import (STATUS_BAD, STATUS_OK, create_store, done_shards, mark_done, shard_count,
+                            shard_slice)
+
+STAGE = "index"
+
+
+@ray.remote(num_cpus=1, max_retries=3)
+def validate_images(root: str, paths: list[str], min_side: int, max_pixels: int) -> list[tuple]:
+    """(status, height, width, reason) for each path; never raises for a bad image."""
+    results = []
+    for path in paths:
+        try:
+            rgb = load_rgb(Path(root) / path, min_side=min_side, max_pixels=max_pixels)
+            results.append((STATUS_OK, rgb.shape[0], rgb.shape[1], ""))
+        except BadImage as error:
+            results.append((STATUS_BAD, 0, 0, str(error)))
+    return results
+
+
+def run(config: dict, store_path: Path, progress, listing: Listing | None = None) -> zarr.Group:
+    """Create or reopen the store and validate the images of shards not yet indexed."""
+    root, paths, labels, classes = listing or enumerate_images(config, store_path.parent)
+    n, k = len(paths), int(get(config, "store.shard_size"))
+    group = create_store(store_path, config)
+    _require_index_arrays(group, root, paths, labels, classes, k, int(get(config, "store.map_size")))
+    n_shards = shard_count(n, k)
+    pending = [s for s, done in enumerate(done_shards(group, STAGE, "images", n_shards)) if not done]
+    min_side = int(get(config, "data.min_side", 16))
+    max_pixels = int(get(config, "data.max_pixels", DEFAULT_MAX_PIXELS))
+    futures = {validate_images.remote(str(root), paths[shard_slice(s, k, n)], min_side, max_pixels): s
+               for s in pending}
+    progress.reset(total=n)
+    progress.set_description("index")
+    progress.update(n - sum(len(paths[shard_slice(s, k, n)]) for s in pending))
+    while futures:
+        ready, _ = ray.wait(list(futures), num_returns=1)
+        shard = futures.pop(ready[0])
+        rows = ray.get(ready[0])
+        selection = shard_slice(shard, k, n)
+        status, height, width, reason = (np.array(column) for column in zip(*rows))
+        group["index/status"][selection] = status.astype(np.uint8)
+        group["index/height"][selection] = height.astype(np.int32)
+        group["index/width"][selection] = width.astype(np.int32)
+        group["index/error"][selection] = reason.astype(str)
+        mark_done(group, STAGE, "images", shard)
+        progress.update(len(rows))
+    return group
+
+
+def _require_index_arrays(group: zarr.Group, root: Path, paths: list[str], labels: list[int],
+                          classes: list[str] | None, k: int, map_size: int) -> None:
+    if group.attrs.get("index_written"):
+        if group["index/path"].shape[0] != len(paths) or list(group["index/path"][:]) != paths:
+            raise DatasetError(f"the images under {root} changed since this store was indexed; "
+                               "use a new run name (run.name=...)")
+        return
+    group.attrs.update({"data_root": str(root.resolve()), "shard_size": k, "map_size": map_size,
+                        "classes": classes})
+    n = len(paths)
+    arrays = {"path": (str, ""), "class_id": (np.int16, -1), "target": (np.int16, -1),
+              "height": (np.int32, 0), "width": (np.int32, 0), "status": (np.uint8, 0), "error": (str, "")}
+    for name, (dtype, fill) in arrays.items():
+        group.create_array(f"index/{name}", shape=(n,), dtype=dtype, chunks=(k,), fill_value=fill,
+                           overwrite=True)
+    group["index/path"][:] = np.array(paths, dtype=str)
+    group["index/class_id"][:] = np.array(labels, dtype=np.int16)
+    group.attrs["index_written"] = True

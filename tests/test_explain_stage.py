@@ -1,0 +1,138 @@
+"""The index + explain stages on real Ray, real Zarr, real Captum/LIME and random-weight CNNs."""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import zarr
+from tqdm import tqdm
+
+from pipeline import explain, index
+from pipeline.cli import store_path
+from pipeline.store import STATUS_BAD, STATUS_OK, prediction_name, saliency_name, scale_name, score_name
+from tests.bad_inputs import write_corpus
+from tests.conftest import tiny_config, write_image_folder, write_photo
+
+MEMBERS = [(m, e) for m in ("cnn_a", "cnn_b") for e in ("grad_cam", "smooth_grad", "lime")]
+
+
+def run_stages(config: dict) -> zarr.Group:
+    path = store_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(disable=True) as progress:
+        index.run(config, path, progress)
+        return explain.run(config, path, progress)
+
+
+def saliency_arrays(group: zarr.Group) -> dict[str, np.ndarray]:
+    names = [saliency_name(m, e) for m, e in MEMBERS] + [scale_name(m, e) for m, e in MEMBERS]
+    names += [score_name(m) for m in ("cnn_a", "cnn_b")] + ["index/target"]
+    return {name: group[name][:] for name in names}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("data"), classes=2, per_class=3)
+
+
+@pytest.fixture(scope="module")
+def reference(ray_local, dataset, tmp_path_factory):
+    return run_stages(tiny_config(tmp_path_factory.mktemp("reference"), dataset))
+
+
+def test_every_member_is_written_with_image_aligned_shards(reference):
+    n, size, k = 6, 16, 2
+    assert list(reference["index/class_id"][:]) == [0, 0, 0, 1, 1, 1]
+    assert list(reference["index/target"][:]) == [0, 0, 0, 1, 1, 1]
+    assert (reference["index/status"][:] == STATUS_OK).all()
+    for model, explainer in MEMBERS:
+        maps = reference[saliency_name(model, explainer)]
+        assert maps.dtype == np.float16 and maps.shape == (n, size, size)
+        assert maps.chunks == (1, size, size) and maps.shards == (k, size, size)
+        scale = reference[scale_name(model, explainer)][:]
+        # stored as map / max-abs; a random net's Grad-CAM may be all zero (relu), then so is its scale
+        assert np.array_equal(np.abs(maps[:]).reshape(n, -1).max(axis=1), (scale > 0).astype(np.float16))
+        if explainer != "grad_cam":
+            assert (scale > 0).all()
+    for model in ("cnn_a", "cnn_b"):
+        assert reference[f"progress/explain/{model}"][:].all()
+        probs = reference[score_name(model)][:]
+        assert ((probs > 0) & (probs < 1)).all()
+
+
+def test_same_config_gives_bit_identical_saliency(reference, dataset, tmp_path):
+    again = run_stages(tiny_config(tmp_path, dataset))
+    for name, values in saliency_arrays(reference).items():
+        np.testing.assert_array_equal(again[name][:], values, err_msg=name)
+
+
+def test_rerun_skips_finished_shards(ray_local, dataset, tmp_path):
+    config = tiny_config(tmp_path, dataset)
+    group = run_stages(config)
+    marker = group[saliency_name("cnn_a", "lime")]
+    marker[0, 0, 0] = 7.0  # a finished shard is never rewritten, so the marker survives the re-run
+    run_stages(config)
+    assert marker[0, 0, 0] == 7.0
+
+
+def test_unknown_classes_take_the_ensemble_top1(ray_local, dataset, tmp_path):
+    (tmp_path / "list.txt").write_text("class_0/img_0.png\nclass_1/img_1.png 3\n")
+    group = run_stages(tiny_config(tmp_path, dataset, data={"source": "filelist",
+                                                            "file_list": str(tmp_path / "list.txt")}))
+    mean = np.mean([group[prediction_name(m)][0].astype(np.float32) for m in ("cnn_a", "cnn_b")], axis=0)
+    assert group["index/target"][0] == mean.argmax()
+    assert group["index/target"][1] == 3
+    assert group[prediction_name("cnn_a")][1].max() == 0  # known classes need no stored probabilities
+
+
+def test_bad_inputs_are_recorded_and_do_not_touch_other_images(ray_local, dataset, tmp_path, reference):
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    expected = write_corpus(data / "class_1")
+    group = run_stages(tiny_config(tmp_path, data))
+    paths = list(group["index/path"][:])
+    status, errors = group["index/status"][:], group["index/error"][:]
+    for name, loads in expected.items():
+        row = paths.index(f"class_1/{name}")
+        assert status[row] == (STATUS_OK if loads else STATUS_BAD), name
+        assert bool(errors[row]) != loads, (name, errors[row])
+        if not loads:
+            assert not group[saliency_name("cnn_a", "grad_cam")][row].any()
+    reference_paths = list(reference["index/path"][:])
+    for model, explainer in MEMBERS:
+        for row, path in enumerate(reference_paths):
+            np.testing.assert_allclose(group[saliency_name(model, explainer)][paths.index(path)].astype(np.float32),
+                                       reference[saliency_name(model, explainer)][row].astype(np.float32),
+                                       atol=2e-3, err_msg=f"{model}/{explainer} {path}")
+
+
+def _kill_first_worker_in(method: str, stop: threading.Event) -> int | None:
+    while not stop.is_set():
+        for process in psutil.process_iter(["cmdline"]):
+            if any(f"ModelWorker.{method}" in part for part in process.info["cmdline"] or []):
+                process.kill()
+                return process.pid
+        time.sleep(0.02)
+    return None
+
+
+def test_a_worker_killed_mid_shard_is_retried_and_nothing_is_lost(reference, dataset, tmp_path):
+    stop, outcome = threading.Event(), {}
+
+    def run():
+        try:
+            outcome["group"] = run_stages(tiny_config(tmp_path, dataset))
+        finally:
+            stop.set()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    killed = _kill_first_worker_in("explain", stop)
+    worker.join(timeout=300)
+    assert killed is not None, "no explain worker was seen to kill"
+    for name, values in saliency_arrays(reference).items():
+        np.testing.assert_array_equal(outcome["group"][name][:], values, err_msg=name)

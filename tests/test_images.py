@@ -1,0 +1,48 @@
+import time
+
+import numpy as np
+import pytest
+
+from pipeline.images import BadImage, load_rgb
+from tests.bad_inputs import write_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, write_corpus(folder)
+
+
+def test_convertible_images_load_as_8bit_rgb(corpus):
+    folder, expected = corpus
+    for name in (n for n, ok in expected.items() if ok):
+        rgb = load_rgb(folder / name, min_side=8)
+        assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3, name
+
+
+def test_exif_orientation_is_applied(corpus):
+    folder, _ = corpus
+    assert load_rgb(folder / "rotated.jpg", min_side=8).shape[:2] == (40, 20)
+
+
+def test_sixteen_bit_is_scaled_not_clipped(corpus):
+    folder, _ = corpus
+    rgb = load_rgb(folder / "gray16.png", min_side=8)
+    assert rgb.min() == 0 and rgb.max() == 255 and len(np.unique(rgb)) > 200
+
+
+@pytest.mark.parametrize("name, reason", [("truncated.jpg", "unreadable"), ("not_an_image.jpg", "unreadable"),
+                                          ("empty.png", "unreadable"), ("tiny.png", "too small"),
+                                          ("bomb.png", "refused")])
+def test_bad_inputs_are_refused_with_a_reason(corpus, name, reason):
+    folder, _ = corpus
+    with pytest.raises(BadImage, match=reason):
+        load_rgb(folder / name, min_side=8)
+
+
+def test_bomb_is_refused_before_decoding(corpus):
+    folder, _ = corpus
+    started = time.perf_counter()
+    with pytest.raises(BadImage):
+        load_rgb(folder / "bomb.png")
+    assert time.perf_counter() - started < 0.5
