@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from training.data.transforms import Compose, Normalize, build_transforms
+from training.datasets.transforms import Compose, Normalize, build_transforms
 from training.palette import VOC_CLASSES, colorize, render_grid, to_palette_png, voc_palette
 from training.voc import IGNORE_INDEX, VOCDataError, VOCSegmentation, read_label, resolve_voc_dir
 

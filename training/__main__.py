@@ -7,12 +7,12 @@ import sys
 from pipeline.config import ConfigError, load_config
 from pipeline.images import BadImage
 from pipeline.store import StoreError
-from training import pretrain
+from training import finetune_voc, pretrain
 from training.datasets import DataError
 from training.trainer import TrainingError
 
 # Each command takes the resolved config dict.
-COMMANDS = {"pretrain": pretrain.run}
+COMMANDS = {"pretrain": pretrain.run, "finetune-voc": finetune_voc.run, "eval-voc": finetune_voc.run_eval}
 USER_ERRORS = (ConfigError, StoreError, DataError, TrainingError, BadImage)
 
 

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.config import ConfigError
+
 IGNORE_INDEX = 255
 
 
@@ -78,13 +80,13 @@ def modes_from_config(entries: Iterable[dict]) -> list[InferenceMode]:
     modes = []
     for entry in entries:
         if not isinstance(entry, dict) or "name" not in entry:
-            raise ValueError(f"inference mode {entry!r} needs at least a 'name'")
+            raise ConfigError(f"eval.modes: entry {entry!r} needs at least a 'name'")
         scales = tuple(float(scale) for scale in entry.get("scales", [1.0]))
         if not scales or min(scales) <= 0:
-            raise ValueError(f"inference mode {entry['name']!r}: scales must be positive, got {scales}")
+            raise ConfigError(f"eval.modes: {entry['name']!r} scales must be positive, got {scales}")
         modes.append(InferenceMode(str(entry["name"]), scales, bool(entry.get("flip", False))))
     if not modes:
-        raise ValueError("no inference modes configured")
+        raise ConfigError("eval.modes is empty: name at least one inference mode")
     return modes
 
 
@@ -161,11 +163,12 @@ class EvaluationResult:
             lines.append(row(class_name, [per_class[name][index] for name in names]))
         return "\n".join(lines) + "\n"
 
-    def write(self, out_dir: str | Path, stem: str = "results") -> tuple[Path, Path]:
+    def write(self, out_dir: str | Path, metadata: dict | None = None, stem: str = "results") -> tuple[Path, Path]:
+        """`stem`.json (the scores, preceded by `metadata`) and `stem`.md (the table)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         json_path, markdown_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
-        json_path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        json_path.write_text(json.dumps({**(metadata or {}), **self.to_dict()}, indent=2) + "\n")
         markdown_path.write_text(self.markdown())
         return json_path, markdown_path
 

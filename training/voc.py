@@ -3,7 +3,7 @@
 Labels are class indices: palette PNGs are decoded by their palette INDEX (the VOC files' colours
 are only a rendering of it) and 8-bit grayscale PNGs (how SBD-converted Aug labels often come) are
 read as they are. 255 marks ignored pixels (object boundaries, crop padding). Augmentation is the
-shared, seeded pipeline of `training.data.transforms`, so fine-tuning resumes as exactly as
+shared, seeded pipeline of `training.datasets.transforms`, so fine-tuning resumes as exactly as
 pre-training does.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from pipeline.images import BadImage, load_rgb
-from training.data.base import AugmentedSegmentationDataset, DataError
+from training.datasets.base import AugmentedSegmentationDataset, DataError
 
 NUM_VOC_CLASSES = 21
 IGNORE_INDEX = 255  # VOC's own value for object boundaries and "difficult" pixels
@@ -78,11 +78,17 @@ def read_label(path: str | Path, num_classes: int = NUM_VOC_CLASSES) -> np.ndarr
 
 
 class VOCSegmentation(AugmentedSegmentationDataset):
-    """One VOC split; items are the trainer's dicts (image, label with 255 = ignore, weight = 1, path)."""
+    """One VOC split; items are the trainer's dicts (image, label with 255 = ignore, weight = 1, path).
+
+    `samples_per_epoch` stretches the split to that length (item i is image i mod N, augmented with
+    its own seed), so an iteration-counted schedule like the reference's 40k steps is exactly one
+    trainer epoch, with the poly decay spanning exactly those steps.
+    """
 
     def __init__(self, root: str | Path, split: str, label_dir: str, transforms, seed: int = 0,
-                 num_classes: int = NUM_VOC_CLASSES):
+                 num_classes: int = NUM_VOC_CLASSES, samples_per_epoch: int | None = None):
         super().__init__(transforms, seed)
+        self.samples_per_epoch = samples_per_epoch
         self.voc_dir = resolve_voc_dir(root)
         self.split, self.num_classes = split, num_classes
         self.ids = read_split_ids(self.voc_dir, split)
@@ -102,11 +108,11 @@ class VOCSegmentation(AugmentedSegmentationDataset):
         return self.label_dir / f"{image_id}.png"
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.samples_per_epoch or len(self.ids)
 
     def raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The unaugmented RGB image (HxWx3 uint8) and label (HxW uint8) of item `index`."""
-        image_id = self.ids[index]
+        image_id = self.ids[index % len(self.ids)]
         try:
             image = load_rgb(self.image_path(image_id), min_side=1)
         except BadImage as error:
@@ -122,4 +128,4 @@ class VOCSegmentation(AugmentedSegmentationDataset):
         return {"image": torch.from_numpy(image.copy()).permute(2, 0, 1).float(),
                 "label": torch.from_numpy(label.astype(np.int64)),
                 "weight": torch.ones(label.shape, dtype=torch.float32),  # every VOC label is trusted
-                "path": str(self.image_path(self.ids[index]))}
+                "path": str(self.image_path(self.ids[index % len(self.ids)]))}

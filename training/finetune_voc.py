@@ -1,0 +1,144 @@
+"""Fine-tune on Pascal VOC 2012 + Aug and report the paper's table: mIoU, flip, ms+flip, per class.
+
+`finetune-voc` initialises the network as `model.init` says (`pretrained`: every tensor of a PSSL
+checkpoint whose shape matches, the 1001-class heads skipped and listed; `backbone`: ImageNet
+STDCNet weights from a local file if given, else random), trains with the generic Trainer for
+`train.iterations` steps, then evaluates. `eval-voc` evaluates a fine-tuned checkpoint. Both write
+under `run.out_dir`: results.json, results.md, samples.png (image | ground truth | prediction).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from pipeline.config import ConfigError, get
+from training.checkpoints import describe, load_complete, load_pretrained
+from training.datasets.transforms import Compose, Normalize, build_transforms
+from training.distributed import init_distributed, shutdown_distributed
+from training.evaluate import EvaluationResult, evaluate_dataset, modes_from_config
+from training.loss import SegmentationLoss
+from training.palette import VOC_CLASSES, render_grid
+from training.pretrain import build_model, resume_path
+from training.sample_images import PredictionRenderer
+from training.trainer import CHECKPOINT_DIR, LAST, Trainer, TrainSettings
+from training.voc import IGNORE_INDEX, NUM_VOC_CLASSES, VOCSegmentation
+
+INITS = ("pretrained", "backbone")
+
+
+def voc_dataset(config: dict, which: str, transforms, seed: int = 0,
+                samples_per_epoch: int | None = None) -> VOCSegmentation:
+    """The `train` or `val` split named in the `data` section."""
+    return VOCSegmentation(get(config, "data.root"), get(config, f"data.{which}_split"),
+                           get(config, f"data.{which}_labels"), transforms, seed=seed,
+                           num_classes=NUM_VOC_CLASSES, samples_per_epoch=samples_per_epoch)
+
+
+def eval_transforms(config: dict) -> Compose:
+    """Whole images, only normalised (as the reference's val pipeline, whose padding we do in inference)."""
+    return Compose([Normalize(get(config, "augment.mean"), get(config, "augment.std"))])
+
+
+def train_settings(config: dict, world_size: int) -> tuple[TrainSettings, int]:
+    """The Trainer's settings for one epoch of `train.iterations` steps, and that epoch's sample count."""
+    section = dict(get(config, "train"))
+    if "epochs" in section:
+        raise ConfigError("VOC fine-tuning counts train.iterations (the reference's 40k), not train.epochs")
+    iterations = int(get(config, "train.iterations"))
+    if iterations < 1:
+        raise ConfigError(f"train.iterations must be >= 1, got {iterations}")
+    section.pop("iterations")
+    settings = TrainSettings.from_config({**section, "epochs": 1})
+    return settings, iterations * settings.batch_size * settings.accumulate * world_size
+
+
+def initialise(model: nn.Module, config: dict, verbose: bool) -> dict:
+    """Apply `model.init` (every process does, so all start alike); return what was loaded, for the results."""
+    init = get(config, "model.init")
+    if init not in INITS:
+        raise ConfigError(f"model.init must be one of {', '.join(INITS)}, not {init!r}")
+    if init == "backbone":  # build_model already loaded model.backbone_weights if given
+        return {"init": init, "backbone_weights": get(config, "model.backbone_weights", None)}
+    path = get(config, "model.pretrained", None)
+    if not path:
+        raise ConfigError("model.init is 'pretrained' but model.pretrained is not set: pass the PSSL checkpoint "
+                          "(make finetune-voc CHECKPOINT=path, or model.pretrained=path)")
+    report = load_pretrained(model, path)
+    if verbose:
+        print(f"finetune-voc: initialised from {path}: {describe(report)}")
+    return {"init": init, "pretrained": str(path), "loaded": len(report.loaded), "skipped": report.skipped}
+
+
+def evaluate_and_write(model: nn.Module, config: dict, device: torch.device, extra: dict) -> EvaluationResult:
+    """Evaluate on the val split in every configured mode; write results.json/.md and samples.png."""
+    dataset = voc_dataset(config, "val", eval_transforms(config))
+    result = evaluate_dataset(model, dataset, modes_from_config(get(config, "eval.modes")), VOC_CLASSES,
+                              device=device, size_divisor=int(get(config, "eval.size_divisor")),
+                              num_samples=int(get(config, "eval.num_samples")),
+                              num_workers=int(get(config, "eval.workers")),
+                              progress_every=int(get(config, "eval.progress_every")))
+    out_dir = Path(get(config, "run.out_dir"))
+    metadata = {"model": get(config, "model.name"), "split": get(config, "data.val_split"), **extra}
+    json_path, markdown_path = result.write(out_dir, metadata=metadata)
+    if result.samples:
+        render_grid(result.samples, out_dir / "samples.png")
+    print(f"{get(config, 'model.name')} on VOC {get(config, 'data.val_split')} ({result.num_images} images):\n"
+          f"{result.markdown()}results: {json_path}, {markdown_path}")
+    return result
+
+
+def run(config: dict, model: nn.Module | None = None) -> Path:
+    """Fine-tune as configured (under torchrun, as one of several processes), then evaluate on rank 0.
+
+    `model` replaces the network named by `model.name` (tests pass a tiny one).
+    """
+    ctx = init_distributed()
+    try:
+        out_dir = Path(get(config, "run.out_dir"))
+        settings, samples = train_settings(config, ctx.world_size)
+        augment = get(config, "augment")
+        train_set = voc_dataset(config, "train", build_transforms(augment, IGNORE_INDEX), settings.seed, samples)
+        voc_dataset(config, "val", eval_transforms(config))  # a missing val split fails now, not after training
+        torch.manual_seed(settings.seed)
+        model = model if model is not None else build_model(config, NUM_VOC_CLASSES)
+        init = initialise(model, config, verbose=ctx.is_main)
+        loss = SegmentationLoss(NUM_VOC_CLASSES, head_weights=get(config, "loss.head_weights"),
+                                detail_weight=float(get(config, "loss.detail_weight")), ignore_index=IGNORE_INDEX)
+        render = PredictionRenderer(augment["mean"], augment["std"], NUM_VOC_CLASSES, IGNORE_INDEX, background=0)
+        trainer = Trainer(model, loss, train_set, settings, out_dir, ctx, render=render)
+        checkpoint = resume_path(config, out_dir)
+        if checkpoint is not None:
+            trainer.load_checkpoint(checkpoint)
+            if ctx.is_main:
+                print(f"finetune-voc: resumed from {checkpoint} at step {trainer.step}")
+        if ctx.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            print(f"finetune-voc: {len(train_set.ids)} {train_set.split} images, {trainer.total_steps} steps of "
+                  f"{settings.batch_size * settings.accumulate * ctx.world_size} crops")
+        history = trainer.fit()
+        if ctx.is_main:
+            extra = {**init, "train_steps": trainer.step,
+                     "train_loss": {"first": history[0][1], "last": history[-1][1]} if history else None}
+            evaluate_and_write(trainer.model, config, ctx.device, extra)
+        return out_dir
+    finally:
+        shutdown_distributed()
+
+
+def run_eval(config: dict, model: nn.Module | None = None) -> Path:
+    """Evaluate `eval.checkpoint` (default: run.out_dir's last checkpoint), which must fit the network entirely."""
+    device = init_distributed().device
+    try:
+        out_dir = Path(get(config, "run.out_dir"))
+        voc_dataset(config, "val", eval_transforms(config))  # fail on missing data before building anything
+        checkpoint = get(config, "eval.checkpoint", None) or out_dir / CHECKPOINT_DIR / LAST
+        model = model if model is not None else build_model(config, NUM_VOC_CLASSES)
+        load_complete(model, checkpoint)
+        evaluate_and_write(model.to(device), config, device, {"checkpoint": str(checkpoint)})
+        return out_dir
+    finally:
+        shutdown_distributed()
