@@ -120,7 +120,7 @@ def test_cli_bad_input_is_one_line_and_exit_1(tmp_path, capsys, case, message):
 
 def test_cli_pretrains_the_real_network_and_resumes(tmp_path, capsys):
     """End to end with STDC1-Seg: a run of 1 epoch, then the same command with 2 epochs resumes it."""
-    store = write_store(tmp_path, n=4)
+    store = write_store(tmp_path, n=2)  # one step of batch 2 per epoch
     config = {**pretrain_config(store, tmp_path / "out", epochs=1), "num_classes": 32, "ignore_index": 32}
     config_path = write_yaml(tmp_path / "c.yaml", config)
     assert cli_main(["pretrain", "--config", config_path]) == 0
@@ -129,5 +129,5 @@ def test_cli_pretrains_the_real_network_and_resumes(tmp_path, capsys):
     assert (out / "config.yaml").is_file() and (out / "loss_curve.png").is_file()
     assert cli_main(["pretrain", "--config", config_path, "train.epochs=2"]) == 0
     printed = capsys.readouterr().out
-    assert "resumed from" in printed and "at step 2" in printed
-    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["progress"]["step"] == 4
+    assert "resumed from" in printed and "at step 1" in printed
+    assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["progress"]["step"] == 2
