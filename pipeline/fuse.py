@@ -144,14 +144,17 @@ def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg: f
     return out
 
 
-def _fuse_shard(*blocks: np.ndarray, offset: int, weights: np.ndarray, ok: np.ndarray, fg: float, bg: float,
+def _fuse_shard(*blocks: np.ndarray, weights: np.ndarray, ok: np.ndarray, fg: float, bg: float,
                 block_info=None) -> np.ndarray:
-    """One dask task: fuse one shard's members in sub-batches of images."""
+    """One dask task: fuse one shard's members in sub-batches of images.
+
+    `weights` [M, B] and `ok` [B] cover the whole batch; the block's location picks its rows.
+    """
     start, stop = block_info[None]["array-location"][0]
     out = np.empty(blocks[0].shape, FUSED)
     for lo in range(0, stop - start, SUB_BATCH):
         hi = min(lo + SUB_BATCH, stop - start)
-        rows = slice(offset + start + lo, offset + start + hi)
+        rows = slice(start + lo, start + hi)
         out[lo:hi] = fuse_maps([b[lo:hi] for b in blocks], weights[:, rows], ok[rows], fg, bg)
     return out
 
@@ -234,8 +237,8 @@ def run(config: dict, store_path: str | Path) -> dict:
 
     for first, last in _runs(todo, settings["shards_per_batch"]):
         rows = slice(first * k, min(last * k, n))
-        fused = da.map_blocks(_fuse_shard, *(x[rows] for x in sources), dtype=FUSED, offset=rows.start,
-                              weights=weights, ok=ok, fg=settings["fg_threshold"], bg=settings["bg_threshold"])
+        fused = da.map_blocks(_fuse_shard, *(x[rows] for x in sources), dtype=FUSED, weights=weights[:, rows],
+                              ok=ok[rows], fg=settings["fg_threshold"], bg=settings["bg_threshold"])
         fields = ["mask", "weight", "consensus"][:len(outputs)]
         with dask.config.set(scheduler="threads", num_workers=settings["num_workers"]):
             da.store([fused[f] for f in fields], outputs, regions=[(rows,)] * len(outputs), lock=False)
