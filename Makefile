@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 CONFIG ?= conf/sample.yaml
 ARGS ?=
 STORE ?= runs/sample/pssl.zarr
+VOC_CONFIG ?= conf/finetune_voc_stdc2_pssl.yaml
+VOC_ROOT ?= data/VOCdevkit
+CHECKPOINT ?=
 
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
@@ -26,6 +29,13 @@ generate-labels: $(STAMP)
 
 inspect: $(STAMP)
 	$(PY) -m pipeline inspect $(STORE) $(ARGS)
+
+# CHECKPOINT: the PSSL pre-trained weights to start from (finetune-voc) or the fine-tuned ones to score (eval-voc).
+finetune-voc: $(STAMP)
+	$(PY) -m training finetune-voc --config $(VOC_CONFIG) data.root=$(VOC_ROOT) $(if $(CHECKPOINT),model.pretrained=$(CHECKPOINT)) $(ARGS)
+
+eval-voc: $(STAMP)
+	$(PY) -m training eval-voc --config $(VOC_CONFIG) data.root=$(VOC_ROOT) $(if $(CHECKPOINT),eval.checkpoint=$(CHECKPOINT)) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
