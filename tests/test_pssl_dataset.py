@@ -114,7 +114,8 @@ def write_paddleseg_release(tmp_path):
         Image.fromarray(np.full((24, 36, 3), 90, np.uint8)).save(image_dir / f"{name}.JPEG", format="JPEG")
         mask = np.zeros((24, 36), np.uint8)
         mask[:, :12] = 1
-        mask[0, :] = 2  # any value other than 1 is background in the release
+        mask[0, :] = 2  # any value other than 1 (and this project's 255 = ignore) is background
+        mask[-1, :] = 255
         np.savez_compressed(label_dir / f"{name}.JPEG_eiseg.npz", mask)
         lines.append(f"train/{wnid}/{name}.JPEG_eiseg.npz")
     (pssl_root / "train.txt").write_text("\n".join(lines) + "\n")
@@ -123,17 +124,18 @@ def write_paddleseg_release(tmp_path):
 
 def test_paddleseg_release_labels_use_the_synset_order(tmp_path):
     pssl_root, imagenet_root = write_paddleseg_release(tmp_path)
-    dataset = PaddleSegPsslDataset(pssl_root, imagenet_root, NUM_CLASSES, build_transforms(PLAIN, IGNORE))
+    dataset = PaddleSegPsslDataset(pssl_root, imagenet_root, NUM_CLASSES, IGNORE, build_transforms(PLAIN, IGNORE))
     assert len(dataset) == 2
     sample = dataset[1]
     assert sample["label"].shape == (24, 36)
-    assert torch.all(sample["label"][1:, :12] == 2)  # n01484850 is the third synset
-    assert torch.all(sample["label"][1:, 12:] == BACKGROUND) and torch.all(sample["label"][0] == BACKGROUND)
-    assert torch.all(sample["weight"] == 1.0)
+    assert torch.all(sample["label"][1:-1, :12] == 2)  # n01484850 is the third synset
+    assert torch.all(sample["label"][1:-1, 12:] == BACKGROUND) and torch.all(sample["label"][0] == BACKGROUND)
+    assert torch.all(sample["label"][-1] == IGNORE)
+    assert torch.all(sample["weight"][:-1] == 1.0) and torch.all(sample["weight"][-1] == 0.0)
 
 
 def test_paddleseg_release_missing_label_file_is_named(tmp_path):
     pssl_root, imagenet_root = write_paddleseg_release(tmp_path)
     (pssl_root / "train" / "n01443537" / "n01443537_1.JPEG_eiseg.npz").unlink()
     with pytest.raises(DataError, match="PSSL label file not found: .*n01443537_1.JPEG_eiseg.npz"):
-        PaddleSegPsslDataset(pssl_root, imagenet_root, NUM_CLASSES, build_transforms(PLAIN, IGNORE))
+        PaddleSegPsslDataset(pssl_root, imagenet_root, NUM_CLASSES, IGNORE, build_transforms(PLAIN, IGNORE))

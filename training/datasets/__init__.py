@@ -16,7 +16,7 @@ def build_dataset(config: dict, transforms, num_classes: int, ignore_index: int,
                                 data_root=get(config, "data.root", None), check_files=check_files)
     if data_format == "paddleseg":
         return PaddleSegPsslDataset(get(config, "data.pssl_root"), get(config, "data.imagenet_root"),
-                                    num_classes, transforms, seed=seed,
+                                    num_classes, ignore_index, transforms, seed=seed,
                                     list_file=get(config, "data.list_file", "train.txt"),
                                     check_files=check_files)
     raise ConfigError(f"data.format must be store or paddleseg, not {data_format!r}")

@@ -5,20 +5,19 @@
     pssl_root/train/<wnid>/<name>.JPEG_eiseg.npz mask under 'arr_0' (1 = the image's class)
     imagenet_root/train/<wnid>/<name>.JPEG       the original image
 
-As in the reference reader, mask value 1 becomes the image's class and every other value background;
-the release has no confidence map, so every pixel weighs 1 (padding still gets 0 and ignore).
+Label files are read by `pipeline.paddleseg_format.load_released_label`: as in the reference, 1
+becomes the image's class and other values background, except 255, which this project's export
+writes for ignore. The release has no confidence map, so every labelled pixel weighs 1 (ignore and
+crop padding 0). The class comes from the label's <wnid> folder, as the export writes it.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
+from pipeline.paddleseg_format import SUFFIX, SYNSETS, TRAIN_LIST, load_released_label
 from training.datasets.base import AugmentedSegmentationDataset, DataError, check_files_exist, load_image_tensor
+from training.datasets.pssl_store import to_class_label
 from training.datasets.transforms import resize_label_weight
-
-LABEL_SUFFIX = "_eiseg.npz"
 
 
 def read_synsets(path: Path) -> dict:
@@ -28,12 +27,12 @@ def read_synsets(path: Path) -> dict:
 
 
 class PaddleSegPsslDataset(AugmentedSegmentationDataset):
-    def __init__(self, pssl_root: str | Path, imagenet_root: str | Path, num_classes: int, transforms,
-                 seed: int = 0, list_file: str = "train.txt",
-                 synsets_file: str = "imagenet_lsvrc_2015_synsets.txt", check_files: bool = True):
+    def __init__(self, pssl_root: str | Path, imagenet_root: str | Path, num_classes: int, ignore_index: int,
+                 transforms, seed: int = 0, list_file: str = TRAIN_LIST, synsets_file: str = SYNSETS,
+                 check_files: bool = True):
         super().__init__(transforms, seed)
         pssl_root, imagenet_root = Path(pssl_root), Path(imagenet_root)
-        self.background = int(num_classes) - 1
+        self.background, self.ignore_index = int(num_classes) - 1, int(ignore_index)
         listing = pssl_root / list_file
         if not listing.is_file():
             raise DataError(f"PSSL list file not found: {listing}")
@@ -46,10 +45,10 @@ class PaddleSegPsslDataset(AugmentedSegmentationDataset):
             label_rel = line.strip()
             if not label_rel:
                 continue
-            if not label_rel.endswith(LABEL_SUFFIX):
-                raise DataError(f"{listing}: {label_rel!r} does not end with {LABEL_SUFFIX}")
-            image_rel = label_rel[: -len(LABEL_SUFFIX)]
-            wnid = Path(image_rel).name.split("_")[0]
+            if not label_rel.endswith(SUFFIX):
+                raise DataError(f"{listing}: {label_rel!r} does not end with {SUFFIX}")
+            image_rel = label_rel[: -len(SUFFIX)]
+            wnid = Path(label_rel).parent.name
             if wnid not in class_ids:
                 raise DataError(f"{listing}: class {wnid!r} of {label_rel} is not in {synsets_file}")
             self.items.append((imagenet_root / image_rel, pssl_root / label_rel, class_ids[wnid]))
@@ -70,11 +69,10 @@ class PaddleSegPsslDataset(AugmentedSegmentationDataset):
         image_path, label_path, class_id = self.items[index]
         image = load_image_tensor(image_path)
         try:
-            with np.load(label_path) as archive:
-                mask = archive["arr_0"]
-        except (OSError, KeyError, ValueError) as error:
-            raise DataError(f"PSSL label {label_path}: {type(error).__name__}: {error}") from None
-        label = torch.from_numpy(np.where(mask == 1, class_id, self.background).astype(np.int64))
-        weight = torch.ones(label.shape, dtype=torch.float32)
+            mask = load_released_label(label_path)
+        except (OSError, ValueError) as error:
+            raise DataError(f"PSSL label {label_path}: {error}") from None
+        label = to_class_label(mask, class_id, self.background, self.ignore_index)
+        weight = (label != self.ignore_index).float()
         label, weight = resize_label_weight(label, weight, *image.shape[-2:])
         return {"image": image, "label": label, "weight": weight, "path": str(image_path)}
