@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 CONFIG ?= conf/sample.yaml
 ARGS ?=
 STORE ?= runs/sample/pssl.zarr
+PRETRAIN_CONFIG ?= conf/pretrain_sample.yaml
 VOC_CONFIG ?= conf/finetune_voc_stdc2_pssl.yaml
 VOC_ROOT ?= data/VOCdevkit
 CHECKPOINT ?=
@@ -29,6 +30,9 @@ generate-labels: $(STAMP)
 
 inspect: $(STAMP)
 	$(PY) -m pipeline inspect $(STORE) $(ARGS)
+
+pretrain: $(STAMP)
+	$(PY) -m training pretrain --config $(PRETRAIN_CONFIG) $(ARGS)
 
 # CHECKPOINT: the PSSL pre-trained weights to start from (finetune-voc) or the fine-tuned ones to score (eval-voc).
 finetune-voc: $(STAMP)
