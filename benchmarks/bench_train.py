@@ -1,0 +1,164 @@
+"""Training throughput with the real data path against the same model fed pre-made tensors.
+
+Run: .venv/bin/python -m benchmarks.bench_train [--config conf/pretrain_sample.yaml] [--images 96]
+     [--steps 4] [--rounds 3] [--out results/bench_train.md] [key=value ...]
+
+A labelled store is built first (not timed): `--images` JPEGs of ImageNet's typical size (500x375)
+indexed in a store, synthetic explanations (pipeline.synthetic_store) fused by the real fuse stage.
+Then one model, loss and optimiser (from the config) train in alternating rounds of `--steps` steps:
+(a) fed by the real data path — store + image decode + joint augmentations through a DataLoader with
+the configured workers — and (b) fed batches made beforehand by the same dataset (so the same
+shapes, no loading). ratio = (a)'s images/s / (b)'s; the target is >= 0.9. Alternating rounds
+spreads the load of other jobs on this shared machine over both.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from pipeline import fuse
+from pipeline.config import get, load_config
+from pipeline.store import open_store
+from pipeline.synthetic_store import make_synthetic_store
+from training.datasets import PsslStoreDataset
+from training.datasets.sampler import ResumableSampler
+from training.datasets.transforms import build_transforms
+from training.loss import SegmentationLoss
+from training.models import create_model
+from training.trainer import param_groups
+
+IMAGE_SIZE = (375, 500)  # height, width: ImageNet's most common size
+
+
+def build_store(root: Path, n: int) -> Path:
+    """Images on disk, a store indexing them, and labels from the real fuse stage."""
+    store = root / "bench.zarr"
+    make_synthetic_store(store, n, map_size=224, shard=32)
+    group = open_store(store)
+    images = root / "images"
+    rng = np.random.default_rng(0)
+    for path in group["index/path"][:]:
+        target = images / str(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (*IMAGE_SIZE, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(target, format="JPEG", quality=90)
+    group.attrs["data_root"] = str(images)
+    group["index/height"][:] = np.full(n, IMAGE_SIZE[0], np.int32)
+    group["index/width"][:] = np.full(n, IMAGE_SIZE[1], np.int32)
+    fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 2}}, store)
+    return store
+
+
+class Stepper:
+    """One SGD step of the configured model and loss on a batch; returns the images it consumed."""
+
+    def __init__(self, config: dict):
+        num_classes, ignore = int(get(config, "num_classes")), int(get(config, "ignore_index"))
+        torch.manual_seed(0)
+        self.model = create_model(get(config, "model.name"), num_classes).train()
+        self.loss = SegmentationLoss(num_classes, background_index=num_classes - 1,
+                                     background_alpha=float(get(config, "loss.background_alpha")),
+                                     detail_weight=float(get(config, "loss.detail_weight")), ignore_index=ignore)
+        train = get(config, "train")
+        self.optimizer = torch.optim.SGD(param_groups(self.model, train["lr"], train["backbone_lr_mult"]),
+                                         lr=train["lr"], momentum=train["momentum"],
+                                         weight_decay=train["weight_decay"])
+
+    def __call__(self, batch: dict) -> int:
+        total, _ = self.loss(self.model(batch["image"]), batch["label"], batch["weight"])
+        total.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return len(batch["image"])
+
+
+def timed(stepper: Stepper, batches, steps: int) -> tuple[int, float]:
+    started, images = time.perf_counter(), 0
+    for _ in range(steps):
+        images += stepper(next(batches))
+    return images, time.perf_counter() - started
+
+
+def bench(config: dict, store: Path, steps: int, rounds: int) -> dict:
+    num_classes, ignore = int(get(config, "num_classes")), int(get(config, "ignore_index"))
+    train = get(config, "train")
+    dataset = PsslStoreDataset(store, num_classes, ignore, build_transforms(get(config, "augment"), ignore),
+                               seed=train["seed"])
+    sampler = ResumableSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
+    loader = DataLoader(dataset, batch_size=train["batch_size"], sampler=sampler, num_workers=train["workers"],
+                        drop_last=True)
+    needed = (rounds * steps + 1) * train["batch_size"]
+    if len(dataset) < needed:
+        raise SystemExit(f"--images must be at least {needed} for {rounds} rounds of {steps} steps")
+    premade = [batch for batch, _ in zip(DataLoader(dataset, batch_size=train["batch_size"]), range(steps))]
+    stepper = Stepper(config)
+    real_batches = iter(loader)
+    stepper(next(real_batches))  # warm-up: workers started, first allocations done
+    stepper(premade[0])
+    real = [0, 0.0]
+    made = [0, 0.0]
+    for _ in range(rounds):
+        for totals, batches in ((made, iter(premade)), (real, real_batches)):
+            images, seconds = timed(stepper, batches, steps)
+            totals[0] += images
+            totals[1] += seconds
+    return {"real_ips": real[0] / real[1], "premade_ips": made[0] / made[1], "real_s": real[1],
+            "premade_s": made[1], "steps": rounds * steps, "ratio": (real[0] / real[1]) / (made[0] / made[1])}
+
+
+def report(result: dict, config: dict, args: argparse.Namespace) -> str:
+    train, augment = get(config, "train"), get(config, "augment")
+    overrides = " ".join(args.overrides)
+    return "\n".join([
+        "# Training throughput: real data path vs pre-made tensors",
+        "",
+        f"Command: `.venv/bin/python -m benchmarks.bench_train --config {args.config} --images {args.images} "
+        f"--steps {args.steps} --rounds {args.rounds}{' ' + overrides if overrides else ''}`",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU. Model {get(config, 'model.name')} "
+        f"({get(config, 'num_classes')} classes), batch {train['batch_size']}, {train['workers']} DataLoader "
+        f"worker(s); images {IMAGE_SIZE[1]}x{IMAGE_SIZE[0]} JPEG, resize-by-short {augment['resize_by_short']}, "
+        f"scale {augment['scale']}, crop {augment['crop']}, flip, colour distortion.",
+        "",
+        "| feed | steps | seconds | images/s |",
+        "|---|---|---|---|",
+        f"| real data path (store + decode + augment, DataLoader) | {result['steps']} | {result['real_s']:.1f} | "
+        f"{result['real_ips']:.2f} |",
+        f"| pre-made tensors | {result['steps']} | {result['premade_s']:.1f} | {result['premade_ips']:.2f} |",
+        "",
+        f"ratio (real / pre-made) = **{result['ratio']:.3f}** (target >= 0.9)",
+        "",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="conf/pretrain_sample.yaml")
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("results/bench_train.md"))
+    parser.add_argument("overrides", nargs="*", help="config overrides key=value")
+    args = parser.parse_args()
+    config = load_config(args.config, args.overrides)
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        store = build_store(Path(tmp), args.images)
+        result = bench(config, store, args.steps, args.rounds)
+    text = report(result, config, args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
