@@ -128,6 +128,9 @@ class Trainer:
         self.settings, self.ctx, self.render = settings, dist_context, render
         self.out_dir = Path(out_dir)
         self.device = dist_context.device
+        if dist_context.world_size > 1 and self.device.type == "cuda":
+            # As the reference does on several GPUs: BatchNorm statistics over the whole global batch.
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
         self.loss_fn = loss_fn
         self.optimizer = torch.optim.SGD(param_groups(model, settings.lr, settings.backbone_lr_mult),
