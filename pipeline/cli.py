@@ -27,7 +27,7 @@ def store_path(config: dict) -> Path:
 
 
 def _progress_bar() -> tqdm:
-    return tqdm(total=0, unit="img", dynamic_ncols=True, disable=None)
+    return tqdm(total=0, unit="img", dynamic_ncols=True, mininterval=1.0)
 
 
 def _run_stages(config: dict, stages: list[str]) -> Path:
