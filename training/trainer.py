@@ -307,6 +307,7 @@ class Trainer:
 
     # ---- logging -----------------------------------------------------------------------------
     def _log(self, loss: float, parts: dict, images_per_s: float) -> None:
+        parts = {key: value for key, value in parts.items() if key != "total"}
         values = torch.tensor([loss, *parts.values()], dtype=torch.float64, device=self.device)
         if self.ctx.world_size > 1:
             dist.all_reduce(values)
