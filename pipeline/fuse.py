@@ -176,6 +176,16 @@ def _runs(shards: list[int], limit: int) -> list[tuple[int, int]]:
     return runs
 
 
+def labelled_images(group: zarr.Group) -> np.ndarray:
+    """bool [N]: images whose shard is fused and whose status is ok, i.e. that carry a real label."""
+    n, k = n_images(group), shard_size(group)
+    flag = progress_name(FUSE_STAGE, FUSE_KEY)
+    if MASK not in group or flag not in group:
+        return np.zeros(n, bool)
+    fused = np.repeat(np.asarray(group[flag][:], bool), k)[:n]
+    return fused & (np.asarray(group["index/status"][:]) == STATUS_OK)
+
+
 def _check_previous(group: zarr.Group, settings: dict, n_shards: int) -> None:
     """Refuse a changed fuse config unless overwrite is set; with overwrite, forget the old labels."""
     previous = group.attrs.get("fuse")

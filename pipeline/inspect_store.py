@@ -11,9 +11,9 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from pipeline.fuse import CONSENSUS, FUSE_KEY, FUSE_STAGE, IGNORE, MASK, WEIGHT
+from pipeline.fuse import CONSENSUS, IGNORE, MASK, WEIGHT, labelled_images
 from pipeline.store import (STATUS_BAD, STATUS_OK, STATUS_PENDING, StoreError, n_images, open_store,
-                            progress_name, saliency_name, shard_count, shard_size)
+                            saliency_name, shard_count, shard_size)
 from pipeline.pictures import contact_sheet, overlay_sheet
 from pipeline.verify import list_arrays, storage_files
 
@@ -54,8 +54,7 @@ def array_table(root: Path, arrays: dict[str, zarr.Array]) -> list[str]:
     return lines
 
 
-def completion(root: Path, group: zarr.Group, arrays: dict[str, zarr.Array], n_shards: int, k: int,
-               n: int) -> list[str]:
+def completion(root: Path, group: zarr.Group, arrays: dict[str, zarr.Array], n_shards: int, n: int) -> list[str]:
     """Shards flagged done per stage flag, and per (model, explainer) the shard files actually present."""
     lines = []
     for name in (a for a in arrays if a.startswith("progress/")):
@@ -90,13 +89,9 @@ def bad_inputs(group: zarr.Group) -> list[str]:
     return lines
 
 
-def label_statistics(group: zarr.Group, n_shards: int, k: int, n: int) -> dict | None:
+def label_statistics(group: zarr.Group) -> dict | None:
     """Foreground and ignore fractions and mean weight over decided pixels, over fused images with status ok."""
-    flag = progress_name(FUSE_STAGE, FUSE_KEY)
-    if MASK not in group or flag not in group:
-        return None
-    fused = np.repeat(np.asarray(group[flag][:], bool), k)[:n]
-    use = fused & (np.asarray(group["index/status"][:]) == STATUS_OK)
+    use = labelled_images(group)
     if not use.any():
         return None
     mask_array, weight_array = group[MASK], group[WEIGHT]
@@ -129,9 +124,9 @@ def summarize(store_path: str | Path) -> str:
            f"  data root {attrs.get('data_root')}, created {attrs.get('created', '?')}",
            "", "arrays"]
     out += ["  " + line for line in array_table(root, arrays)]
-    out += ["", "completion"] + ["  " + line for line in completion(root, group, arrays, n_shards, k, n)]
+    out += ["", "completion"] + ["  " + line for line in completion(root, group, arrays, n_shards, n)]
     out += ["", "inputs"] + ["  " + line for line in bad_inputs(group)]
-    stats = label_statistics(group, n_shards, k, n)
+    stats = label_statistics(group)
     out += ["", "labels"]
     if stats is None:
         out.append("  not fused yet")
@@ -165,8 +160,6 @@ def write_pictures(store_path: str | Path, out_dir: str | Path | None = None, ov
             raise IndexError(f"overlay image {index} is out of range: the store has {n} images")
         written.append(overlay_sheet(group, index, members, out / f"overlay_{index:07d}.png"))
     if contact:
-        k = shard_size(group)
-        fused = np.repeat(np.asarray(group[progress_name(FUSE_STAGE, FUSE_KEY)][:], bool), k)[:n]
-        chosen = np.flatnonzero(fused & (np.asarray(group["index/status"][:]) == STATUS_OK))[:contact_images]
+        chosen = np.flatnonzero(labelled_images(group))[:contact_images]
         written.append(contact_sheet(group, [int(i) for i in chosen], out / "contact_sheet.png"))
     return written

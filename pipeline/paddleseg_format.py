@@ -20,7 +20,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from pipeline.fuse import BACKGROUND, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, MASK, WEIGHT
+from pipeline.fuse import (BACKGROUND, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, MASK, WEIGHT,
+                           labelled_images)
 from pipeline.store import (STATUS_BAD, STATUS_OK, StoreError, create_store, done_shards, mark_done, n_images,
                             open_store, progress_name, require_array, shard_count, shard_slice)
 
@@ -68,14 +69,14 @@ def export_store(store_path: str | Path, out_dir: str | Path) -> int:
     n, k = n_images(group), int(group.attrs["shard_size"])
     classes = group.attrs.get("classes")
     out = Path(out_dir)
-    fused = np.repeat(np.asarray(group[progress_name(FUSE_STAGE, FUSE_KEY)][:], bool), k)[:n]
-    status, paths = np.asarray(group["index/status"][:]), group["index/path"][:]
+    labelled = labelled_images(group)
+    paths = group["index/path"][:]
     targets = np.asarray(group["index/target"][:])
     heights, widths = np.asarray(group["index/height"][:]), np.asarray(group["index/width"][:])
     lines: dict[str, int] = {}
     for shard in range(shard_count(n, k)):
         rows = shard_slice(shard, k, n)
-        chosen = [i for i in range(rows.start, rows.stop) if fused[i] and status[i] == STATUS_OK]
+        chosen = [i for i in range(rows.start, rows.stop) if labelled[i]]
         if not chosen:
             continue
         masks = group[MASK][rows]
