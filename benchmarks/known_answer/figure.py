@@ -55,7 +55,7 @@ def draw(config: dict, out: Path, per_class: int) -> Path:
     figure.suptitle("val images | mask (outside dimmed); last row: VOC image | SegmentationClass", fontsize=9)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
+    figure.savefig(out, dpi=80)
     plt.close(figure)
     return out
 
