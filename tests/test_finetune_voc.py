@@ -110,7 +110,7 @@ def test_short_finetune_from_a_pretrained_checkpoint_learns_voc_classes(tmp_path
     out_dir = run(config, model=TinySegNet())
 
     results = json.loads((out_dir / "results.json").read_text())
-    assert results["init"] == "pretrained" and set(results["skipped"]) == {"head.weight", "head.bias"}
+    assert results["model"] == "TinySegNet" and results["init"] == "pretrained" and set(results["skipped"]) == {"head.weight", "head.bias"}
     assert results["train_steps"] == 60 and results["train_loss"]["last"] < results["train_loss"]["first"]
     assert set(results["modes"]) == {"single scale", "flip", "ms+flip"}
     single = results["modes"]["single scale"]

@@ -72,7 +72,8 @@ def initialise(model: nn.Module, config: dict, verbose: bool) -> dict:
     return {"init": init, "pretrained": str(path), "loaded": len(report.loaded), "skipped": report.skipped}
 
 
-def evaluate_and_write(model: nn.Module, config: dict, device: torch.device, extra: dict) -> EvaluationResult:
+def evaluate_and_write(model: nn.Module, model_name: str, config: dict, device: torch.device,
+                       extra: dict) -> EvaluationResult:
     """Evaluate on the val split in every configured mode; write results.json/.md and samples.png."""
     dataset = voc_dataset(config, "val", eval_transforms(config))
     result = evaluate_dataset(model, dataset, modes_from_config(get(config, "eval.modes")), VOC_CLASSES,
@@ -81,11 +82,11 @@ def evaluate_and_write(model: nn.Module, config: dict, device: torch.device, ext
                               num_workers=int(get(config, "eval.workers")),
                               progress_every=int(get(config, "eval.progress_every")))
     out_dir = Path(get(config, "run.out_dir"))
-    metadata = {"model": get(config, "model.name"), "split": get(config, "data.val_split"), **extra}
+    metadata = {"model": model_name, "split": get(config, "data.val_split"), **extra}
     json_path, markdown_path = result.write(out_dir, metadata=metadata)
     if result.samples:
         render_grid(result.samples, out_dir / "samples.png")
-    print(f"{get(config, 'model.name')} on VOC {get(config, 'data.val_split')} ({result.num_images} images):\n"
+    print(f"{model_name} on VOC {get(config, 'data.val_split')} ({result.num_images} images):\n"
           f"{result.markdown()}results: {json_path}, {markdown_path}")
     return result
 
@@ -103,6 +104,7 @@ def run(config: dict, model: nn.Module | None = None) -> Path:
         train_set = voc_dataset(config, "train", build_transforms(augment, IGNORE_INDEX), settings.seed, samples)
         voc_dataset(config, "val", eval_transforms(config))  # a missing val split fails now, not after training
         torch.manual_seed(settings.seed)
+        model_name = get(config, "model.name") if model is None else type(model).__name__
         model = model if model is not None else build_model(config, NUM_VOC_CLASSES)
         init = initialise(model, config, verbose=ctx.is_main)
         loss = SegmentationLoss(NUM_VOC_CLASSES, head_weights=get(config, "loss.head_weights"),
@@ -123,7 +125,7 @@ def run(config: dict, model: nn.Module | None = None) -> Path:
         if ctx.is_main:
             extra = {**init, "train_steps": trainer.step,
                      "train_loss": {"first": history[0][1], "last": history[-1][1]} if history else None}
-            evaluate_and_write(trainer.model, config, ctx.device, extra)
+            evaluate_and_write(trainer.model, model_name, config, ctx.device, extra)
         return out_dir
     finally:
         shutdown_distributed()
@@ -136,9 +138,10 @@ def run_eval(config: dict, model: nn.Module | None = None) -> Path:
         out_dir = Path(get(config, "run.out_dir"))
         voc_dataset(config, "val", eval_transforms(config))  # fail on missing data before building anything
         checkpoint = get(config, "eval.checkpoint", None) or out_dir / CHECKPOINT_DIR / LAST
+        model_name = get(config, "model.name") if model is None else type(model).__name__
         model = model if model is not None else build_model(config, NUM_VOC_CLASSES)
         load_complete(model, checkpoint)
-        evaluate_and_write(model.to(device), config, device, {"checkpoint": str(checkpoint)})
+        evaluate_and_write(model.to(device), model_name, config, device, {"checkpoint": str(checkpoint)})
         return out_dir
     finally:
         shutdown_distributed()

@@ -48,30 +48,27 @@ def to_palette_png(label: np.ndarray) -> Image.Image:
 
 def render_grid(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: str | Path,
                 tile_height: int = 160) -> Path:
-    """Write a PNG with one row per sample: image | ground truth | prediction, each scaled to `tile_height`."""
+    """Write a PNG with one row per sample: image | ground truth | prediction, each scaled to `tile_height`.
+
+    Columns are as wide as the widest sample, so the column titles sit above every row's tiles.
+    """
     if not rows:
         raise ValueError("render_grid needs at least one (image, ground truth, prediction) row")
     header = 14
     tiles = []
     for image, truth, prediction in rows:
         height, width = truth.shape
-        tile_width = max(1, round(width * tile_height / height))
-        row = [Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((tile_width, tile_height), Image.BILINEAR)]
-        for label in (truth, prediction):
-            row.append(Image.fromarray(colorize(label)).resize((tile_width, tile_height), Image.NEAREST))
-        tiles.append(row)
-    grid_width = max(sum(tile.width for tile in row) for row in tiles)
-    grid = Image.new("RGB", (grid_width, header + tile_height * len(tiles)), (255, 255, 255))
+        size = (max(1, round(width * tile_height / height)), tile_height)
+        tiles.append([Image.fromarray(np.asarray(image, dtype=np.uint8)).resize(size, Image.BILINEAR),
+                      *(Image.fromarray(colorize(label)).resize(size, Image.NEAREST) for label in (truth, prediction))])
+    column = max(row[0].width for row in tiles) + 4
+    grid = Image.new("RGB", (3 * column, header + tile_height * len(tiles)), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
-    first = tiles[0]
-    for title, x in zip(("image", "ground truth", "prediction"),
-                        np.cumsum([0] + [tile.width for tile in first[:-1]])):
-        draw.text((int(x) + 2, 1), title, fill=(0, 0, 0))
+    for index, title in enumerate(("image", "ground truth", "prediction")):
+        draw.text((index * column + 2, 1), title, fill=(0, 0, 0))
     for row_index, row in enumerate(tiles):
-        x = 0
-        for tile in row:
-            grid.paste(tile, (x, header + row_index * tile_height))
-            x += tile.width
+        for index, tile in enumerate(row):
+            grid.paste(tile, (index * column, header + row_index * tile_height))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     grid.save(path)
