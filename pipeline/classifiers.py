@@ -5,6 +5,7 @@ explainers perturb pixels, not normalised values, and each names the layer Grad-
 """
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,10 @@ def load_weights(path: str | Path) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ClassifierError(f"{path} holds more than tensors (pickled code is refused): {error}") from None
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 

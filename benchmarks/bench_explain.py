@@ -1,0 +1,132 @@
+"""Explain-stage efficiency: pipeline images/s per explainer against the raw batched model work it needs.
+
+For each explainer the pipeline (index -> classify -> explain on Ray, writing Zarr) runs alone over
+the same images; its steady-state throughput (first shard finished -> last shard finished, so Ray and
+model start-up are excluded) is compared with the raw cost of the model work it must do per image,
+measured in this process at the best batch size with the same number of cores:
+  classify: 1 forward;  grad_cam: 1 forward + backward;  smooth_grad: samples x (forward + backward);
+  lime: samples forwards.
+Efficiency = pipeline images/s / raw images/s (1.0 = no overhead at all).
+
+    .venv/bin/python -m benchmarks.bench_explain [--model efficientnet_lite0] [--out results/bench_explain.md]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline import explain, index
+from pipeline.classifiers import load_classifier
+from pipeline.config import load_config
+from pipeline.ray_runtime import ray_session
+from pipeline.sample_data import SAMPLE_FILES, sample_path
+
+WORK = {  # explainer -> (params, images to run)
+    "grad_cam": ({}, 64),
+    "smooth_grad": ({"samples": 16, "stdev": 0.15}, 16),
+    "lime": ({"samples": 256, "segments": 50, "batch_size": 64}, 6),
+}
+
+
+class Timeline(tqdm):
+    """A silent progress bar that remembers when each shard finished."""
+
+    def __init__(self):
+        super().__init__(total=0, disable=True)
+        self.events = []
+
+    def update(self, n=1):
+        self.events.append((time.perf_counter(), n, self.desc))
+        return super().update(n)
+
+
+def steady_rate(events: list, stage: str) -> float:
+    stamps = [(t, n) for t, n, desc in events if desc == stage and n > 0]
+    if len(stamps) < 2:
+        raise RuntimeError(f"need at least two finished shards in {stage} to time a steady state")
+    return sum(n for _, n in stamps[1:]) / (stamps[-1][0] - stamps[0][0])
+
+
+def write_images(folder: Path, count: int) -> Path:
+    """Sample photos, cycled and mirrored, as one labelled class folder (class known: no ensemble needed)."""
+    target = folder / "class_0"
+    target.mkdir(parents=True, exist_ok=True)
+    photos = [Image.open(sample_path(*entry)).convert("RGB") for entry in SAMPLE_FILES]
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        (photo if (i // len(photos)) % 2 == 0 else photo.transpose(Image.FLIP_LEFT_RIGHT)).save(target / f"{i:04d}.png")
+    return folder
+
+
+def raw_seconds_per_pass(net: torch.nn.Module, size: int, backward: bool, batches=(1, 4, 8, 16)) -> tuple[float, int]:
+    """Best seconds per image of one forward (+ input-gradient backward) over a few batch sizes."""
+    best = (float("inf"), 0)
+    for batch in batches:
+        images = torch.rand(batch, 3, size, size)
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            if backward:
+                x = images.clone().requires_grad_(True)
+                net(x)[:, 0].sum().backward()
+            else:
+                with torch.no_grad():
+                    net(images)
+            timings.append(time.perf_counter() - started)
+        best = min(best, (min(timings[1:]) / batch, batch))
+    return best
+
+
+def run_pipeline(config: dict, root: Path) -> list:
+    path = root / "pssl.zarr"
+    timeline = Timeline()
+    index.run(config, path, timeline)
+    explain.run(config, path, timeline)
+    return timeline.events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--out", type=Path, default=Path("results/bench_explain.md"))
+    args = parser.parse_args()
+    base = load_config("conf/sample.yaml", [f"explain.models=[{args.model}]", "store.shard_size=2"])
+    torch.set_num_threads(int(base["ray"].get("num_cpus") or torch.get_num_threads()))
+    classifier = load_classifier(args.model)
+    forward, forward_batch = raw_seconds_per_pass(classifier.net, classifier.input_size, backward=False)
+    backward, backward_batch = raw_seconds_per_pass(classifier.net, classifier.input_size, backward=True)
+    raw_cost = {"grad_cam": backward, "smooth_grad": WORK["smooth_grad"][0]["samples"] * backward,
+                "lime": WORK["lime"][0]["samples"] * forward}
+    rows = []
+    with ray_session(base), tempfile.TemporaryDirectory() as scratch:
+        for name, (params, count) in WORK.items():
+            config = copy.deepcopy(base)
+            config["data"] = {"source": "imagefolder", "root": str(write_images(Path(scratch) / name / "data", count))}
+            config["explain"]["explainers"] = {name: params}
+            events = run_pipeline(config, Path(scratch) / name)
+            classify_rate, explain_rate = steady_rate(events, "classify"), steady_rate(events, "explain")
+            pipeline = 1 / (1 / classify_rate + 1 / explain_rate)
+            raw = 1 / (forward + raw_cost[name])
+            rows.append((name, count, pipeline, raw, pipeline / raw, explain_rate, 1 / raw_cost[name]))
+    lines = [f"# Explain-stage efficiency ({args.model}, {torch.get_num_threads()} cores)", "",
+             "Command: `.venv/bin/python -m benchmarks.bench_explain`", "",
+             f"Raw model cost per image at the best batch: forward {forward * 1000:.1f} ms (batch {forward_batch}), "
+             f"forward+backward {backward * 1000:.1f} ms (batch {backward_batch}).", "",
+             "| explainer | images | pipeline img/s (classify+explain) | raw img/s | efficiency | explain pass img/s | raw explain img/s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {n} | {c} | {p:.3f} | {r:.3f} | {e:.2f} | {x:.3f} | {rx:.3f} |" for n, c, p, r, e, x, rx in rows]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
