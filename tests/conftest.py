@@ -10,6 +10,7 @@ from PIL import Image
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+RAY_TEST_DIR = "/tmp/ray_pssl_tests"
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +19,7 @@ def ray_local():
     import ray
 
     ray.init(num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False, log_to_driver=False,
-             _temp_dir="/tmp/ray_pssl_tests")
+             _temp_dir=RAY_TEST_DIR)
     yield ray
     ray.shutdown()
 

@@ -15,7 +15,7 @@ from pipeline import explain, index
 from pipeline.cli import store_path
 from pipeline.store import STATUS_BAD, STATUS_OK, prediction_name, saliency_name, scale_name, score_name
 from tests.bad_inputs import write_corpus
-from tests.conftest import tiny_config, write_image_folder, write_photo
+from tests.conftest import RAY_TEST_DIR, tiny_config, write_image_folder
 
 MEMBERS = [(m, e) for m in ("cnn_a", "cnn_b") for e in ("grad_cam", "smooth_grad", "lime")]
 
@@ -110,10 +110,19 @@ def test_bad_inputs_are_recorded_and_do_not_touch_other_images(ray_local, datase
                                        atol=2e-3, err_msg=f"{model}/{explainer} {path}")
 
 
+def _in_this_ray_session(process: psutil.Process) -> bool:
+    """Only workers under the test session's raylet: other Ray runs on the machine are left alone."""
+    try:
+        return any(RAY_TEST_DIR in part for part in process.parent().cmdline())
+    except (psutil.Error, AttributeError):
+        return False
+
+
 def _kill_first_worker_in(method: str, stop: threading.Event) -> int | None:
     while not stop.is_set():
         for process in psutil.process_iter(["cmdline"]):
-            if any(f"ModelWorker.{method}" in part for part in process.info["cmdline"] or []):
+            if any(f"ModelWorker.{method}" in part for part in process.info["cmdline"] or []) \
+                    and _in_this_ray_session(process):
                 process.kill()
                 return process.pid
         time.sleep(0.02)
