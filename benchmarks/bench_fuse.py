@@ -109,8 +109,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
     ]
     lines += [f"| {r['images']} | {r['map_size']} | {r['members']} | {r['saliency_mib']:.0f} | {r['read_s']:.2f} | "
               f"{r['fuse_s']:.2f} | "
-              f"{r['read_ms_per_image']:.3f} | {r['fuse_ms_per_image']:.3f} | {r['ratio']:.2f} | {r['read_cpu_s']:.1f} | "
-              f"{r['fuse_cpu_s']:.1f} | {r['cpu_ratio']:.2f} |" for r in rows]
+              f"{r['read_ms_per_image']:.3f} | {r['fuse_ms_per_image']:.3f} | {r['ratio']:.2f} | "
+              f"{r['read_cpu_s']:.1f} | {r['fuse_cpu_s']:.1f} | {r['cpu_ratio']:.2f} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
