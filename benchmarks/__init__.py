@@ -1,1 +1,1 @@
-"""Benchmarks whose answer is known, to measure the pipeline against ground truth."""
+"""Measurements of the project: speed and memory benchmarks, and the known-answer world (known_answer/)."""
