@@ -89,6 +89,13 @@ def test_thresholds_and_weights_as_documented():
     np.testing.assert_allclose(out["consensus"].astype(float), [0.75, 0.5, 0.2, 0.35, 0.0, 0.5], atol=1e-3)
 
 
+@pytest.mark.parametrize("width", [1, 2, 100, 101, 4096])
+def test_percentile_99_equals_numpy_quantile(width):
+    rows = np.random.default_rng(width).standard_normal((5, width)).astype(np.float32)
+    rows[0] = 0.0  # ties
+    np.testing.assert_allclose(fuse.percentile_99(rows), np.quantile(rows, 0.99, axis=1), rtol=1e-6, atol=1e-7)
+
+
 def test_bad_image_and_sparse_map():
     a, b = two_member_maps()
     sparse = np.zeros((1, 10, 10), np.float32)
