@@ -122,7 +122,7 @@ def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg: f
     """Fuse M member stacks [B, S, S] into a structured [B, S, S] array (mask, weight, consensus).
 
     `weights` is [M, B] (summing to 1 per image), `ok` [B] marks images with status ok; the others
-    get mask 255, weight 0 and consensus NaN. Members are streamed, so memory is three float32 stacks.
+    get mask 255, weight 0 and consensus NaN. Members are streamed, so memory is four float32 stacks.
     """
     shape = maps[0].shape
     consensus = np.zeros(shape, np.float32)
