@@ -101,7 +101,7 @@ def write_yaml(path, config) -> str:
 
 
 @pytest.mark.parametrize("case, message", [
-    ("no_labels", r"^error: store .* has no labels \(pssl/mask/pssl/weight missing\)"),
+    ("no_labels", r"^error: store .* has no labels \(pssl/mask or pssl/weight missing\)"),
     ("class_mismatch", r"^error: class count mismatch: the store has target class 1000 but num_classes=1001"),
     ("missing_image", r"^error: image file not found: .*n00000001_1.png"),
     ("unknown_model", r"^error: model.name: .*unknown model 'unet'"),

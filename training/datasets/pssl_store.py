@@ -47,7 +47,7 @@ class PsslStoreDataset(AugmentedSegmentationDataset):
         self.background = int(num_classes) - 1
         group = open_store(self.store_path, mode="r")
         if MASK not in group or WEIGHT not in group:
-            raise DataError(f"store {self.store_path} has no labels ({MASK}/{WEIGHT} missing): "
+            raise DataError(f"store {self.store_path} has no labels ({MASK} or {WEIGHT} missing): "
                             "run the fuse stage (`make generate-labels`) first")
         root = data_root or group.attrs.get("data_root")
         if not root:
