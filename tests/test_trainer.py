@@ -131,3 +131,7 @@ def test_cli_pretrains_the_real_network_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "resumed from" in printed and "at step 1" in printed
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["progress"]["step"] == 2
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(out / "tensorboard")).Reload()
+    assert {"loss/total", "loss/main", "loss/detail", "lr/backbone", "speed/images_per_s"} <= set(events.Tags()["scalars"])
+    assert events.Tags()["images"] == ["samples/image_label_prediction"]
