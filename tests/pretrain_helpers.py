@@ -109,6 +109,3 @@ def pretrain_config(store: Path, out_dir: Path, model: str = "stdc1_seg", **trai
             "loss": {"background_alpha": 0.1, "head_weights": None, "detail_weight": 1.0},
             "train": train_section(**train)}
 
-
-def batch_images(batch_size: int = 2, size: int = 32, seed: int = 0) -> torch.Tensor:
-    return torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(seed))
