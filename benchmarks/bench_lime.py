@@ -131,7 +131,7 @@ def explainer_table(model, classifier, images, repeats: int) -> list[str]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=64, help="our LIME's model batch size")
+    parser.add_argument("--batch-size", type=int, default=Lime().batch_size, help="our LIME's model batch size")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 is what each pipeline worker gets (cpus_per_worker: 1)")
