@@ -62,6 +62,9 @@ def test_trained_models_load_through_the_pipeline_and_are_cached(tiny_world):
         assert logits.shape == (2, 3) and torch.isfinite(logits).all()
         assert seen == [torch.Size([2, seen[0][1], SIZE // 8, SIZE // 8])]
 
+    summary = json.loads((output / "summary.json").read_text())
+    assert set(summary["models"]) == set(records) and 0.0 <= summary["ensemble_val_accuracy"] <= 1.0
+
     stamps = {name: (output / f"{name}.pt").stat().st_mtime_ns for name in records}
     assert train_all(tiny_world) == records
     assert stamps == {name: (output / f"{name}.pt").stat().st_mtime_ns for name in records}

@@ -18,6 +18,7 @@ from benchmarks.known_answer.categories import PALETTE, Category
 from benchmarks.known_answer.textures import TEXTURES
 
 BACKGROUND_LABEL = 0
+PALETTE_DISTRACTORS = 0.7  # share of distractors in the categories' palette colours (the rest muted)
 
 
 @dataclass
@@ -81,7 +82,7 @@ def background_layer(rng: np.random.Generator, size: int, world: dict) -> Layer:
     u, v = pose.to_unit(rows, cols)
     pattern = TEXTURES[rng.choice(["stripes", "checker", "dots"])](u, v, np.ones(3, np.float32), rng)
     colours = colours * (1 - world["background_pattern"] * (1 - pattern))
-    for _ in range(int(rng.integers(world["background_lines"][0], world["background_lines"][1] + 1))):
+    for _ in range(_count(rng, world["background_lines"])):
         r0, c0, r1, c1 = rng.integers(0, size, 4)
         rr, cc = draw_line(r0, c0, r1, c1)
         colours[rr, cc] = _muted(rng)
@@ -99,7 +100,7 @@ def distractor_layer(rng: np.random.Generator, size: int, world: dict,
         row, col = np.array([near.row, near.col]) + rng.uniform(-1, 1, 2) * near.radius
     pose = shapes.Pose(row, col, radius, rng.uniform(0, 2 * np.pi), rng.uniform(*world["aspect"]))
     shape = shapes.DISTRACTOR_SHAPES[rng.integers(len(shapes.DISTRACTOR_SHAPES))]
-    if rng.uniform() < 0.7:
+    if rng.uniform() < PALETTE_DISTRACTORS:
         colour = _jitter(np.array(PALETTE[rng.choice(sorted(PALETTE))], np.float32), rng, world["colour_jitter"])
     else:
         colour = _muted(rng)

@@ -3,7 +3,8 @@
 Each model in `classifiers.models` is trained from scratch (AdamW, cosine schedule, flips) and
 saved as <output>/<name>.pt (a state_dict) with <name>.json beside it (family, sizes, class names,
 config hash, val accuracy, training time). A model whose .json carries the current config hash is
-not trained again. The world is generated first if it is not on disk yet.
+not trained again. The world is generated first if it is not on disk yet. summary.json records
+each model's and the ensemble's val accuracy, with the models loaded through pipeline.classifiers.
 
     .venv/bin/python -m benchmarks.known_answer.train_classifiers --config conf/known_answer.yaml [key=value ...]
 """
@@ -23,6 +24,7 @@ from torchvision.datasets import ImageFolder
 
 from benchmarks.known_answer.generate import DATA_KEYS, config_hash, generate
 from benchmarks.known_answer.models import ARCH_KEYS, make_net, record_path, wrap
+from pipeline.classifiers import load_classifier
 from pipeline.config import ConfigError, load_config
 
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing")
@@ -40,16 +42,21 @@ def load_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, list
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal and vertical flips (every category is still itself when mirrored)."""
-    flip_h = torch.rand(batch.shape[0], generator=generator) < 0.5
-    flip_v = torch.rand(batch.shape[0], generator=generator) < 0.5
-    batch = torch.where(flip_h[:, None, None, None], batch.flip(3), batch)
-    return torch.where(flip_v[:, None, None, None], batch.flip(2), batch)
+    """A random one of the 8 flips/right-angle rotations of each (square) image: every category is
+    still itself mirrored or turned, so this multiplies the data without changing a label."""
+    def pick(transformed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        chosen = torch.rand(original.shape[0], generator=generator) < 0.5
+        return torch.where(chosen[:, None, None, None], transformed, original)
+
+    batch = pick(batch.flip(3), batch)
+    batch = pick(batch.flip(2), batch)
+    return pick(batch.transpose(2, 3), batch)
 
 
 def train_steps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: dict,
-                steps: int, seed: int, device: torch.device) -> list[float]:
-    """`steps` optimiser steps over shuffled batches of uint8 `images`; returns the loss of each step."""
+                steps: int, seed: int, device: torch.device, report_every: int = 0) -> list[float]:
+    """`steps` optimiser steps over shuffled batches of uint8 `images`; returns the loss of each step
+    (and prints the mean loss every `report_every` steps, so a long run shows it is moving)."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings["lr"], total_steps=steps,
@@ -58,8 +65,9 @@ def train_steps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, se
     batch_size = min(int(settings["batch_size"]), len(labels))
     order = torch.empty(0, dtype=torch.int64)
     losses = []
+    started = time.perf_counter()
     model.train()
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         if len(order) < batch_size:
             order = torch.cat([order, torch.randperm(len(labels), generator=generator)])
         index, order = order[:batch_size], order[batch_size:]
@@ -70,6 +78,9 @@ def train_steps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, se
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
+        if report_every and step % report_every == 0:
+            print(f"  step {step}/{steps}  loss {np.mean(losses[-report_every:]):.3f}  "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
     return losses
 
 
@@ -89,14 +100,15 @@ def train_model(name: str, model_spec: dict, config: dict, data: dict, device: t
     torch.manual_seed(config["seed"])
     net = make_net(family, len(classes), **arch)
     model = wrap(net).to(device)
-    steps = int(settings["epochs"]) * math.ceil(len(labels) / int(settings["batch_size"]))
+    steps_per_epoch = math.ceil(len(labels) / int(settings["batch_size"]))
+    steps = int(settings["epochs"]) * steps_per_epoch
+    print(f"{name}: training {family} for {steps} steps on {device}", flush=True)
     started = time.perf_counter()
-    losses = train_steps(model, images, labels, settings, steps, config["seed"], device)
+    losses = train_steps(model, images, labels, settings, steps, config["seed"], device, steps_per_epoch)
     seconds = time.perf_counter() - started
     val_images, val_labels, _ = data["val"]
     predicted = predict(model, val_images, device)
     per_class = {cls: float((predicted[val_labels == k] == k).float().mean()) for k, cls in enumerate(classes)}
-    steps_per_epoch = steps // int(settings["epochs"])
     record = {
         "name": name, "family": family, "arch": arch, "classes": len(classes), "class_names": classes,
         "input_size": int(images.shape[-1]), "config_hash": model_hash(config, model_spec),
@@ -147,7 +159,31 @@ def train_all(config: dict) -> dict[str, dict]:
         records[name] = record
         print(f"{name:14s} {record['family']:10s} val accuracy {record['val_accuracy']:.3f}  "
               f"trained in {record['train_seconds']:.0f} s ({record['parameters']} parameters)")
+    write_summary(config, records, root, device)
     return records
+
+
+@torch.no_grad()
+def write_summary(config: dict, records: dict[str, dict], root: Path, device: torch.device) -> dict:
+    """Accuracy of each model and of their ensemble (mean softmax) on val, loaded the way the
+    explain stage loads them; saved as summary.json beside the weights."""
+    output = Path(config["classifiers"]["output"])
+    images, labels, _ = load_split(root, "val")
+    probabilities = {}
+    for name in records:
+        net = load_classifier({"arch": name, "weights": str(output / f"{name}.pt")}, device).net
+        probabilities[name] = torch.cat([net(images[i:i + 256].to(device).float() / 255.0).softmax(1).cpu()
+                                         for i in range(0, len(images), 256)])
+    ensemble = torch.stack(list(probabilities.values())).mean(0).argmax(1)
+    summary = {
+        "val_images": len(labels),
+        "models": {name: {"val_accuracy": float((p.argmax(1) == labels).float().mean()),
+                          "train_seconds": records[name]["train_seconds"]} for name, p in probabilities.items()},
+        "ensemble_val_accuracy": float((ensemble == labels).float().mean()),
+    }
+    (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"ensemble of {len(records)} (mean softmax): val accuracy {summary['ensemble_val_accuracy']:.3f}")
+    return summary
 
 
 def main(argv: list[str] | None = None) -> None:
