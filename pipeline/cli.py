@@ -16,7 +16,7 @@ from pipeline.ray_runtime import StageError
 from pipeline.sources import DatasetError, enumerate_images
 from pipeline.store import StoreError
 
-USER_ERRORS = (ConfigError, DatasetError, StoreError, ClassifierError, BadImage, StageError)
+USER_ERRORS = (ConfigError, DatasetError, StoreError, ClassifierError, BadImage, StageError, FileNotFoundError)
 
 
 def store_path(config: dict) -> Path:
@@ -69,6 +69,33 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_paddleseg(args: argparse.Namespace) -> int:
+    from pipeline import paddleseg_format
+
+    count = paddleseg_format.export_store(args.store, args.out)
+    print(f"exported {count} labels to {args.out} (train.txt lists them)")
+    return 0
+
+
+def _import_paddleseg(args: argparse.Namespace) -> int:
+    from pipeline import paddleseg_format
+
+    summary = paddleseg_format.import_released(args.root, args.store, imagenet_root=args.imagenet_root,
+                                               map_size=args.map_size, shard_size=args.shard_size)
+    print(f"imported into {args.store}: {summary}")
+    return 0
+
+
+def _label_quality(args: argparse.Namespace) -> int:
+    from pipeline import label_quality
+
+    rows = label_quality.evaluate(args.store, args.ground_truth, plot_path=args.plot)
+    print(label_quality.format_table(rows))
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
 STAGE_COMMANDS = {
     "generate-labels": ["index", "explain", "fuse"],
     "index": ["index"],
@@ -90,10 +117,27 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("--contact", action="store_true", help="write a contact sheet of images and masks")
     inspect.add_argument("--verify", action="store_true", help="check every finished shard; exit 1 on problems")
     inspect.add_argument("--out", type=Path, default=None, help="folder for pictures (default: beside the store)")
+    export = commands.add_parser("export-paddleseg", help="write labels in the released PSSL (PaddleSeg) layout")
+    export.add_argument("store", type=Path)
+    export.add_argument("out", type=Path)
+    export.set_defaults(handler=_export_paddleseg)
+    imported = commands.add_parser("import-paddleseg", help="make a store from released PSSL labels")
+    imported.add_argument("root", type=Path, help="folder with train.txt and the <wnid>/*_eiseg.npz files")
+    imported.add_argument("store", type=Path)
+    imported.add_argument("--imagenet-root", type=Path, default=None, help="folder holding train/<wnid>/*.JPEG")
+    imported.add_argument("--map-size", type=int, default=224)
+    imported.add_argument("--shard-size", type=int, default=256)
+    imported.set_defaults(handler=_import_paddleseg)
+    quality = commands.add_parser("label-quality", help="mIoU of members, models and the ensemble vs true masks")
+    quality.add_argument("store", type=Path)
+    quality.add_argument("ground_truth", type=Path, help="mask PNGs at the images' relative paths (0 bg, >0 fg)")
+    quality.add_argument("--plot", type=Path, default=None, help="PNG of mIoU against threshold")
+    quality.set_defaults(handler=_label_quality)
+    inspect.set_defaults(handler=_inspect)
     args = parser.parse_args(argv)
     try:
-        if args.command == "inspect":
-            return _inspect(args)
+        if hasattr(args, "handler"):
+            return args.handler(args)
         _run_stages(load_config(args.config, args.overrides), STAGE_COMMANDS[args.command])
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
