@@ -31,7 +31,9 @@ MASK, WEIGHT, CONSENSUS = "pssl/mask", "pssl/weight", "pssl/consensus"
 BACKGROUND, FOREGROUND, IGNORE = 0, 1, 255
 FUSE_STAGE, FUSE_KEY = "fuse", "labels"
 PERCENTILE = 0.99  # part of the rule itself (n = relu / q99), not a tuning knob
-SUB_BATCH = 32  # images fused at once inside a shard task: bounds the float32 working set
+# Pixels fused at once inside a shard task (2 images at 224, 32 at 64): keeps the float32 working
+# set near the L2 cache; at 224, sub-batches of 2-4 images measured 25% faster per image than 32.
+SUB_BATCH_PIXELS = 1 << 17
 FUSED = np.dtype([("mask", "u1"), ("weight", "u1"), ("consensus", "f2")])
 # Keys that change the labels; the others (workers, batch size, overwrite) only change how fast.
 LABEL_KEYS = ("members", "fg_threshold", "bg_threshold", "weight_by_probability", "write_consensus")
@@ -157,8 +159,9 @@ def _fuse_shard(*blocks: np.ndarray, weights: np.ndarray, ok: np.ndarray, fg: fl
     """
     start, stop = block_info[None]["array-location"][0]
     out = np.empty(blocks[0].shape, FUSED)
-    for lo in range(0, stop - start, SUB_BATCH):
-        hi = min(lo + SUB_BATCH, stop - start)
+    step = max(1, SUB_BATCH_PIXELS // int(np.prod(blocks[0].shape[1:])))
+    for lo in range(0, stop - start, step):
+        hi = min(lo + step, stop - start)
         rows = slice(start + lo, start + hi)
         out[lo:hi] = fuse_maps([b[lo:hi] for b in blocks], weights[:, rows], ok[rows], fg, bg)
     return out

@@ -57,7 +57,8 @@ def assert_matches_reference(group, weighted):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_fusion_matches_numpy_reference(tmp_path, weighted):
+def test_fusion_matches_numpy_reference(tmp_path, monkeypatch, weighted):
+    monkeypatch.setattr(fuse, "SUB_BATCH_PIXELS", 3 * 16 * 16)  # sub-batches of 3 images: 4-image shards split
     store = tmp_path / "s.zarr"
     make_synthetic_store(store, 10, map_size=16, shard=4, noise=1.0, bad=(3, 8))
     summary = fuse.run(config(weight_by_probability=weighted), store)
