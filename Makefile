@@ -41,6 +41,10 @@ finetune-voc: $(STAMP)
 eval-voc: $(STAMP)
 	$(PY) -m training eval-voc --config $(VOC_CONFIG) data.root=$(VOC_ROOT) $(if $(CHECKPOINT),eval.checkpoint=$(CHECKPOINT)) $(ARGS)
 
+# Every benchmark in turn, then results/REPORT.md (ARGS="--only known_answer", "--report-only").
+bench: $(STAMP)
+	$(PY) -m benchmarks.run_all --config conf/bench.yaml $(ARGS)
+
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 

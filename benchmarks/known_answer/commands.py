@@ -57,7 +57,7 @@ def shown(argv: list[str]) -> str:
 
 @dataclass
 class CommandLog:
-    """Every command run so far: [{name, command, seconds, status}], and where their output goes."""
+    """Every command run so far: [{name, command, seconds, status, log, load}]."""
     log_dir: Path
     entries: list[dict] = field(default_factory=list)
 
@@ -66,12 +66,14 @@ class CommandLog:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         print(f"[{name}] {shown(argv)}", flush=True)
-        started = time.perf_counter()
+        started, load_before = time.perf_counter(), os.getloadavg()[0]
         with open(log_path, "w") as log:
             status = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
                                     env={**os.environ, **ENVIRONMENT}).returncode
+        # the 1-minute load average before and after: on a shared machine it says how much the time is worth
         entry = {"name": name, "command": shown(argv), "seconds": round(time.perf_counter() - started, 1),
-                 "status": status, "log": str(log_path)}
+                 "status": status, "log": str(log_path),
+                 "load": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
         self.entries.append(entry)
         print(f"[{name}] exit {status} after {entry['seconds']:.0f} s (log: {log_path})", flush=True)
         if status != 0:

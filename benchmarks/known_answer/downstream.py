@@ -18,9 +18,11 @@ from training.trainer import CHECKPOINT_DIR, LAST
 ARMS = ("pssl", "baseline")
 
 
-def pretrain(log: CommandLog, settings: dict, store: Path, out_dir: Path) -> Path:
-    """Pre-train on the store's PSSL labels; returns the last checkpoint."""
-    overrides = as_overrides({**settings["set"], "data": {**settings["set"].get("data", {}), "store": str(store)},
+def pretrain(log: CommandLog, settings: dict, store: Path, num_classes: int, out_dir: Path) -> Path:
+    """Pre-train on the store's PSSL labels (`num_classes` = categories + background, the last index,
+    and the ignore index just past them); returns the last checkpoint."""
+    overrides = as_overrides({**settings["set"], "num_classes": num_classes, "ignore_index": num_classes,
+                              "data": {**settings["set"].get("data", {}), "store": str(store)},
                               "run": {"out_dir": str(out_dir), "resume": None}})
     log.run("pretrain", python_command("training", "pretrain", "--config", settings["config"], *overrides))
     return out_dir / CHECKPOINT_DIR / LAST

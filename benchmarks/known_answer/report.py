@@ -160,10 +160,10 @@ def ensemble_verdict(result: dict) -> dict:
 
 def downstream_part(log: CommandLog, config: dict, world: dict, label_result: dict, work_dir: Path) -> dict:
     settings = get(config, "downstream")
-    checkpoint = downstream.pretrain(log, settings["pretrain"], Path(label_result["tuning_store"]),
+    num_classes = len(world_class_names(world)) + 1
+    checkpoint = downstream.pretrain(log, settings["pretrain"], Path(label_result["tuning_store"]), num_classes,
                                      work_dir / "pretrain")
     voc_root = Path(world["root"]) / "VOCdevkit"
-    num_classes = len(world_class_names(world)) + 1
     modes = [mode["name"] for mode in settings["finetune"]["set"]["eval"]["modes"]]
     values = {mode: {arm: [] for arm in downstream.ARMS} for mode in modes}
     for seed in settings["seeds"]:
@@ -301,8 +301,12 @@ def write_report(out_dir: Path, command: str, config: dict, summary: dict, label
         lines += label_section(label_result, verdict, log) + [""]
     if down:
         lines += downstream_section(down, log) + [""]
-    lines += ["## 4. Every command run", "", "| step | command | seconds |", "|---|---|---|"]
-    lines += [f"| {e['name']} | `{e['command']}` | {e['seconds']:.0f} |" for e in log.entries]
+    lines += ["## 4. Every command run", "",
+              "Load = the machine's 1-minute load average before → after the step (2 cores; above 2 the step "
+              "shared the CPU with other work and its time is inflated accordingly).", "",
+              "| step | command | seconds | load |", "|---|---|---|---|"]
+    lines += [f"| {e['name']} | `{e['command']}` | {e['seconds']:.0f} | {e['load'][0]} → {e['load'][1]} |"
+              for e in log.entries]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     (out_dir / "report.json").write_text(json.dumps(
