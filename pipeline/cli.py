@@ -46,7 +46,9 @@ def _run_stages(config: dict, stages: list[str]) -> Path:
             explain.run(config, path, progress)
     if "fuse" in stages:
         from pipeline import fuse
-        fuse.run(config, path)
+        summary = fuse.run(config, path)
+        print(f"fuse: {summary['images_fused']} images in {summary['shards_fused']} shards fused "
+              f"({summary['shards_already_done']} already done) from {len(summary['members'])} members")
     print(f"store: {path.resolve()}  ({time.perf_counter() - started:.0f} s)")
     return path
 
