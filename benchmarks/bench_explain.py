@@ -32,7 +32,7 @@ from pipeline.sample_data import SAMPLE_FILES, sample_path
 WORK = {  # explainer -> (params, images to run)
     "grad_cam": ({}, 64),
     "smooth_grad": ({"samples": 16, "stdev": 0.15}, 16),
-    "lime": ({"samples": 256, "segments": 50, "batch_size": 16}, 6),
+    "lime": ({"samples": 256, "segments": 50, "batch_size": 8}, 6),
 }
 
 
