@@ -1,15 +1,15 @@
 """Training throughput with the real data path against the same model fed pre-made tensors.
 
-Run: .venv/bin/python -m benchmarks.bench_train [--config conf/pretrain_sample.yaml] [--images 96]
-     [--steps 4] [--rounds 3] [--out results/bench_train.md] [key=value ...]
+Run: .venv/bin/python -m benchmarks.bench_train [--config conf/pretrain_sample.yaml] [--images 64]
+     [--steps 12] [--out results/bench_train.md] [key=value ...]
 
 A labelled store is built first (not timed): `--images` JPEGs of ImageNet's typical size (500x375)
 indexed in a store, synthetic explanations (pipeline.synthetic_store) fused by the real fuse stage.
-Then one model, loss and optimiser (from the config) train in alternating rounds of `--steps` steps:
-(a) fed by the real data path — store + image decode + joint augmentations through a DataLoader with
-the configured workers — and (b) fed batches made beforehand by the same dataset (so the same
-shapes, no loading). ratio = (a)'s images/s / (b)'s; the target is >= 0.9. Alternating rounds
-spreads the load of other jobs on this shared machine over both.
+Then one model, loss and optimiser (from the config) take `--steps` steps of each feed, alternating
+step by step: (a) the real data path — store + image decode + joint augmentations through a
+DataLoader with the configured workers — and (b) batches made beforehand by the same dataset (same
+shapes, no loading). ratio = (a)'s images/s / (b)'s; the target is >= 0.9. Alternating single
+steps spreads the varying load of other jobs on this shared machine evenly over both feeds.
 """
 from __future__ import annotations
 
@@ -81,14 +81,7 @@ class Stepper:
         return len(batch["image"])
 
 
-def timed(stepper: Stepper, batches, steps: int) -> tuple[int, float]:
-    started, images = time.perf_counter(), 0
-    for _ in range(steps):
-        images += stepper(next(batches))
-    return images, time.perf_counter() - started
-
-
-def bench(config: dict, store: Path, steps: int, rounds: int) -> dict:
+def bench(config: dict, store: Path, steps: int) -> dict:
     num_classes, ignore = int(get(config, "num_classes")), int(get(config, "ignore_index"))
     train = get(config, "train")
     dataset = PsslStoreDataset(store, num_classes, ignore, build_transforms(get(config, "augment"), ignore),
@@ -96,23 +89,24 @@ def bench(config: dict, store: Path, steps: int, rounds: int) -> dict:
     sampler = ResumableSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
     loader = DataLoader(dataset, batch_size=train["batch_size"], sampler=sampler, num_workers=train["workers"],
                         drop_last=True)
-    needed = (rounds * steps + 1) * train["batch_size"]
-    if len(dataset) < needed:
-        raise SystemExit(f"--images must be at least {needed} for {rounds} rounds of {steps} steps")
-    premade = [batch for batch, _ in zip(DataLoader(dataset, batch_size=train["batch_size"]), range(steps))]
+    if len(dataset) < (steps + 1) * train["batch_size"]:
+        raise SystemExit(f"--images must be at least {(steps + 1) * train['batch_size']} for {steps} steps")
+    premade = [batch for batch, _ in zip(DataLoader(dataset, batch_size=train["batch_size"]), range(4))]
     stepper = Stepper(config)
     real_batches = iter(loader)
     stepper(next(real_batches))  # warm-up: workers started, first allocations done
     stepper(premade[0])
-    real = [0, 0.0]
-    made = [0, 0.0]
-    for _ in range(rounds):
-        for totals, batches in ((made, iter(premade)), (real, real_batches)):
-            images, seconds = timed(stepper, batches, steps)
-            totals[0] += images
-            totals[1] += seconds
-    return {"real_ips": real[0] / real[1], "premade_ips": made[0] / made[1], "real_s": real[1],
-            "premade_s": made[1], "steps": rounds * steps, "ratio": (real[0] / real[1]) / (made[0] / made[1])}
+    seconds = {"real": 0.0, "premade": 0.0}
+    images = {"real": 0, "premade": 0}
+    for step in range(steps):
+        for feed in ("premade", "real"):
+            started = time.perf_counter()  # the real feed's wait for its batch is part of its time
+            batch = next(real_batches) if feed == "real" else premade[step % len(premade)]
+            images[feed] += stepper(batch)
+            seconds[feed] += time.perf_counter() - started
+    real_ips, premade_ips = images["real"] / seconds["real"], images["premade"] / seconds["premade"]
+    return {"real_ips": real_ips, "premade_ips": premade_ips, "real_s": seconds["real"],
+            "premade_s": seconds["premade"], "steps": steps, "ratio": real_ips / premade_ips}
 
 
 def report(result: dict, config: dict, args: argparse.Namespace) -> str:
@@ -122,7 +116,7 @@ def report(result: dict, config: dict, args: argparse.Namespace) -> str:
         "# Training throughput: real data path vs pre-made tensors",
         "",
         f"Command: `.venv/bin/python -m benchmarks.bench_train --config {args.config} --images {args.images} "
-        f"--steps {args.steps} --rounds {args.rounds}{' ' + overrides if overrides else ''}`",
+        f"--steps {args.steps}{' ' + overrides if overrides else ''}`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU. Model {get(config, 'model.name')} "
@@ -144,16 +138,15 @@ def report(result: dict, config: dict, args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="conf/pretrain_sample.yaml")
-    parser.add_argument("--images", type=int, default=96)
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--out", type=Path, default=Path("results/bench_train.md"))
     parser.add_argument("overrides", nargs="*", help="config overrides key=value")
     args = parser.parse_args()
     config = load_config(args.config, args.overrides)
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         store = build_store(Path(tmp), args.images)
-        result = bench(config, store, args.steps, args.rounds)
+        result = bench(config, store, args.steps)
     text = report(result, config, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
