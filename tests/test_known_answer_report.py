@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import yaml
 
 from benchmarks.known_answer import labels, report
 from benchmarks.known_answer.commands import as_overrides
@@ -97,3 +98,26 @@ def test_product_subsets_name_and_count_every_models_times_explainers_choice():
     assert subsets["x (all models)"]["members"] == [("a", "x"), ("b", "x")]
     assert subsets[labels.ENSEMBLE]["kind"] == labels.ENSEMBLE and len(subsets[labels.ENSEMBLE]["members"]) == 6
     assert subsets["a × x+y"]["kind"] == "mix"
+
+
+def test_run_all_runs_each_benchmark_and_gathers_tables_plots_and_failures(tmp_path):
+    from benchmarks import run_all
+
+    writer = ("import pathlib, sys; out = pathlib.Path(sys.argv[1]); out.parent.mkdir(parents=True, exist_ok=True); "
+              "out.write_text('# Bench ' + out.stem + '\\n\\n| a | b |\\n|---|---|\\n| 1 | 2 |\\n\\n![plot](plot.png)\\n')")
+    config = {"report": str(tmp_path / "results" / "REPORT.md"), "logs": str(tmp_path / "results" / "logs"),
+              "benchmarks": [{"name": "good", "args": ["-c", writer, str(tmp_path / "results" / "sub" / "good.md")],
+                              "output": str(tmp_path / "results" / "sub" / "good.md")},
+                             {"name": "broken", "args": ["-c", "raise SystemExit(3)"],
+                              "output": str(tmp_path / "results" / "broken.md")}]}
+    config_path = tmp_path / "bench.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    assert run_all.main(["--config", str(config_path)]) == 1  # one benchmark failed
+    text = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "## Bench good" in text and "| 1 | 2 |" in text  # its table, its heading one level down
+    assert "![plot](sub/plot.png)" in text  # the link resolves from the report's folder
+    assert "FAILED (exit 3" in text and "No result file" in text
+    assert (tmp_path / "results" / "bench_times.png").stat().st_size > 1000
+    # a later --report-only keeps the recorded times and statuses
+    assert run_all.main(["--config", str(config_path), "--report-only"]) == 0
+    assert "FAILED (exit 3" in (tmp_path / "results" / "REPORT.md").read_text()

@@ -14,7 +14,7 @@ Everything lands in `out_dir` (report.md, report.json, plots), each number besid
 made it; the stores and training runs in `work_dir`.
 
     .venv/bin/python -m benchmarks.known_answer.report --config conf/known_answer_report.yaml [--quick]
-        [--labels-only] [--keep] [key=value ...]
+        [--labels-only] [--keep] [--render-only] [key=value ...]
 """
 from __future__ import annotations
 
@@ -82,8 +82,9 @@ def make_labels(log: CommandLog, config: dict, world: dict, work_dir: Path, name
     config_file = work_dir / name / "labels.yaml"
     config_file.parent.mkdir(parents=True, exist_ok=True)
     config_file.write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    # overwrite: a --keep re-run re-fuses with the current settings instead of refusing the stored ones
     log.run(f"labels_{name}", python_command("pipeline", "generate-labels", "--config", str(config_file),
-                                             *(as_overrides({"fuse": fuse}) if fuse else [])))
+                                             *as_overrides({"fuse": {**(fuse or {}), "overwrite": True}})))
     return subset, store, config_file
 
 
@@ -330,11 +331,22 @@ def run(config: dict, command: str, labels_only: bool = False, keep: bool = Fals
     world, summary = prepare_world(log, config)
     label_result = label_part(log, config, world, work_dir, out_dir)
     verdict = ensemble_verdict(label_result)
+    if not labels_only:  # the label part's report first, so a long downstream part never leaves nothing
+        write_report(out_dir, command, config, summary, label_result, verdict, None, log, time.perf_counter() - started)
     down = None if labels_only else downstream_part(log, config, world, label_result, work_dir)
     path = write_report(out_dir, command, config, summary, label_result, verdict, down, log,
                         time.perf_counter() - started)
     print(f"report: {path}")
     return path
+
+
+def render(config: dict) -> Path:
+    """Write report.md again from report.json (after a change to the report's text, without re-running)."""
+    out_dir = Path(get(config, "out_dir"))
+    data = json.loads((out_dir / "report.json").read_text())
+    log = CommandLog(Path(get(config, "work_dir")) / "logs", data["commands"])
+    return write_report(out_dir, data["command"], data["config"], data["classifiers"], data["labels"],
+                        data["ensemble_verdict"], data["downstream"], log, data["seconds"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,11 +355,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="apply the config's quick: overrides")
     parser.add_argument("--labels-only", action="store_true", help="stop after the label part")
     parser.add_argument("--keep", action="store_true", help="reuse work_dir (stores resume) instead of starting afresh")
+    parser.add_argument("--render-only", action="store_true", help="rewrite report.md from report.json, run nothing")
     parser.add_argument("overrides", nargs="*", help="key=value settings, e.g. labels.tuning.per_class=20")
     args = parser.parse_args(argv)
     command = shown([sys.executable, "-m", "benchmarks.known_answer.report", *(argv if argv is not None else sys.argv[1:])])
     try:
-        run(resolve(args.config, args.quick, args.overrides), command, args.labels_only, args.keep)
+        config = resolve(args.config, args.quick, args.overrides)
+        if args.render_only:
+            print(f"report: {render(config)}")
+        else:
+            run(config, command, args.labels_only, args.keep)
     except (ConfigError, CommandFailed, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
