@@ -47,12 +47,12 @@ def as_overrides(nested: dict) -> list[str]:
             for key, value in flatten(nested).items()]
 
 
-def shown(argv: list[str]) -> str:
-    """The command as a user would type it from the repository root."""
+def shown(argv: list[str], env: dict | None = None) -> str:
+    """The command as a user would type it from the repository root (with its own environment settings)."""
     words = list(argv)
     if words and words[0] == sys.executable:
         words[0] = ".venv/bin/python"
-    return shlex.join(words)
+    return shlex.join([f"{key}={value}" for key, value in (env or {}).items()] + words)
 
 
 @dataclass
@@ -61,17 +61,19 @@ class CommandLog:
     log_dir: Path
     entries: list[dict] = field(default_factory=list)
 
-    def run(self, name: str, argv: list[str]) -> dict:
-        """Run `argv`, streaming its output to <log_dir>/<name>.log; raise CommandFailed if it fails."""
+    def run(self, name: str, argv: list[str], env: dict | None = None) -> dict:
+        """Run `argv` (with `env` added to the environment), streaming its output to <log_dir>/<name>.log;
+        raise CommandFailed if it fails."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
-        print(f"[{name}] {shown(argv)}", flush=True)
+        env = {key: str(value) for key, value in (env or {}).items()}
+        print(f"[{name}] {shown(argv, env)}", flush=True)
         started, load_before = time.perf_counter(), os.getloadavg()[0]
         with open(log_path, "w") as log:
             status = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **ENVIRONMENT}).returncode
+                                    env={**os.environ, **ENVIRONMENT, **env}).returncode
         # the 1-minute load average before and after: on a shared machine it says how much the time is worth
-        entry = {"name": name, "command": shown(argv), "seconds": round(time.perf_counter() - started, 1),
+        entry = {"name": name, "command": shown(argv, env), "seconds": round(time.perf_counter() - started, 1),
                  "status": status, "log": str(log_path),
                  "load": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
         self.entries.append(entry)

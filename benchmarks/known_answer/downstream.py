@@ -18,13 +18,19 @@ from training.trainer import CHECKPOINT_DIR, LAST
 ARMS = ("pssl", "baseline")
 
 
+def thread_env(settings: dict) -> dict:
+    """OMP_NUM_THREADS for a training command, if the config sets `threads` (see the config's note)."""
+    return {"OMP_NUM_THREADS": settings["threads"]} if settings.get("threads") else {}
+
+
 def pretrain(log: CommandLog, settings: dict, store: Path, num_classes: int, out_dir: Path) -> Path:
     """Pre-train on the store's PSSL labels (`num_classes` = categories + background, the last index,
     and the ignore index just past them); returns the last checkpoint."""
     overrides = as_overrides({**settings["set"], "num_classes": num_classes, "ignore_index": num_classes,
                               "data": {**settings["set"].get("data", {}), "store": str(store)},
                               "run": {"out_dir": str(out_dir), "resume": None}})
-    log.run("pretrain", python_command("training", "pretrain", "--config", settings["config"], *overrides))
+    log.run("pretrain", python_command("training", "pretrain", "--config", settings["config"], *overrides),
+            thread_env(settings))
     return out_dir / CHECKPOINT_DIR / LAST
 
 
@@ -39,7 +45,7 @@ def finetune(log: CommandLog, settings: dict, arm: str, seed: int, voc_root: Pat
     if arm == "pssl":
         nested["model"] = {**settings["set"].get("model", {}), "pretrained": str(checkpoint)}
     log.run(f"finetune_{arm}_seed{seed}",
-            python_command("training", "finetune-voc", "--config", config, *as_overrides(nested)))
+            python_command("training", "finetune-voc", "--config", config, *as_overrides(nested)), thread_env(settings))
     return run_dir / "results.json"
 
 
