@@ -68,7 +68,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         stop.set()
         sampler.join()
-    explain_times = [t for t, n, desc in timeline.events if desc == "explain"]
+    explain_times = [t for t, n, desc in timeline.events if desc.startswith("explain") and n > 0]
     begin, end = explain_times[0], explain_times[-1]
     tenth = (end - begin) / 10
     first = [s for s in samples if begin <= s[0] <= begin + tenth]

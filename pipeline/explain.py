@@ -1,8 +1,9 @@
 """Explain stage: Ray actors, each holding one loaded classifier, explain whole shards of images.
 
-Two passes per model. `classify` records each image's class probabilities (the ensemble's top-1
-becomes the target of images without a class); `explain` then runs every explainer on the target
-and writes `saliency/<model>/<explainer>` (map / its max-abs, float16) plus the per-image scale.
+Where every class is known, one pass decodes each image once, writes its scores (target probability,
+top-1) and runs every explainer on the class. Where some class is unknown, a `classify` pass first
+records every model's probabilities, the ensemble's top-1 becomes the target, then `explain` runs.
+Maps go to `saliency/<model>/<explainer>` (map / its max-abs, float16) plus the per-image scale.
 One task writes one model's shard of every array, so no two writers share a shard file; the
 driver sets a shard's progress flag only after the task has returned, so a re-run redoes exactly
 the unfinished shards. Actors that die are restarted by Ray and their shard retried.
@@ -83,25 +84,23 @@ class ModelWorker:
             self.explainers = build_explainers(self.classifier, self.explainer_specs, self.seed)
         return self.classifier
 
-    def _load(self, shard: int) -> tuple[slice, np.ndarray, list[np.ndarray]]:
+    def _load(self, shard: int) -> tuple[slice, np.ndarray, list[tuple[int, torch.Tensor]]]:
+        """The shard's rows, its ok rows, and their images decoded once, resized and batched."""
         selection = shard_slice(shard, self.k, self.n)
         ok = np.flatnonzero(self.group["index/status"][selection] == STATUS_OK)
         paths = self.group["index/path"][selection]
-        return selection, ok, [load_rgb(self.root / paths[i], min_side=1) for i in ok]
-
-    def _batches(self, rgbs: list[np.ndarray]):
-        for start in range(0, len(rgbs), self.batch_size):
-            yield start, resize_batch(rgbs[start:start + self.batch_size], self.classifier.input_size, self.device)
+        rgbs = [load_rgb(self.root / paths[i], min_side=1) for i in ok]
+        size = self.classifier.input_size
+        return selection, ok, [(start, resize_batch(rgbs[start:start + self.batch_size], size, self.device))
+                               for start in range(0, len(rgbs), self.batch_size)]
 
     @torch.no_grad()  # not inference_mode: a model loaded here is reused by explainers that need autograd
-    def classify(self, model: str, shard: int) -> int:
+    def _score(self, model: str, selection: slice, ok: np.ndarray, batches: list) -> None:
         """Write top-1 and target probability; full probabilities where the class is unknown."""
-        net = self._use(model).net
-        selection, ok, rgbs = self._load(shard)
         count = selection.stop - selection.start
         probs = np.zeros((count, self.num_classes), np.float32)
-        for start, batch in self._batches(rgbs):
-            logits = net(batch)
+        for start, batch in batches:
+            logits = self.classifier.net(batch)
             if logits.shape[1] != self.num_classes:
                 raise ConfigError(f"{model} predicts {logits.shape[1]} classes but explain.num_classes is "
                                   f"{self.num_classes}")
@@ -114,24 +113,35 @@ class ModelWorker:
         if prediction_name(model) in self.group:
             probs[known] = 0
             self.group[prediction_name(model)][selection] = probs.astype(np.float16)
+
+    def classify(self, model: str, shard: int) -> int:
+        self._use(model)
+        selection, ok, batches = self._load(shard)
+        self._score(model, selection, ok, batches)
         return len(ok)
 
-    def explain(self, model: str, shard: int) -> int:
+    def explain(self, model: str, shard: int, score: bool = False) -> int:
+        """Run every explainer on the shard's targets; with `score`, also write the scores (one decode)."""
         net = self._use(model).net
-        selection, ok, rgbs = self._load(shard)
+        selection, ok, batches = self._load(shard)
+        if score:
+            self._score(model, selection, ok, batches)
         count = selection.stop - selection.start
         targets = self.group["index/target"][selection]
         size = self.map_size
         for explainer_name, explainer in self.explainers.items():
             maps = np.zeros((count, size, size), np.float16)
             scales = np.zeros(count, np.float32)
-            for start, batch in self._batches(rgbs):
+            for start, batch in batches:
                 rows = ok[start:start + len(batch)]
                 target = torch.as_tensor(targets[rows], dtype=torch.long, device=self.device)
                 maps[rows], scales[rows] = to_stored_maps(explainer.explain(net, batch, target), size)
             self.group[saliency_name(model, explainer_name)][selection] = maps
             self.group[scale_name(model, explainer_name)][selection] = scales
         return len(ok)
+
+    def classify_and_explain(self, model: str, shard: int) -> int:
+        return self.explain(model, shard, score=True)
 
 
 def run_on_pool(actors: list, method: str, work: list[tuple[str, int]], on_done, in_flight_per_actor: int = 2) -> list:
@@ -173,9 +183,14 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     for model in specs:
         _require_model_arrays(group, model, list(explainer_specs), n, size, unknown, num_classes)
     images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
+    # Known classes need no ensemble vote: one pass decodes each image once and writes scores and maps.
+    # Unknown ones need every model's probabilities first: classify all, resolve targets, then explain.
+    passes = [("classify", "classify"), ("explain", "explain")] if unknown else [("explain", "classify_and_explain")]
+    if not unknown:
+        _resolve_targets(group, list(specs), n, k)
     pending = {stage: [(model, shard) for model in specs
                        for shard in np.flatnonzero(~done_shards(group, stage, model, n_shards)).tolist()]
-               for stage in ("classify", "explain")}
+               for stage, _ in passes}
     actors = _start_actors(config, store_path, specs, explainer_specs, max(map(len, pending.values())))
 
     def on_done(stage):
@@ -186,11 +201,11 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
 
     try:
         failures = []
-        for stage in ("classify", "explain"):
+        for stage, method in passes:
             progress.reset(total=int(images_per_shard.sum()) * len(specs))
             progress.set_description(stage)
             progress.update(int(images_per_shard.sum()) * len(specs) - sum(images_per_shard[s] for _, s in pending[stage]))
-            failures = run_on_pool(actors, stage, pending[stage], on_done(stage))
+            failures = run_on_pool(actors, method, pending[stage], on_done(stage))
             if failures:
                 break
             if stage == "classify":

@@ -121,7 +121,7 @@ def _in_this_ray_session(process: psutil.Process) -> bool:
 def _kill_first_worker_in(method: str, stop: threading.Event) -> int | None:
     while not stop.is_set():
         for process in psutil.process_iter(["cmdline"]):
-            if any(f"ModelWorker.{method}" in part for part in process.info["cmdline"] or []) \
+            if any("ModelWorker." in part and method in part for part in process.info["cmdline"] or []) \
                     and _in_this_ray_session(process):
                 process.kill()
                 return process.pid
