@@ -3,7 +3,10 @@
 For each explainer the pipeline (index -> classify -> explain on Ray, writing Zarr) runs alone over
 the same images; its steady-state throughput (first shard finished -> last shard finished, so Ray and
 model start-up are excluded) is compared with the raw cost of the model work it must do per image,
-measured in this process at the best batch size with the same number of cores. With every class
+measured in this process with one torch thread (what each pipeline worker gets) at the best batch
+size and multiplied by the number of workers (one per core): the work a perfectly parallel,
+overhead-free pipeline would do. (Two torch threads in one process measured up to 25x slower here
+whenever anything else ran on the other core.) With every class
 known the pipeline makes one pass per image: 1 forward for the scores, then the explainer's work:
   grad_cam: 1 forward + backward;  smooth_grad: samples x (forward + backward);  lime: samples forwards.
 Efficiency = pipeline images/s / raw images/s (1.0 = no overhead at all).
@@ -110,7 +113,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/bench_explain.md"))
     args = parser.parse_args()
     base = load_config("conf/sample.yaml", [f"explain.models=[{args.model}]", "store.shard_size=1"])
-    torch.set_num_threads(int(base["ray"].get("num_cpus") or torch.get_num_threads()))
+    torch.set_num_threads(1)
+    workers = os.cpu_count() or 1
     classifier = load_classifier(args.model)
     before = raw_costs(classifier)
     rows = []
@@ -128,13 +132,14 @@ def main() -> None:
                 "lime": WORK["lime"][0]["samples"] * forward}
     table = []
     for name, count, pipeline in rows:
-        raw = 1 / (forward + raw_cost[name])
+        raw = workers / (forward + raw_cost[name])
         table.append((name, count, pipeline, raw, pipeline / raw))
     load = os.getloadavg()[0]
-    lines = [f"# Explain-stage efficiency ({args.model}, {torch.get_num_threads()} cores, load average {load:.1f} at the end)", "",
+    lines = [f"# Explain-stage efficiency ({args.model}, {workers} workers x 1 thread, load average {load:.1f} at the end)", "",
              "Command: `.venv/bin/python -m benchmarks.bench_explain`", "",
-             f"Raw model cost per image at the best batch: forward {forward * 1000:.1f} ms (batch {forward_batch}), "
-             f"forward+backward {backward * 1000:.1f} ms (batch {backward_batch}).", "",
+             f"Raw model cost per image on one thread at the best batch: forward {forward * 1000:.1f} ms "
+             f"(batch {forward_batch}), forward+backward {backward * 1000:.1f} ms (batch {backward_batch}); "
+             f"raw img/s = {workers} workers / cost.", "",
              "| explainer | images | pipeline img/s (scores + maps, Zarr written) | raw model img/s (1 forward + explainer's passes) | efficiency |",
              "|---|---:|---:|---:|---:|"]
     lines += [f"| {n} | {c} | {p:.3f} | {r:.3f} | {e:.2f} |" for n, c, p, r, e in table]
