@@ -169,3 +169,20 @@ def test_stdc1_finetune_through_the_cli(tmp_path):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["train_steps"] == 6 and results["skipped"]
     assert 0.0 <= results["modes"]["ms+flip"]["mIoU"] <= 1.0
+
+
+def test_a_smaller_label_set_in_the_voc_layout_sizes_heads_and_tables(tmp_path, one_thread):
+    from training.palette import VOC_CLASSES
+    from training.voc import VOCDataError
+
+    voc_root = write_voc(tmp_path / "data", num_images=4)  # classes 0, 1, 8, 15 occur
+    names = list(VOC_CLASSES[:16])
+    config = small_config(tmp_path, voc_root, **{"model.init": "backbone", "data.val_split": "train",
+                                                 "data.class_names": names, "train.iterations": 10})
+    out_dir = run(config, model=TinySegNet(num_classes=16))
+    per_class = json.loads((out_dir / "results.json").read_text())["modes"]["single scale"]["per_class_iou"]
+    assert list(per_class) == names
+    config["data"]["class_names"] = names[:8]  # labels 8 and 15 no longer fit: refused, not mislearned
+    config["run"]["out_dir"] = str(tmp_path / "eight_classes")
+    with pytest.raises(VOCDataError, match="neither a class id"):
+        run(config, model=TinySegNet(num_classes=8))

@@ -24,9 +24,14 @@ from training.palette import VOC_CLASSES, render_grid
 from training.pretrain import build_model, resume_path
 from training.sample_images import PredictionRenderer
 from training.trainer import CHECKPOINT_DIR, LAST, Trainer, TrainSettings
-from training.voc import IGNORE_INDEX, NUM_VOC_CLASSES, VOCSegmentation
+from training.voc import IGNORE_INDEX, VOCSegmentation
 
 INITS = ("pretrained", "backbone")
+
+
+def class_names(config: dict) -> tuple[str, ...]:
+    """VOC's 21 classes unless `data.class_names` lists another label set in the same layout."""
+    return tuple(get(config, "data.class_names", None) or VOC_CLASSES)
 
 
 def voc_dataset(config: dict, which: str, transforms, seed: int = 0,
@@ -34,7 +39,7 @@ def voc_dataset(config: dict, which: str, transforms, seed: int = 0,
     """The `train` or `val` split named in the `data` section."""
     return VOCSegmentation(get(config, "data.root"), get(config, f"data.{which}_split"),
                            get(config, f"data.{which}_labels"), transforms, seed=seed,
-                           num_classes=NUM_VOC_CLASSES, samples_per_epoch=samples_per_epoch)
+                           num_classes=len(class_names(config)), samples_per_epoch=samples_per_epoch)
 
 
 def eval_transforms(config: dict) -> Compose:
@@ -76,7 +81,7 @@ def evaluate_and_write(model: nn.Module, model_name: str, config: dict, device: 
                        extra: dict) -> EvaluationResult:
     """Evaluate on the val split in every configured mode; write results.json/.md and samples.png."""
     dataset = voc_dataset(config, "val", eval_transforms(config))
-    result = evaluate_dataset(model, dataset, modes_from_config(get(config, "eval.modes")), VOC_CLASSES,
+    result = evaluate_dataset(model, dataset, modes_from_config(get(config, "eval.modes")), class_names(config),
                               device=device, size_divisor=int(get(config, "eval.size_divisor")),
                               num_samples=int(get(config, "eval.num_samples")),
                               num_workers=int(get(config, "eval.workers")),
@@ -105,11 +110,12 @@ def run(config: dict, model: nn.Module | None = None) -> Path:
         voc_dataset(config, "val", eval_transforms(config))  # a missing val split fails now, not after training
         torch.manual_seed(settings.seed)
         model_name = get(config, "model.name") if model is None else type(model).__name__
-        model = model if model is not None else build_model(config, NUM_VOC_CLASSES)
+        classes = len(class_names(config))
+        model = model if model is not None else build_model(config, classes)
         init = initialise(model, config, verbose=ctx.is_main)
-        loss = SegmentationLoss(NUM_VOC_CLASSES, head_weights=get(config, "loss.head_weights"),
+        loss = SegmentationLoss(classes, head_weights=get(config, "loss.head_weights"),
                                 detail_weight=float(get(config, "loss.detail_weight")), ignore_index=IGNORE_INDEX)
-        render = PredictionRenderer(augment["mean"], augment["std"], NUM_VOC_CLASSES, IGNORE_INDEX, background=0)
+        render = PredictionRenderer(augment["mean"], augment["std"], classes, IGNORE_INDEX, background=0)
         trainer = Trainer(model, loss, train_set, settings, out_dir, ctx, render=render)
         checkpoint = resume_path(config, out_dir)
         if checkpoint is not None:
@@ -139,7 +145,7 @@ def run_eval(config: dict, model: nn.Module | None = None) -> Path:
         voc_dataset(config, "val", eval_transforms(config))  # fail on missing data before building anything
         checkpoint = get(config, "eval.checkpoint", None) or out_dir / CHECKPOINT_DIR / LAST
         model_name = get(config, "model.name") if model is None else type(model).__name__
-        model = model if model is not None else build_model(config, NUM_VOC_CLASSES)
+        model = model if model is not None else build_model(config, len(class_names(config)))
         load_complete(model, checkpoint)
         evaluate_and_write(model.to(device), model_name, config, device, {"checkpoint": str(checkpoint)})
         return out_dir
