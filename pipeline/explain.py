@@ -26,7 +26,7 @@ from pipeline.images import load_rgb
 from pipeline.ray_runtime import StageError, cluster_cpus
 from pipeline.store import (STATUS_OK, StoreError, UNKNOWN_CLASS, done_shards, mark_done, n_images, open_store,
                             prediction_name, require_array, saliency_name, scale_name, score_name,
-                            shard_count, shard_slice, top1_name)
+                            shard_count, shard_size, shard_slice, top1_name)
 
 
 def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
@@ -71,7 +71,7 @@ class ModelWorker:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.group = open_store(store_path)
         self.root = Path(self.group.attrs["data_root"])
-        self.k, self.map_size = int(self.group.attrs["shard_size"]), int(self.group.attrs["map_size"])
+        self.k, self.map_size = shard_size(self.group), int(self.group.attrs["map_size"])
         self.n = n_images(self.group)
         self.model_specs, self.explainer_specs = model_specs, explainer_specs
         self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
@@ -173,7 +173,7 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     specs = {spec["name"]: spec for spec in map(normalize_spec, get(config, "explain.models"))}
     explainer_specs = get(config, "explain.explainers")
     num_classes = int(get(config, "explain.num_classes", 1000))
-    n, k, size = n_images(group), int(group.attrs["shard_size"]), int(group.attrs["map_size"])
+    n, k, size = n_images(group), shard_size(group), int(group.attrs["map_size"])
     n_shards = shard_count(n, k)
     if not done_shards(group, "index", "images", n_shards).all():
         raise StoreError(f"{store_path} is not fully indexed yet: run the index stage first")
@@ -191,7 +191,7 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     pending = {stage: [(model, shard) for model in specs
                        for shard in np.flatnonzero(~done_shards(group, stage, model, n_shards)).tolist()]
                for stage, _ in passes}
-    actors = _start_actors(config, store_path, specs, explainer_specs, max(map(len, pending.values())))
+    actors = _start_actors(config, store_path, specs, explainer_specs, num_classes, max(map(len, pending.values())))
 
     def on_done(stage):
         def mark(model, shard):
@@ -219,7 +219,8 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     return group
 
 
-def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: dict, pending: int) -> list:
+def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,
+                  pending: int) -> list:
     if not pending:
         return []
     cpus = float(get(config, "ray.cpus_per_worker", 1))
@@ -228,7 +229,7 @@ def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: 
     worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=3,
                                                    max_task_retries=3)
     arguments = (str(store_path), specs, explainer_specs, int(get(config, "explain.batch_size", 8)),
-                 int(get(config, "explain.seed", 0)), int(get(config, "explain.num_classes", 1000)))
+                 int(get(config, "explain.seed", 0)), num_classes)
     return [worker_class.remote(*arguments) for _ in range(min(int(workers), pending))]
 
 
