@@ -1,13 +1,16 @@
 """Fuse throughput against the raw read speed of the same saliency arrays, at two store sizes.
 
-Run: .venv/bin/python -m benchmarks.bench_fuse [--cases 1000:64 20000:64 1000:224] [--out results/bench_fuse.md]
-(each case is images:map_size)
+Run: .venv/bin/python -m benchmarks.bench_fuse [--cases 1000:64 20000:64 1000:224 1000:224:computed ...]
+[--out results/bench_fuse.md]. Each case is images:map_size, then optionally ":computed" (fuse
+without the q99 arrays the explain stage stores, as for a store written before they existed)
+and/or ":consensus" (also store pssl/consensus, fuse.write_consensus=true).
 
 For each size a synthetic store is written (not timed), then, with dask's threaded scheduler and
 the same worker count: (1) every member's saliency array is read whole-shard by whole-shard and
 discarded (read only, after one warm-up pass so both timings see the same page cache), and
-(2) the fuse stage runs from scratch on the same arrays. The ratio of their image rates is the
-share of the read speed that fusion keeps (the target is >= 0.7).
+(2) the fuse stage runs from scratch on the same arrays, after the fuse kernels were loaded once
+(numba's on-disk cache; a one-time ~0.25 s per process, reported apart). The ratio of their image
+rates is the share of the read speed that fusion keeps (the target is >= 0.7).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import dask.array as da
 import numpy as np
 
 from pipeline import fuse
-from pipeline.store import open_store, saliency_name
+from pipeline.store import open_store, q99_name, saliency_name
 from pipeline.synthetic_store import make_synthetic_store
 
 
@@ -50,7 +53,15 @@ def read_only_seconds(store: Path, workers: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def fuse_seconds(store: Path, workers: int) -> tuple[float, float]:
+def kernel_load_seconds(members: int) -> float:
+    """Load (or on a first run compile) the fuse kernels for `members` maps: the per-process fixed cost."""
+    started = time.perf_counter()
+    maps = [np.zeros((1, 8, 8), np.float16)] * members
+    fuse.fuse_maps(maps, fuse.member_weights(None, members, 1), np.array([True]), 0.5, 0.2)
+    return time.perf_counter() - started
+
+
+def fuse_seconds(store: Path, workers: int, consensus: bool) -> tuple[float, float]:
     """(wall, CPU) seconds of a fuse run from scratch."""
     group = open_store(store)
     for name in ("pssl", "progress/fuse"):
@@ -58,7 +69,8 @@ def fuse_seconds(store: Path, workers: int) -> tuple[float, float]:
             del group[name]
     if "fuse" in group.attrs:
         del group.attrs["fuse"]
-    config = {"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": workers}}
+    config = {"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": workers,
+                       "write_consensus": consensus}}
     started, cpu = time.perf_counter(), time.process_time()
     summary = fuse.run(config, store)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -66,72 +78,95 @@ def fuse_seconds(store: Path, workers: int) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def bench(n: int, map_size: int, shard: int, models: int, explainers: int, workers: int, root: Path) -> dict:
+def bench(n: int, map_size: int, options: set[str], shard: int, models: int, explainers: int, workers: int,
+          repeats: int, root: Path) -> dict:
     store = root / f"bench_{n}.zarr"
-    made = time.perf_counter()
     make_synthetic_store(store, n, map_size=map_size, shard=shard,
                          models=[f"net_{i}" for i in range(models)],
                          explainers=[f"explainer_{i}" for i in range(explainers)])
-    made = time.perf_counter() - made
+    if "computed" in options:
+        group = open_store(store)
+        for model in group.attrs["models"]:
+            for explainer in group.attrs["explainers"]:
+                del group[q99_name(model, explainer)]
     read_only_seconds(store, workers)  # warm-up: the page cache now holds the arrays for both timings
-    read, read_cpu = read_only_seconds(store, workers)
-    fused, fuse_cpu = fuse_seconds(store, workers)
-    on_disk = sum(p.stat().st_size for p in (store / "saliency").rglob("*") if p.is_file())
+    # read/fuse pairs back to back: the machine's speed drifts over minutes, so each pair's ratio
+    # compares like with like, and the median over pairs is reported with the range
+    pairs = np.array([read_only_seconds(store, workers) + fuse_seconds(store, workers, "consensus" in options)
+                      for _ in range(repeats)])
+    read, read_cpu, fused, fuse_cpu = np.median(pairs, axis=0) * 1000 / n
+    ratio, cpu_ratio = pairs[:, 0] / pairs[:, 2], pairs[:, 1] / pairs[:, 3]
+    on_disk, labels = ((sum(p.stat().st_size for p in (store / part).rglob("*") if p.is_file()))
+                       for part in ("saliency", "pssl"))
     shutil.rmtree(store)
-    return {"images": n, "map_size": map_size, "members": models * explainers, "saliency_mib": on_disk / 2**20,
-            "write_s": made,
-            "read_s": read, "fuse_s": fused, "read_ms_per_image": 1000 * read / n,
-            "fuse_ms_per_image": 1000 * fused / n, "ratio": read / fused,
-            "read_cpu_s": read_cpu, "fuse_cpu_s": fuse_cpu, "cpu_ratio": read_cpu / fuse_cpu}
+    return {"images": n, "map_size": map_size, "q99": "computed" if "computed" in options else "stored",
+            "consensus": "stored" if "consensus" in options else "no",
+            "members": models * explainers, "saliency_mib": on_disk / 2**20, "label_kib_per_image": labels / n / 2**10,
+            "read_ms": read, "fuse_ms": fused, "read_cpu_ms": read_cpu, "fuse_cpu_ms": fuse_cpu,
+            "ratio": np.median(ratio), "ratio_range": (ratio.min(), ratio.max()),
+            "cpu_ratio": np.median(cpu_ratio), "cpu_ratio_range": (cpu_ratio.min(), cpu_ratio.max())}
 
 
-def report(rows: list[dict], args: argparse.Namespace) -> str:
+def report(rows: list[dict], args: argparse.Namespace, kernel_load: float) -> str:
     lines = [
         "# Fuse benchmark",
         "",
         f"Command: `.venv/bin/python -m benchmarks.bench_fuse --cases {' '.join(args.cases)} "
-        f"--shard {args.shard} --models {args.models} --explainers {args.explainers} --workers {args.workers}`",
+        f"--shard {args.shard} --models {args.models} --explainers {args.explainers} --workers {args.workers} "
+        f"--repeats {args.repeats}`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other jobs), "
         f"Python {platform.python_version()}, dask {dask.__version__}. Synthetic maps (blurred discs plus noise). "
         f"The 20,000-image case uses map size 64: at 224 its saliency alone would be "
         f"{20000 * args.models * args.explainers * 224 * 224 * 2 / 2**30:.0f} GiB uncompressed, so 224 is measured "
         f"at 1,000 images. Shard size {args.shard}, dask threaded scheduler with {args.workers} workers for both "
-        "timings.",
+        f"timings. Each case runs {args.repeats} read-only/fuse pairs back to back (this machine is a VM whose "
+        "speed drifts by tens of percent within minutes).",
         "",
         "ratio = fuse image rate / read-only image rate (read only = decode every member's shards, no compute), "
-        "from wall-clock time; CPU ratio = the same from the process's CPU time, which other jobs on the shared "
-        "machine disturb less.",
+        "from wall-clock time, per read/fuse pair: the median over pairs, (min–max) after it; CPU ratio = the "
+        "same from the process's CPU time. Times are medians per image. q99 = the per-map percentile read from "
+        "the store (written by the explain stage) or computed by the fuse kernel (stores written before it was "
+        "stored); consensus = whether pssl/consensus is written too (off by default); labels = pssl/* bytes on "
+        f"disk per image. One-time kernel load before the timings: {kernel_load:.2f} s.",
         "",
-        "| images | map size | members | saliency on disk (MiB) | read only (s) | fuse (s) | read ms/image "
-        "| fuse ms/image | ratio | read CPU (s) | fuse CPU (s) | CPU ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| images | map size | q99 | consensus | members | saliency on disk (MiB) | read ms/image | fuse ms/image "
+        "| ratio | read CPU ms/image | fuse CPU ms/image | CPU ratio | labels (KiB/image) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r['images']} | {r['map_size']} | {r['members']} | {r['saliency_mib']:.0f} | {r['read_s']:.2f} | "
-              f"{r['fuse_s']:.2f} | "
-              f"{r['read_ms_per_image']:.3f} | {r['fuse_ms_per_image']:.3f} | {r['ratio']:.2f} | "
-              f"{r['read_cpu_s']:.1f} | {r['fuse_cpu_s']:.1f} | {r['cpu_ratio']:.2f} |" for r in rows]
+    lines += [f"| {r['images']} | {r['map_size']} | {r['q99']} | {r['consensus']} | {r['members']} | "
+              f"{r['saliency_mib']:.0f} | {r['read_ms']:.2f} | {r['fuse_ms']:.2f} | "
+              f"{r['ratio']:.2f} ({r['ratio_range'][0]:.2f}–{r['ratio_range'][1]:.2f}) | "
+              f"{r['read_cpu_ms']:.2f} | {r['fuse_cpu_ms']:.2f} | "
+              f"{r['cpu_ratio']:.2f} ({r['cpu_ratio_range'][0]:.2f}–{r['cpu_ratio_range'][1]:.2f}) | "
+              f"{r['label_kib_per_image']:.1f} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=["1000:64", "20000:64", "1000:224"],
-                        help="images:map_size pairs")
+    parser.add_argument("--cases", nargs="+",
+                        default=["1000:64", "20000:64", "1000:224", "1000:224:computed", "1000:224:consensus"],
+                        help="images:map_size, optionally :computed (no stored q99) and/or :consensus")
     parser.add_argument("--shard", type=int, default=256)
     parser.add_argument("--models", type=int, default=3)
     parser.add_argument("--explainers", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=int, default=3, help="read/fuse pairs per case")
     parser.add_argument("--out", type=Path, default=Path("results/bench_fuse.md"))
     args = parser.parse_args()
+    kernel_load = kernel_load_seconds(args.models * args.explainers)
     with tempfile.TemporaryDirectory(prefix="bench_fuse_") as tmp:
         rows = []
         for case in args.cases:
-            n, map_size = (int(part) for part in case.split(":"))
-            rows.append(bench(n, map_size, args.shard, args.models, args.explainers, args.workers, Path(tmp)))
-            print(f"{n} images at {map_size}: read {rows[-1]['read_s']:.2f} s, fuse {rows[-1]['fuse_s']:.2f} s, "
+            n, map_size, *options = case.split(":")
+            if not set(options) <= {"computed", "consensus"}:
+                parser.error(f"case {case!r}: expected images:map_size[:computed][:consensus]")
+            rows.append(bench(int(n), int(map_size), set(options), args.shard, args.models, args.explainers,
+                              args.workers, args.repeats, Path(tmp)))
+            print(f"{case}: read {rows[-1]['read_ms']:.2f} ms/image, fuse {rows[-1]['fuse_ms']:.2f} ms/image, "
                   f"ratio {rows[-1]['ratio']:.2f}, CPU ratio {rows[-1]['cpu_ratio']:.2f}", flush=True)
-    text = report(rows, args)
+    text = report(rows, args, kernel_load)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

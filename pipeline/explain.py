@@ -3,7 +3,8 @@
 Where every class is known, one pass decodes each image once, writes its scores (target probability,
 top-1) and runs every explainer on the class. Where some class is unknown, a `classify` pass first
 records every model's probabilities, the ensemble's top-1 becomes the target, then `explain` runs.
-Maps go to `saliency/<model>/<explainer>` (map / its max-abs, float16) plus the per-image scale.
+Maps go to `saliency/<model>/<explainer>` (map / its max-abs, float16) plus the per-image scale
+and the q99 that fusion divides by (computed once here, so re-fusing with other thresholds is cheap).
 One task writes one model's shard of every array, so no two writers share a shard file; the
 driver sets a shard's progress flag only after the task has returned, so a re-run redoes exactly
 the unfinished shards. Actors that die are restarted by Ray and their shard retried.
@@ -22,10 +23,11 @@ import zarr
 from explainers import EXPLAINERS, create_explainer
 from pipeline.classifiers import load_classifier, normalize_spec
 from pipeline.config import ConfigError, get
+from pipeline.fuse_kernel import q99_of_maps
 from pipeline.images import load_rgb
 from pipeline.ray_runtime import StageError, cluster_cpus
 from pipeline.store import (STATUS_OK, StoreError, UNKNOWN_CLASS, done_shards, mark_done, n_images, open_store,
-                            prediction_name, require_array, saliency_name, scale_name, score_name,
+                            prediction_name, q99_name, require_array, saliency_name, scale_name, score_name,
                             shard_count, shard_size, shard_slice, top1_name)
 
 
@@ -138,6 +140,7 @@ class ModelWorker:
                 maps[rows], scales[rows] = to_stored_maps(explainer.explain(net, batch, target), size)
             self.group[saliency_name(model, explainer_name)][selection] = maps
             self.group[scale_name(model, explainer_name)][selection] = scales
+            self.group[q99_name(model, explainer_name)][selection] = q99_of_maps(maps)
         return len(ok)
 
     def classify_and_explain(self, model: str, shard: int) -> int:
@@ -238,6 +241,7 @@ def _require_model_arrays(group: zarr.Group, model: str, explainers: list[str], 
     for explainer in explainers:
         require_array(group, saliency_name(model, explainer), (n, size, size), np.float16, (size, size))
         require_array(group, scale_name(model, explainer), (n,), np.float32)
+        require_array(group, q99_name(model, explainer), (n,), np.float32, fill_value=np.nan)
     require_array(group, score_name(model), (n,), np.float16)
     require_array(group, top1_name(model), (n,), np.int16, fill_value=-1)
     if unknown:

@@ -6,10 +6,11 @@ weighted) mean of n over members; c >= fg_threshold is foreground, c <= bg_thres
 rest ignore. The weight of a decided pixel is the (same-weighted) fraction of members whose own n
 votes for the mask's decision.
 
-Work is elementwise over members and blocked along images: dask reads whole shards
-(`chunks=a.shards`), one task fuses one shard, and `da.store` writes it into pre-created arrays, so
-every shard file has exactly one writer. Shards are fused in batches; a batch's fuse flags are set
-after its write, so an interrupted run resumes where it stopped.
+Work is blocked along images: dask reads whole shards (`chunks=a.shards`) with each map's q99 (stored
+by the explain stage), one task fuses one shard with the compiled kernel of `pipeline.fuse_kernel`,
+and `da.store` writes it into pre-created arrays, so every shard file has exactly one writer.
+Shards are fused in batches; a batch's fuse flags are set after its write, so an interrupted run
+resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -23,18 +24,17 @@ import numpy as np
 import zarr
 
 from pipeline.config import ConfigError, get
+from pipeline.fuse_kernel import (BACKGROUND, FOREGROUND, IGNORE, as_bits, fuse_pixels,  # noqa: F401 (label values)
+                                  normalise_rows, q99_of_maps)
 from pipeline.store import (STATUS_OK, StoreError, done_shards, mark_done, n_images, open_store,
-                            progress_name, require_array, saliency_name, score_name, shard_count,
+                            progress_name, q99_name, require_array, saliency_name, score_name, shard_count,
                             shard_size)
 
 MASK, WEIGHT, CONSENSUS = "pssl/mask", "pssl/weight", "pssl/consensus"
-BACKGROUND, FOREGROUND, IGNORE = 0, 1, 255
 FUSE_STAGE, FUSE_KEY = "fuse", "labels"
-PERCENTILE = 0.99  # part of the rule itself (n = relu / q99), not a tuning knob
-# Pixels fused at once inside a shard task (2 images at 224, 32 at 64): keeps the float32 working
-# set near the L2 cache; at 224, sub-batches of 2-4 images measured 25% faster per image than 32.
-SUB_BATCH_PIXELS = 1 << 17
-FUSED = np.dtype([("mask", "u1"), ("weight", "u1"), ("consensus", "f2")])
+LABELS = np.dtype([("mask", "u1"), ("weight", "u1")])
+FUSED = np.dtype(LABELS.descr + [("consensus", "f2")])
+LABEL_CODEC = zarr.codecs.ZstdCodec(level=1)
 # Keys that change the labels; the others (workers, batch size, overwrite) only change how fast.
 LABEL_KEYS = ("members", "fg_threshold", "bg_threshold", "weight_by_probability", "write_consensus")
 
@@ -65,46 +65,23 @@ def resolve_config(config: dict, group: zarr.Group) -> dict:
         "fg_threshold": fg,
         "bg_threshold": bg,
         "weight_by_probability": bool(get(config, "fuse.weight_by_probability", False)),
-        "write_consensus": bool(get(config, "fuse.write_consensus", True)),
+        "write_consensus": bool(get(config, "fuse.write_consensus", False)),
         "num_workers": int(workers),
         "shards_per_batch": int(get(config, "fuse.shards_per_batch", None) or 2 * int(workers)),
         "overwrite": bool(get(config, "fuse.overwrite", False)),
     }
 
 
-def percentile_99(rows: np.ndarray) -> np.ndarray:
-    """Per-row 99th percentile with numpy's default (linear) interpolation; equals np.quantile(rows, 0.99, 1).
-
-    The two order statistics the interpolation needs are selected from the top end: partitioning
-    the negated rows around index ~0.01*width measured 4x cheaper than np.quantile's partition around
-    ~0.99*width, and this selection is most of fusion's compute.
-    """
-    width = rows.shape[1]
-    position = (width - 1) * PERCENTILE
-    low = int(np.floor(position))
-    kth = width - 1 - low  # the low-th smallest value is the kth smallest of the negated row
-    negated = np.negative(rows)
-    negated.partition(kth, axis=1)
-    at_low = -negated[:, kth]
-    at_high = -negated[:, :kth].max(axis=1) if kth > 0 else at_low  # the next larger value
-    return at_low + (at_high - at_low) * np.float32(position - low)
-
-
-def normalise(maps: np.ndarray) -> np.ndarray:
-    """n = min(1, relu(map) / q99(relu(map))) per image of a [B, S, S] stack, as float32.
+def normalise(maps: np.ndarray, q99: np.ndarray | None = None) -> np.ndarray:
+    """n = min(1, relu(map) / q99(relu(map))) per image of a float16 [B, S, S] stack, as float32.
 
     An image whose q99 is 0 (fewer than 1% positive pixels) gets n = 1 on its positive pixels,
-    the limit of the rule as q99 -> 0+.
+    the limit of the rule as q99 -> 0+. `q99` defaults to computing it from the maps.
     """
-    n = maps.astype(np.float32)
-    np.maximum(n, 0.0, out=n)
-    q = percentile_99(n.reshape(len(n), -1))
-    flat = q <= 0
-    n *= (1.0 / np.where(flat, 1.0, q)).astype(np.float32)[:, None, None]
-    np.minimum(n, 1.0, out=n)
-    if flat.any():
-        n[flat] = n[flat] > 0
-    return n
+    q = q99_of_maps(maps) if q99 is None else np.asarray(q99, np.float32)
+    out = np.empty((len(maps), int(np.prod(maps.shape[1:]))), np.float32)
+    normalise_rows(as_bits(maps), q, out)
+    return out.reshape(maps.shape)
 
 
 def member_weights(probabilities: np.ndarray | None, n_members: int, n: int) -> np.ndarray:
@@ -120,51 +97,60 @@ def member_weights(probabilities: np.ndarray | None, n_members: int, n: int) -> 
     return np.where(total > 0, p / np.where(total > 0, total, 1.0), uniform)
 
 
-def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg: float, bg: float) -> np.ndarray:
-    """Fuse M member stacks [B, S, S] into a structured [B, S, S] array (mask, weight, consensus).
+def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg: float, bg: float,
+              q99: np.ndarray | None = None, keep_consensus: bool = True) -> np.ndarray:
+    """Fuse M float16 member stacks [B, S, S] into a structured [B, S, S] array (mask, weight[, consensus]).
 
     `weights` is [M, B] (summing to 1 per image), `ok` [B] marks images with status ok; the others
-    get mask 255, weight 0 and consensus NaN. Members are streamed, so memory is four float32 stacks.
+    get mask 255, weight 0 and consensus NaN. `q99` [M, B] are the stored percentiles (NaN or None:
+    compute them from the maps).
     """
-    shape = maps[0].shape
-    consensus = np.zeros(shape, np.float32)
-    votes_fg = np.zeros(shape, np.float32)
-    votes_bg = np.zeros(shape, np.float32)
-    scratch = np.empty(shape, np.float32)
-    for member, stack in enumerate(maps):
-        n = normalise(stack)
-        w = weights[member][:, None, None]
-        np.multiply(n >= fg, w, out=scratch)
-        votes_fg += scratch
-        np.multiply(n <= bg, w, out=scratch)
-        votes_bg += scratch
-        n *= w
-        consensus += n
-    is_fg, is_bg = consensus >= fg, consensus <= bg
-    out = np.empty(shape, FUSED)
-    out["mask"] = np.where(is_fg, FOREGROUND, np.where(is_bg, BACKGROUND, IGNORE))
-    agreement = np.where(is_fg, votes_fg, np.where(is_bg, votes_bg, 0.0))
-    out["weight"] = np.rint(np.clip(agreement, 0.0, 1.0) * 255.0).astype(np.uint8)
-    out["consensus"] = consensus
-    bad = ~np.asarray(ok, bool)
-    out["mask"][bad], out["weight"][bad], out["consensus"][bad] = IGNORE, 0, np.nan
-    return out
+    b, shape = len(maps[0]), maps[0].shape
+    q = np.full((len(maps), b), np.nan, np.float32) if q99 is None else np.ascontiguousarray(q99, np.float32)
+    pixels = int(np.prod(shape[1:]))
+    # contiguous outputs: writing into the structured array's strided fields made the kernel 10x slower
+    mask, weight = np.empty((b, pixels), np.uint8), np.empty((b, pixels), np.uint8)
+    consensus = np.empty((b if keep_consensus else 1, pixels), np.float32)
+    fuse_pixels(tuple(as_bits(m) for m in maps), q, np.ascontiguousarray(weights, np.float32),
+                np.ascontiguousarray(ok, bool), np.float32(fg), np.float32(bg), mask, weight, consensus)
+    out = np.empty((b, pixels), FUSED if keep_consensus else LABELS)
+    out["mask"], out["weight"] = mask, weight
+    if keep_consensus:
+        out["consensus"] = consensus
+    return out.reshape(shape)
 
 
-def _fuse_shard(*blocks: np.ndarray, weights: np.ndarray, ok: np.ndarray, fg: float, bg: float,
-                block_info=None) -> np.ndarray:
-    """One dask task: fuse one shard's members in sub-batches of images.
+def _fuse_shard(*blocks: np.ndarray, weights: np.ndarray, q99: np.ndarray, ok: np.ndarray, fg: float, bg: float,
+                keep_consensus: bool, block_info=None) -> np.ndarray:
+    """One dask task: fuse one shard's M member blocks.
 
-    `weights` [M, B] and `ok` [B] cover the whole batch; the block's location picks its rows.
+    `weights` and `q99` [M, B] and `ok` [B] cover the whole batch; the block's location picks its rows.
     """
     start, stop = block_info[None]["array-location"][0]
-    out = np.empty(blocks[0].shape, FUSED)
-    step = max(1, SUB_BATCH_PIXELS // int(np.prod(blocks[0].shape[1:])))
-    for lo in range(0, stop - start, step):
-        hi = min(lo + step, stop - start)
-        rows = slice(start + lo, start + hi)
-        out[lo:hi] = fuse_maps([b[lo:hi] for b in blocks], weights[:, rows], ok[rows], fg, bg)
-    return out
+    return fuse_maps(list(blocks), weights[:, start:stop], ok[start:stop], fg, bg, q99=q99[:, start:stop],
+                     keep_consensus=keep_consensus)
+
+
+def _stored_q99(group: zarr.Group, model: str, explainer: str, n: int) -> np.ndarray:
+    """float32 [N]: each map's q99 as the explain stage stored it; NaN where not stored (older stores)."""
+    name = q99_name(model, explainer)
+    return np.asarray(group[name][:], np.float32) if name in group else np.full(n, np.nan, np.float32)
+
+
+def image_consensus(group: zarr.Group, index: int) -> np.ndarray:
+    """float32 [S, S]: one fused image's consensus, read when stored, else recomputed as the fuse run made it."""
+    if CONSENSUS in group:
+        return group[CONSENSUS][index].astype(np.float32)
+    settings = group.attrs["fuse"]
+    members = [tuple(m) for m in settings["members"]]
+    probabilities = (np.array([[group[score_name(m)][index]] for m, _ in members], np.float32)
+                     if settings["weight_by_probability"] else None)
+    q99 = np.array([[group[q99_name(m, e)][index] if q99_name(m, e) in group else np.nan] for m, e in members])
+    fused = fuse_maps([group[saliency_name(m, e)][index][None] for m, e in members],
+                      member_weights(probabilities, len(members), 1),
+                      np.array([group["index/status"][index] == STATUS_OK]), settings["fg_threshold"],
+                      settings["bg_threshold"], q99=q99)
+    return fused["consensus"][0].astype(np.float32)
 
 
 def _flags(group: zarr.Group, stage: str, key: str, n_shards: int) -> np.ndarray:
@@ -214,11 +200,16 @@ def _check_previous(group: zarr.Group, settings: dict, n_shards: int) -> None:
 
 
 def _output_arrays(group: zarr.Group, n: int, s: int, write_consensus: bool) -> list[zarr.Array]:
-    """Create (or reopen) the label arrays."""
+    """Create (or reopen) the label arrays.
+
+    zstd level 1 instead of zarr's default 3: on synthetic 224² labels it encodes the weight 20%
+    faster and the files come out 4% smaller (`benchmarks/bench_fuse.py` reports the bytes).
+    """
     specs = [(MASK, np.uint8, IGNORE), (WEIGHT, np.uint8, 0)]
     if write_consensus:
         specs.append((CONSENSUS, np.float16, np.nan))
-    return [require_array(group, name, (n, s, s), dtype, (s, s), fill_value=fill) for name, dtype, fill in specs]
+    return [require_array(group, name, (n, s, s), dtype, (s, s), fill_value=fill, compressors=LABEL_CODEC)
+            for name, dtype, fill in specs]
 
 
 def run(config: dict, store_path: str | Path) -> dict:
@@ -251,12 +242,15 @@ def run(config: dict, store_path: str | Path) -> dict:
     probabilities = (np.stack([np.asarray(group[score_name(m)][:], np.float32) for m, _ in members])
                      if settings["weight_by_probability"] else None)
     weights = member_weights(probabilities, len(members), n)
+    q99 = np.stack([_stored_q99(group, m, e, n) for m, e in members])
     sources = [da.from_zarr(a, chunks=a.shards) for a in (group[saliency_name(m, e)] for m, e in members)]
+    keep_consensus = settings["write_consensus"]
 
     for first, last in _runs(todo, settings["shards_per_batch"]):
         rows = slice(first * k, min(last * k, n))
-        fused = da.map_blocks(_fuse_shard, *(x[rows] for x in sources), dtype=FUSED, weights=weights[:, rows],
-                              ok=ok[rows], fg=settings["fg_threshold"], bg=settings["bg_threshold"])
+        fused = da.map_blocks(_fuse_shard, *(x[rows] for x in sources), dtype=FUSED if keep_consensus else LABELS,
+                              weights=weights[:, rows], q99=q99[:, rows], ok=ok[rows], fg=settings["fg_threshold"],
+                              bg=settings["bg_threshold"], keep_consensus=keep_consensus)
         fields = ["mask", "weight", "consensus"][:len(outputs)]
         with dask.config.set(scheduler="threads", num_workers=settings["num_workers"]):
             da.store([fused[f] for f in fields], outputs, regions=[(rows,)] * len(outputs), lock=False)

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pipeline.fuse import CONSENSUS, MASK, WEIGHT, normalise  # noqa: E402
+from pipeline.fuse import MASK, WEIGHT, image_consensus, normalise  # noqa: E402
 from pipeline.images import BadImage, load_rgb  # noqa: E402
 from pipeline.store import saliency_name  # noqa: E402
 
@@ -43,10 +43,9 @@ def mask_codes(mask: np.ndarray) -> np.ndarray:
 def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) -> Path:
     panels = [("image", image_at_map_size(group, index), {})]
     for model, explainer in members:
-        stored = group[saliency_name(model, explainer)][index][None].astype(np.float32)
+        stored = group[saliency_name(model, explainer)][index][None]
         panels.append((f"{model}\n{explainer}", normalise(stored)[0], {"cmap": "jet", "vmin": 0, "vmax": 1}))
-    if CONSENSUS in group:
-        panels.append(("consensus", group[CONSENSUS][index].astype(np.float32), {"cmap": "jet", "vmin": 0, "vmax": 1}))
+    panels.append(("consensus", image_consensus(group, index), {"cmap": "jet", "vmin": 0, "vmax": 1}))
     panels.append(("mask (red: ignore)", mask_codes(group[MASK][index]), {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2}))
     panels.append(("weight", group[WEIGHT][index] / 255.0, {"cmap": "gray", "vmin": 0, "vmax": 1}))
     figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))

@@ -33,6 +33,11 @@ def scale_name(model: str, explainer: str) -> str:
     return f"saliency/{model}/{explainer}_scale"
 
 
+def q99_name(model: str, explainer: str) -> str:
+    """The 99th percentile of each stored map's positive part, the fuse rule's per-map scale (NaN = not stored)."""
+    return f"saliency/{model}/{explainer}_q99"
+
+
 def score_name(model: str) -> str:
     """Softmax probability of the target class; `top1_name` holds the model's top-1 prediction."""
     return f"scores/{model}/target_prob"
@@ -99,7 +104,7 @@ def shard_size(group: zarr.Group) -> int:
 
 
 def require_array(group: zarr.Group, name: str, shape: tuple, dtype, per_image_chunk: tuple | None = None,
-                  fill_value=0) -> zarr.Array:
+                  fill_value=0, compressors="auto") -> zarr.Array:
     """Create `name` if missing (shards of `shard_size` images) or return it after checking its shape.
 
     `per_image_chunk` is the shape of one image's entry; None means a 1-D per-image array,
@@ -115,7 +120,7 @@ def require_array(group: zarr.Group, name: str, shape: tuple, dtype, per_image_c
     if per_image_chunk is None:
         return group.create_array(name, shape=shape, dtype=dtype, chunks=(k,), fill_value=fill_value)
     return group.create_array(name, shape=shape, dtype=dtype, chunks=(1, *per_image_chunk),
-                              shards=(k, *per_image_chunk), fill_value=fill_value)
+                              shards=(k, *per_image_chunk), fill_value=fill_value, compressors=compressors)
 
 
 def done_shards(group: zarr.Group, stage: str, key: str, n_shards: int) -> np.ndarray:

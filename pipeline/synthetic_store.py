@@ -1,7 +1,8 @@
 """A store with the explain stage's arrays filled by synthetic maps, for tests and benchmarks of what follows.
 
 Each image has a known object (a disc); each member's map is that disc blurred, plus member-specific
-noise, stored exactly as the explain stage stores it (map / max-abs in float16, the max-abs beside it).
+noise, stored exactly as the explain stage stores it (map / max-abs in float16, the max-abs and the
+map's q99 beside it).
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.store import (STATUS_BAD, STATUS_OK, create_store, done_shards, mark_done, require_array,
+from pipeline.fuse_kernel import q99_of_maps
+from pipeline.store import (STATUS_BAD, STATUS_OK, create_store, done_shards, mark_done, q99_name, require_array,
                             saliency_name, scale_name, score_name, shard_count, shard_slice, top1_name)
 
 
@@ -68,7 +70,9 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
     for model in models:
         arrays = {e: (require_array(group, saliency_name(model, e), (n, map_size, map_size), np.float16,
                                     (map_size, map_size)),
-                      require_array(group, scale_name(model, e), (n,), np.float32)) for e in explainers}
+                      require_array(group, scale_name(model, e), (n,), np.float32),
+                      require_array(group, q99_name(model, e), (n,), np.float32, fill_value=np.nan))
+                  for e in explainers}
         probability = require_array(group, score_name(model), (n,), np.float16)
         top1 = require_array(group, top1_name(model), (n,), np.int16)
         probability[:] = rng.uniform(0.05, 0.95, n).astype(np.float16)
@@ -77,13 +81,14 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
             done_shards(group, stage, model, n_shards)
         for i in range(n_shards):
             rows = shard_slice(i, shard, n)
-            for explainer, (saliency, scale) in arrays.items():
+            for explainer, (saliency, scale, q99) in arrays.items():
                 raw = member_maps(masks[rows], noise, rng)
                 raw[status[rows] != STATUS_OK] = 0.0
                 top = np.abs(raw).reshape(len(raw), -1).max(axis=1)
                 top = np.where(top > 0, top, 1.0).astype(np.float32)
-                saliency[rows] = (raw / top[:, None, None]).astype(np.float16)
+                saliency[rows] = maps = (raw / top[:, None, None]).astype(np.float16)
                 scale[rows] = top
+                q99[rows] = q99_of_maps(maps)
             mark_done(group, "classify", model, i)
             if explained:
                 mark_done(group, "explain", model, i)

@@ -13,7 +13,9 @@ from tqdm import tqdm
 
 from pipeline import explain, index
 from pipeline.cli import store_path
-from pipeline.store import STATUS_BAD, STATUS_OK, prediction_name, saliency_name, scale_name, score_name
+from pipeline.fuse_kernel import q99_of_maps
+from pipeline.store import (STATUS_BAD, STATUS_OK, prediction_name, q99_name, saliency_name, scale_name,
+                            score_name)
 from tests.bad_inputs import write_corpus
 from tests.conftest import RAY_TEST_DIR, tiny_config, write_image_folder
 
@@ -29,7 +31,7 @@ def run_stages(config: dict) -> zarr.Group:
 
 
 def saliency_arrays(group: zarr.Group) -> dict[str, np.ndarray]:
-    names = [saliency_name(m, e) for m, e in MEMBERS] + [scale_name(m, e) for m, e in MEMBERS]
+    names = [f(m, e) for m, e in MEMBERS for f in (saliency_name, scale_name, q99_name)]
     names += [score_name(m) for m in ("cnn_a", "cnn_b")] + ["index/target"]
     return {name: group[name][:] for name in names}
 
@@ -58,6 +60,11 @@ def test_every_member_is_written_with_image_aligned_shards(reference):
         assert np.array_equal(np.abs(maps[:]).reshape(n, -1).max(axis=1), (scale > 0).astype(np.float16))
         if explainer != "grad_cam":
             assert (scale > 0).all()
+        # the q99 that fusion divides by is stored beside the map, for exactly the stored values
+        q99 = reference[q99_name(model, explainer)][:]
+        np.testing.assert_array_equal(q99, q99_of_maps(maps[:]))
+        np.testing.assert_allclose(q99, np.quantile(np.maximum(maps[:].astype(np.float32), 0).reshape(n, -1), 0.99,
+                                                    axis=1), rtol=1e-6)
     for model in ("cnn_a", "cnn_b"):
         assert reference[f"progress/explain/{model}"][:].all()
         probs = reference[score_name(model)][:]

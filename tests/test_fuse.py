@@ -5,14 +5,17 @@ import numpy as np
 import pytest
 
 from pipeline import fuse
-from pipeline.store import (mark_done, open_store, progress_name, saliency_name, score_name)
+from pipeline.fuse_kernel import q99_of_maps
+from pipeline.store import mark_done, open_store, progress_name, q99_name, saliency_name, score_name
 from pipeline.synthetic_store import make_synthetic_store
 
 FG, BG = 0.5, 0.2
 
 
 def config(**extra):
-    return {"fuse": {"fg_threshold": FG, "bg_threshold": BG, "num_workers": 2, "shards_per_batch": 2, **extra}}
+    """Consensus is stored here (it is off by default) so the tests can check it against the reference."""
+    return {"fuse": {"fg_threshold": FG, "bg_threshold": BG, "num_workers": 2, "shards_per_batch": 2,
+                     "write_consensus": True, **extra}}
 
 
 def reference(group, members, weighted, fg=FG, bg=BG):
@@ -57,8 +60,7 @@ def assert_matches_reference(group, weighted):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_fusion_matches_numpy_reference(tmp_path, monkeypatch, weighted):
-    monkeypatch.setattr(fuse, "SUB_BATCH_PIXELS", 3 * 16 * 16)  # sub-batches of 3 images: 4-image shards split
+def test_fusion_matches_numpy_reference(tmp_path, weighted):
     store = tmp_path / "s.zarr"
     make_synthetic_store(store, 10, map_size=16, shard=4, noise=1.0, bad=(3, 8))
     summary = fuse.run(config(weight_by_probability=weighted), store)
@@ -71,35 +73,80 @@ def test_fusion_matches_numpy_reference(tmp_path, monkeypatch, weighted):
 
 
 def two_member_maps():
-    """Two 10x10 members whose q99 is exactly 1 (two pixels at 1.0), so n equals the map's positive part."""
-    a, b = np.zeros((1, 10, 10), np.float32), np.zeros((1, 10, 10), np.float32)
+    """Two float16 10x10 members whose q99 is exactly 1 (two pixels at 1.0), so n equals the map's positive part.
+
+    Every value is exact in float16 and the test thresholds are 0.5 / 0.25, so "inclusive" is tested exactly.
+    """
+    a, b = np.zeros((1, 10, 10), np.float16), np.zeros((1, 10, 10), np.float16)
     a[0, 9, 8:] = b[0, 9, 8:] = 1.0
-    cells = [(0.9, 0.6), (0.9, 0.1), (0.3, 0.1), (0.4, 0.3), (-0.5, 0.0), (0.45, 0.55)]
+    cells = [(0.875, 0.625), (0.875, 0.125), (0.375, 0.125), (0.375, 0.3125), (-0.5, 0.0), (0.4375, 0.5625)]
     for j, (va, vb) in enumerate(cells):
         a[0, 0, j], b[0, 0, j] = va, vb
     return a, b
 
 
+EXACT_FG, EXACT_BG = 0.5, 0.25
+
+
 def test_thresholds_and_weights_as_documented():
     a, b = two_member_maps()
-    out = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([True]), FG, BG)[0, 0, :6]
-    # c: 0.75 fg | 0.5 fg (inclusive) | 0.2 bg (inclusive) | 0.35 ignore | 0 bg | 0.5 fg
+    out = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([True]), EXACT_FG, EXACT_BG)[0, 0, :6]
+    # c: 0.75 fg | 0.5 fg (inclusive) | 0.25 bg (inclusive) | 0.34375 ignore | 0 bg | 0.5 fg
     assert out["mask"].tolist() == [1, 1, 0, 255, 0, 1]
-    # both vote fg | one of two | one of two (0.3 abstains) | ignore -> 0 | both bg | one fg (0.45 abstains)
+    # both vote fg | one of two | one of two (0.375 abstains) | ignore -> 0 | both bg | one fg (0.4375 abstains)
     assert out["weight"].tolist() == [255, 128, 128, 0, 255, 128]
-    np.testing.assert_allclose(out["consensus"].astype(float), [0.75, 0.5, 0.2, 0.35, 0.0, 0.5], atol=1e-3)
+    assert out["consensus"].astype(float).tolist() == [0.75, 0.5, 0.25, 0.34375, 0.0, 0.5]
+    no_consensus = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([True]), EXACT_FG, EXACT_BG,
+                                  keep_consensus=False)
+    assert no_consensus.dtype.names == ("mask", "weight") and no_consensus["mask"][0, 0, :6].tolist() == [1, 1, 0, 255, 0, 1]
 
 
-@pytest.mark.parametrize("width", [1, 2, 100, 101, 4096])
-def test_percentile_99_equals_numpy_quantile(width):
-    rows = np.random.default_rng(width).standard_normal((5, width)).astype(np.float32)
-    rows[0] = 0.0  # ties
-    np.testing.assert_allclose(fuse.percentile_99(rows), np.quantile(rows, 0.99, axis=1), rtol=1e-6, atol=1e-7)
+def float16_rows(width: int, seed: int) -> np.ndarray:
+    """Rows that exercise the q99 selection: ties, all-negative, subnormals, a lone spike, wide range."""
+    rng = np.random.default_rng(seed)
+    rows = rng.standard_normal((7, width)).astype(np.float16)
+    rows[0] = 0.0
+    rows[1] = -np.abs(rows[1])
+    rows[2] = (np.abs(rows[2]) * 1e-6).astype(np.float16)  # float16 subnormals
+    rows[3] = 0.0
+    rows[3, 0] = 1.0
+    rows[4] = (rng.random(width) * 60000).astype(np.float16)
+    rows[5] = np.round(rows[5] * 4) / 4  # many ties
+    return rows
+
+
+@pytest.mark.parametrize("width", [1, 2, 100, 101, 4096, 50176])
+def test_q99_equals_numpy_quantile_of_the_positive_part(width):
+    rows = float16_rows(width, width)
+    expected = np.quantile(np.maximum(rows.astype(np.float32), 0), 0.99, axis=1)
+    np.testing.assert_allclose(q99_of_maps(rows[:, None, :]), expected, rtol=1e-6, atol=0)
+
+
+def test_float16_decoding_is_exact_for_every_value_up_to_one():
+    """The kernel decodes float16 bits itself; with q99 = 1, n is the decoded value (subnormals included)."""
+    every = np.arange(0x3C01, dtype=np.uint16).view(np.float16)  # +0 ... 1.0, all 15,361 values
+    n = fuse.normalise(every[None, None, :], q99=np.array([1.0], np.float32))
+    assert np.array_equal(n[0, 0], every.astype(np.float32))
+    negative = fuse.normalise(-every[None, None, 1:], q99=np.array([1.0], np.float32))
+    assert not negative.any()
+
+
+def test_q99_treats_nan_as_zero_and_inf_as_the_largest_float16():
+    row = np.zeros((1, 1, 200), np.float16)
+    row[0, 0, :3] = [np.inf, np.nan, -np.inf]
+    assert q99_of_maps(row)[0] == np.float32(0.0)  # rank 197 of 200 is a zero
+    row[0, 0, 3:6] = np.inf
+    assert q99_of_maps(row)[0] == np.float32(np.finfo(np.float16).max)
+
+
+def test_q99_refuses_float32_maps():
+    with pytest.raises(TypeError, match="float16"):
+        q99_of_maps(np.zeros((1, 4, 4), np.float32))
 
 
 def test_bad_image_and_sparse_map():
     a, b = two_member_maps()
-    sparse = np.zeros((1, 10, 10), np.float32)
+    sparse = np.zeros((1, 10, 10), np.float16)
     sparse[0, 0, 0] = 0.01  # fewer than 1% positive pixels: q99 = 0, n = 1 where positive
     assert fuse.normalise(sparse)[0, 0, 0] == 1.0 and fuse.normalise(sparse).sum() == 1.0
     out = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([False]), FG, BG)
@@ -110,9 +157,9 @@ def test_probability_weighting():
     a, b = two_member_maps()
     weights = fuse.member_weights(np.array([[0.9], [0.1]]), 2, 1)
     np.testing.assert_allclose(weights[:, 0], [0.9, 0.1])
-    out = fuse.fuse_maps([a, b], weights, np.array([True]), FG, BG)[0, 0, :6]
-    # pixel 1: c = 0.9*0.9 + 0.1*0.1 = 0.82 -> fg, agreement 0.9; pixel 3: 0.39 ignore; pixel 5: 0.46 ignore
-    np.testing.assert_allclose(out["consensus"][1], 0.82, atol=1e-3)
+    out = fuse.fuse_maps([a, b], weights, np.array([True]), EXACT_FG, EXACT_BG)[0, 0, :6]
+    # pixel 1: c = 0.9*0.875 + 0.1*0.125 = 0.8 -> fg, agreement 0.9; pixel 3: 0.36875 ignore; pixel 5: 0.45 ignore
+    np.testing.assert_allclose(out["consensus"][1], 0.8, atol=1e-3)
     assert out["mask"][[1, 3, 5]].tolist() == [1, 255, 255]
     assert out["weight"][1] == round(0.9 * 255)
     # all probabilities zero: uniform
@@ -193,3 +240,39 @@ def test_missing_threshold_is_named(tmp_path):
     with pytest.raises(fuse.ConfigError, match="fuse.fg_threshold"):
         fuse.run({"fuse": {"bg_threshold": 0.2}}, store)
     assert not os.path.exists(store / "pssl")
+
+
+def test_stored_q99_and_computed_q99_give_identical_labels(tmp_path):
+    """Stores made before the q99 arrays existed (or with some entries unset) fuse to the same labels."""
+    stored, computed = tmp_path / "stored.zarr", tmp_path / "computed.zarr"
+    for store in (stored, computed):
+        make_synthetic_store(store, 10, map_size=16, shard=4, noise=1.0, seed=3)
+    group = open_store(computed)
+    del group[q99_name("net_a", "gradcam")]
+    group[q99_name("net_b", "smoothgrad")][2:7] = np.nan
+    for store in (stored, computed):
+        fuse.run(config(), store)
+    a, b = open_store(stored), open_store(computed)
+    for name in ("pssl/mask", "pssl/weight", "pssl/consensus"):
+        assert np.array_equal(a[name][:], b[name][:], equal_nan=True), name
+
+
+def test_image_consensus_is_recomputed_when_not_stored(tmp_path):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 6, map_size=16, shard=4, noise=1.0, bad=(4,), seed=2)
+    fuse.run(config(weight_by_probability=True, write_consensus=True), store)
+    group = open_store(store)
+    stored = [fuse.image_consensus(group, i) for i in range(6)]
+    del group["pssl/consensus"]
+    for i in range(6):
+        np.testing.assert_allclose(fuse.image_consensus(group, i), stored[i], atol=1e-3, equal_nan=True)
+    assert np.isnan(stored[4]).all()
+
+
+def test_consensus_is_not_stored_by_default(tmp_path):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 4, map_size=16, shard=4)
+    fuse.run({"fuse": {"fg_threshold": FG, "bg_threshold": BG}}, store)
+    group = open_store(store)
+    assert "pssl/consensus" not in group and group.attrs["fuse"]["write_consensus"] is False
+    assert {"pssl/mask", "pssl/weight"} <= {f"pssl/{name}" for name in group["pssl"].array_keys()}

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 from benchmarks.known_answer.labels import ImageSubset  # noqa: E402
-from pipeline.fuse import CONSENSUS, MASK  # noqa: E402
+from pipeline.fuse import MASK, image_consensus  # noqa: E402
 from pipeline.label_quality import load_ground_truth  # noqa: E402
 from pipeline.pictures import MASK_COLOURS, image_at_map_size, mask_codes  # noqa: E402
 from pipeline.store import open_store  # noqa: E402
@@ -31,7 +31,7 @@ def draw(store: Path, subset: ImageSubset, wanted: int, out: Path) -> Path:
     for row, index in zip(axes, rows):
         panels = [(f"{paths[index]}", image_at_map_size(group, index), {}),
                   ("ground truth", (truth[index] > 0).astype(np.uint8), {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2}),
-                  ("consensus", np.asarray(group[CONSENSUS][index], np.float32), {"cmap": "jet", "vmin": 0, "vmax": 1}),
+                  ("consensus", image_consensus(group, index), {"cmap": "jet", "vmin": 0, "vmax": 1}),
                   ("PSSL mask (red: ignore)", mask_codes(np.asarray(group[MASK][index])),
                    {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2})]
         for axis, (title, picture, style) in zip(row, panels):
