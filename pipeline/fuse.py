@@ -6,8 +6,8 @@ weighted) mean of n over members; c >= fg_threshold is foreground, c <= bg_thres
 rest ignore. The weight of a decided pixel is the (same-weighted) fraction of members whose own n
 votes for the mask's decision.
 
-Work is blocked along images: dask reads whole shards (`chunks=a.shards`) with each map's q99 (stored
-by the explain stage), one task fuses one shard with the compiled kernel of `pipeline.fuse_kernel`,
+Work is blocked along images: dask reads whole shards (`chunks=a.shards`), one task fuses one shard
+with the compiled kernel of `pipeline.fuse_kernel` and each map's q99 as the explain stage stored it,
 and `da.store` writes it into pre-created arrays, so every shard file has exactly one writer.
 Shards are fused in batches; a batch's fuse flags are set after its write, so an interrupted run
 resumes where it stopped.
