@@ -70,8 +70,7 @@ def shard_breakdown_ms(store: Path, consensus: bool, repeats: int = 3) -> tuple[
     members = [(m, e) for m in group.attrs["models"] for e in group.attrs["explainers"]]
     k = int(group.attrs["shard_size"])
     maps = [group[saliency_name(m, e)][:k] for m, e in members]
-    q99 = np.stack([group[q99_name(m, e)][:k] if q99_name(m, e) in group else np.full(len(maps[0]), np.nan)
-                    for m, e in members])
+    q99 = fuse.stored_q99(group, members, slice(0, k))
     weights, ok = fuse.member_weights(None, len(members), len(maps[0])), np.ones(len(maps[0]), bool)
     scratch = [group.create_array(f"bench_scratch/{field}", shape=maps[0].shape, dtype=dtype,
                                   chunks=(1, *maps[0].shape[1:]), shards=maps[0].shape, compressors=fuse.LABEL_CODEC,

@@ -131,10 +131,12 @@ def _fuse_shard(*blocks: np.ndarray, weights: np.ndarray, q99: np.ndarray, ok: n
                      keep_consensus=keep_consensus)
 
 
-def _stored_q99(group: zarr.Group, model: str, explainer: str, n: int) -> np.ndarray:
-    """float32 [N]: each map's q99 as the explain stage stored it; NaN where not stored (older stores)."""
-    name = q99_name(model, explainer)
-    return np.asarray(group[name][:], np.float32) if name in group else np.full(n, np.nan, np.float32)
+def stored_q99(group: zarr.Group, members: list[tuple[str, str]], rows: slice = slice(None)) -> np.ndarray:
+    """float32 [M, rows]: each member map's q99 as the explain stage stored it; NaN where not stored
+    (stores written before it was), which the kernel then computes."""
+    count = len(range(n_images(group))[rows])
+    return np.stack([np.asarray(group[q99_name(m, e)][rows], np.float32) if q99_name(m, e) in group
+                     else np.full(count, np.nan, np.float32) for m, e in members])
 
 
 def image_consensus(group: zarr.Group, index: int) -> np.ndarray:
@@ -145,11 +147,10 @@ def image_consensus(group: zarr.Group, index: int) -> np.ndarray:
     members = [tuple(m) for m in settings["members"]]
     probabilities = (np.array([[group[score_name(m)][index]] for m, _ in members], np.float32)
                      if settings["weight_by_probability"] else None)
-    q99 = np.array([[group[q99_name(m, e)][index] if q99_name(m, e) in group else np.nan] for m, e in members])
     fused = fuse_maps([group[saliency_name(m, e)][index][None] for m, e in members],
                       member_weights(probabilities, len(members), 1),
                       np.array([group["index/status"][index] == STATUS_OK]), settings["fg_threshold"],
-                      settings["bg_threshold"], q99=q99)
+                      settings["bg_threshold"], q99=stored_q99(group, members, slice(index, index + 1)))
     return fused["consensus"][0].astype(np.float32)
 
 
@@ -242,7 +243,7 @@ def run(config: dict, store_path: str | Path) -> dict:
     probabilities = (np.stack([np.asarray(group[score_name(m)][:], np.float32) for m, _ in members])
                      if settings["weight_by_probability"] else None)
     weights = member_weights(probabilities, len(members), n)
-    q99 = np.stack([_stored_q99(group, m, e, n) for m, e in members])
+    q99 = stored_q99(group, members)
     sources = [da.from_zarr(a, chunks=a.shards) for a in (group[saliency_name(m, e)] for m, e in members)]
     keep_consensus = settings["write_consensus"]
 
