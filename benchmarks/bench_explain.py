@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from pipeline import explain, index
 from pipeline.classifiers import load_classifier
-from pipeline.config import load_config
+from core.config import load_config
 from pipeline.ray_runtime import ray_session
 from pipeline.sample_data import SAMPLE_FILES, sample_path
 

@@ -27,7 +27,8 @@ import dask.array as da
 import numpy as np
 
 from pipeline import fuse
-from pipeline.store import open_store, q99_name, saliency_name
+from core.store import (clear_labels, n_images, open_store, q99_name, saliency_name, shard_size, store_explainers,
+                        store_models)
 from pipeline.synthetic_store import make_synthetic_store
 
 
@@ -38,7 +39,7 @@ def _block_size(block: np.ndarray) -> np.ndarray:
 def read_only_seconds(store: Path, workers: int) -> tuple[float, float]:
     """(wall, CPU) seconds to decode every member array once, whole shards at a time, keeping nothing."""
     group = open_store(store, mode="r")
-    members = [(m, e) for m in group.attrs["models"] for e in group.attrs["explainers"]]
+    members = [(m, e) for m in store_models(group) for e in store_explainers(group)]
     totals = []
     for model, explainer in members:
         array = group[saliency_name(model, explainer)]
@@ -67,8 +68,8 @@ def shard_breakdown_ms(store: Path, consensus: bool, repeats: int = 3) -> tuple[
     The parts of a fuse run that the read-only pass does not have; the best of `repeats` tries.
     """
     group = open_store(store)
-    members = [(m, e) for m in group.attrs["models"] for e in group.attrs["explainers"]]
-    k = int(group.attrs["shard_size"])
+    members = [(m, e) for m in store_models(group) for e in store_explainers(group)]
+    k = shard_size(group)
     maps = [group[saliency_name(m, e)][:k] for m, e in members]
     q99 = fuse.stored_q99(group, members, slice(0, k))
     weights, ok = fuse.member_weights(None, len(members), len(maps[0])), np.ones(len(maps[0]), bool)
@@ -92,17 +93,13 @@ def shard_breakdown_ms(store: Path, consensus: bool, repeats: int = 3) -> tuple[
 def fuse_seconds(store: Path, workers: int, consensus: bool) -> tuple[float, float]:
     """(wall, CPU) seconds of a fuse run from scratch."""
     group = open_store(store)
-    for name in ("pssl", "progress/fuse"):
-        if name in group:
-            del group[name]
-    if "fuse" in group.attrs:
-        del group.attrs["fuse"]
+    clear_labels(group)
     config = {"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": workers,
                        "write_consensus": consensus}}
     started, cpu = time.perf_counter(), time.process_time()
     summary = fuse.run(config, store)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    assert summary["images_fused"] == group["index/path"].shape[0]
+    assert summary["images_fused"] == n_images(group)
     return elapsed, cpu
 
 
@@ -114,8 +111,8 @@ def bench(n: int, map_size: int, options: set[str], shard: int, models: int, exp
                          explainers=[f"explainer_{i}" for i in range(explainers)])
     if "computed" in options:
         group = open_store(store)
-        for model in group.attrs["models"]:
-            for explainer in group.attrs["explainers"]:
+        for model in store_models(group):
+            for explainer in store_explainers(group):
                 del group[q99_name(model, explainer)]
     read_only_seconds(store, workers)  # warm-up: the page cache now holds the arrays for both timings
     # read/fuse pairs back to back: the machine's speed drifts over minutes, so each pair's ratio

@@ -21,7 +21,7 @@ from PIL import Image
 
 from benchmarks.bench_explain import Timeline
 from pipeline import explain, index
-from pipeline.config import load_config
+from core.config import load_config
 from pipeline.ray_runtime import ray_session
 
 

@@ -26,8 +26,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from pipeline import fuse
-from pipeline.config import get, load_config
-from pipeline.store import open_store
+from core.config import get, load_config
+from core.store import INDEX_HEIGHT, INDEX_PATH, INDEX_WIDTH, open_store
 from pipeline.synthetic_store import make_synthetic_store
 from training.datasets import PsslStoreDataset
 from training.datasets.sampler import ResumableSampler
@@ -46,14 +46,14 @@ def build_store(root: Path, n: int) -> Path:
     group = open_store(store)
     images = root / "images"
     rng = np.random.default_rng(0)
-    for path in group["index/path"][:]:
+    for path in group[INDEX_PATH][:]:
         target = images / str(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         pixels = rng.integers(0, 256, (*IMAGE_SIZE, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(target, format="JPEG", quality=90)
     group.attrs["data_root"] = str(images)
-    group["index/height"][:] = np.full(n, IMAGE_SIZE[0], np.int32)
-    group["index/width"][:] = np.full(n, IMAGE_SIZE[1], np.int32)
+    group[INDEX_HEIGHT][:] = np.full(n, IMAGE_SIZE[0], np.int32)
+    group[INDEX_WIDTH][:] = np.full(n, IMAGE_SIZE[1], np.int32)
     fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 2}}, store)
     return store
 

@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 from benchmarks.known_answer.commands import CommandFailed, CommandLog, shown  # noqa: E402
-from pipeline.config import ConfigError, load_config  # noqa: E402
+from core.config import ConfigError, load_config  # noqa: E402
 
 IMAGE_LINK = re.compile(r"(!\[[^\]]*\]\()([^)\s]+)(\))")
 

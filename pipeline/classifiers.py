@@ -12,6 +12,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.errors import PsslError
+
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TF_LITE_MEAN, TF_LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3  # EfficientNet-Lite's TF preprocessing
 
@@ -21,7 +24,7 @@ TORCHVISION_CAM_LAYERS = {"resnet": "layer4", "resnext": "layer4", "wide_resnet"
                           "mobilenet": "features", "efficientnet": "features", "convnext": "features"}
 
 
-class ClassifierError(ValueError):
+class ClassifierError(PsslError, ValueError):
     """A classifier that cannot be built; the message says which file or name is wrong."""
 
 

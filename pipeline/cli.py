@@ -9,14 +9,11 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from pipeline.classifiers import ClassifierError
-from pipeline.config import ConfigError, get, load_config
-from pipeline.images import BadImage
-from pipeline.ray_runtime import StageError
-from pipeline.sources import DatasetError, enumerate_images
-from pipeline.store import StoreError
+from core.config import get, load_config
+from core.errors import PsslError
+from pipeline.sources import enumerate_images
 
-USER_ERRORS = (ConfigError, DatasetError, StoreError, ClassifierError, BadImage, StageError, FileNotFoundError)
+USER_ERRORS = (PsslError, FileNotFoundError)
 
 
 def store_path(config: dict) -> Path:

@@ -21,14 +21,16 @@ import torch.nn.functional as F
 import zarr
 
 from explainers import EXPLAINERS, create_explainer
+from core.config import ConfigError, get
+from core.images import load_rgb
+from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_KEY, INDEX_PATH, INDEX_STAGE,
+                        INDEX_STATUS, INDEX_TARGET, STATUS_OK, UNKNOWN_CLASS, StoreError, data_root, done_shards,
+                        map_size, mark_done, n_images, open_store, prediction_name, q99_name, require_array,
+                        saliency_name, scale_name, score_name, shard_count, shard_size, shard_slice, top1_name,
+                        write_layout)
 from pipeline.classifiers import load_classifier, normalize_spec
-from pipeline.config import ConfigError, get
 from pipeline.fuse_kernel import q99_of_maps
-from pipeline.images import load_rgb
 from pipeline.ray_runtime import StageError, cluster_cpus
-from pipeline.store import (STATUS_OK, StoreError, UNKNOWN_CLASS, done_shards, mark_done, n_images, open_store,
-                            prediction_name, q99_name, require_array, saliency_name, scale_name, score_name,
-                            shard_count, shard_size, shard_slice, top1_name)
 
 
 def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
@@ -72,8 +74,8 @@ class ModelWorker:
                  num_classes: int):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.group = open_store(store_path)
-        self.root = Path(self.group.attrs["data_root"])
-        self.k, self.map_size = shard_size(self.group), int(self.group.attrs["map_size"])
+        self.root = Path(data_root(self.group))
+        self.k, self.map_size = shard_size(self.group), map_size(self.group)
         self.n = n_images(self.group)
         self.model_specs, self.explainer_specs = model_specs, explainer_specs
         self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
@@ -89,8 +91,8 @@ class ModelWorker:
     def _load(self, shard: int) -> tuple[slice, np.ndarray, list[tuple[int, torch.Tensor]]]:
         """The shard's rows, its ok rows, and their images decoded once, resized and batched."""
         selection = shard_slice(shard, self.k, self.n)
-        ok = np.flatnonzero(self.group["index/status"][selection] == STATUS_OK)
-        paths = self.group["index/path"][selection]
+        ok = np.flatnonzero(self.group[INDEX_STATUS][selection] == STATUS_OK)
+        paths = self.group[INDEX_PATH][selection]
         rgbs = [load_rgb(self.root / paths[i], min_side=1) for i in ok]
         size = self.classifier.input_size
         return selection, ok, [(start, resize_batch(rgbs[start:start + self.batch_size], size, self.device))
@@ -107,7 +109,7 @@ class ModelWorker:
                 raise ConfigError(f"{model} predicts {logits.shape[1]} classes but explain.num_classes is "
                                   f"{self.num_classes}")
             probs[ok[start:start + len(logits)]] = logits.softmax(dim=1).float().cpu().numpy()
-        class_ids = self.group["index/class_id"][selection]
+        class_ids = self.group[INDEX_CLASS_ID][selection]
         known = class_ids != UNKNOWN_CLASS
         target_prob = np.where(known, probs[np.arange(count), np.where(known, class_ids, 0)], 0)
         self.group[score_name(model)][selection] = target_prob.astype(np.float16)
@@ -129,7 +131,7 @@ class ModelWorker:
         if score:
             self._score(model, selection, ok, batches)
         count = selection.stop - selection.start
-        targets = self.group["index/target"][selection]
+        targets = self.group[INDEX_TARGET][selection]
         size = self.map_size
         for explainer_name, explainer in self.explainers.items():
             maps = np.zeros((count, size, size), np.float16)
@@ -176,19 +178,20 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     specs = {spec["name"]: spec for spec in map(normalize_spec, get(config, "explain.models"))}
     explainer_specs = get(config, "explain.explainers")
     num_classes = int(get(config, "explain.num_classes", 1000))
-    n, k, size = n_images(group), shard_size(group), int(group.attrs["map_size"])
+    n, k, size = n_images(group), shard_size(group), map_size(group)
     n_shards = shard_count(n, k)
-    if not done_shards(group, "index", "images", n_shards).all():
+    if not done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
         raise StoreError(f"{store_path} is not fully indexed yet: run the index stage first")
-    group.attrs.update({"models": list(specs), "explainers": list(explainer_specs)})
-    status = group["index/status"][:]
-    unknown = bool(np.any((group["index/class_id"][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
+    write_layout(group, models=list(specs), explainers=list(explainer_specs))
+    status = group[INDEX_STATUS][:]
+    unknown = bool(np.any((group[INDEX_CLASS_ID][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
     for model in specs:
         _require_model_arrays(group, model, list(explainer_specs), n, size, unknown, num_classes)
     images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
     # Known classes need no ensemble vote: one pass decodes each image once and writes scores and maps.
     # Unknown ones need every model's probabilities first: classify all, resolve targets, then explain.
-    passes = [("classify", "classify"), ("explain", "explain")] if unknown else [("explain", "classify_and_explain")]
+    passes = ([(CLASSIFY_STAGE, "classify"), (EXPLAIN_STAGE, "explain")] if unknown
+              else [(EXPLAIN_STAGE, "classify_and_explain")])
     if not unknown:
         _resolve_targets(group, list(specs), n, k)
     pending = {stage: [(model, shard) for model in specs
@@ -211,7 +214,7 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
             failures = run_on_pool(actors, method, pending[stage], on_done(stage))
             if failures:
                 break
-            if stage == "classify":
+            if stage == CLASSIFY_STAGE:
                 _resolve_targets(group, list(specs), n, k)
     finally:
         for actor in actors:
@@ -252,8 +255,8 @@ def _resolve_targets(group: zarr.Group, models: list[str], n: int, k: int) -> No
     """Target = the image's class, or the ensemble's top-1 (mean probability) where it is unknown."""
     for shard in range(shard_count(n, k)):
         selection = shard_slice(shard, k, n)
-        class_ids = group["index/class_id"][selection].astype(np.int64)
-        unknown = np.flatnonzero((class_ids == UNKNOWN_CLASS) & (group["index/status"][selection] == STATUS_OK))
+        class_ids = group[INDEX_CLASS_ID][selection].astype(np.int64)
+        unknown = np.flatnonzero((class_ids == UNKNOWN_CLASS) & (group[INDEX_STATUS][selection] == STATUS_OK))
         targets = class_ids.copy()
         if unknown.size:
             probs = np.stack([group[prediction_name(m)][selection][unknown].astype(np.float32) for m in models])
@@ -262,4 +265,4 @@ def _resolve_targets(group: zarr.Group, models: list[str], n: int, k: int) -> No
                 scores = group[score_name(model)][selection]
                 scores[unknown] = model_probs[np.arange(unknown.size), targets[unknown]]
                 group[score_name(model)][selection] = scores
-        group["index/target"][selection] = targets.astype(np.int16)
+        group[INDEX_TARGET][selection] = targets.astype(np.int16)

@@ -23,15 +23,12 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from pipeline.config import ConfigError, get
-from pipeline.fuse_kernel import (BACKGROUND, FOREGROUND, IGNORE, as_bits, fuse_pixels,  # noqa: F401 (label values)
-                                  normalise_rows, q99_of_maps)
-from pipeline.store import (STATUS_OK, StoreError, done_shards, mark_done, n_images, open_store,
-                            progress_name, q99_name, require_array, saliency_name, score_name, shard_count,
-                            shard_size)
-
-MASK, WEIGHT, CONSENSUS = "pssl/mask", "pssl/weight", "pssl/consensus"
-FUSE_STAGE, FUSE_KEY = "fuse", "labels"
+from core.config import ConfigError, get
+from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS, MASK, STATUS_OK,
+                        WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done, n_images, open_store,
+                        progress_name, q99_name, read_flags, require_array, saliency_name, score_name, shard_count,
+                        shard_size, store_explainers, store_models, write_layout)
+from pipeline.fuse_kernel import as_bits, fuse_pixels, normalise_rows, q99_of_maps
 LABELS = np.dtype([("mask", "u1"), ("weight", "u1")])
 FUSED = np.dtype(LABELS.descr + [("consensus", "f2")])
 LABEL_CODEC = zarr.codecs.ZstdCodec(level=1)
@@ -45,10 +42,9 @@ class FuseConfigError(ConfigError):
 
 def resolve_config(config: dict, group: zarr.Group) -> dict:
     """The fuse settings with members made explicit, checked against the store."""
-    models = get(config, "fuse.models", None) or list(group.attrs.get("models", []))
-    explainers = get(config, "fuse.explainers", None) or list(group.attrs.get("explainers", []))
-    known_models = list(group.attrs.get("models", []))
-    known_explainers = list(group.attrs.get("explainers", []))
+    known_models, known_explainers = store_models(group), store_explainers(group)
+    models = get(config, "fuse.models", None) or known_models
+    explainers = get(config, "fuse.explainers", None) or known_explainers
     for kind, chosen, known in (("model", models, known_models), ("explainer", explainers, known_explainers)):
         if not chosen:
             raise FuseConfigError(f"fuse: no {kind}s to fuse (store attrs list none; run explain first)")
@@ -143,21 +139,15 @@ def image_consensus(group: zarr.Group, index: int) -> np.ndarray:
     """float32 [S, S]: one fused image's consensus, read when stored, else recomputed as the fuse run made it."""
     if CONSENSUS in group:
         return group[CONSENSUS][index].astype(np.float32)
-    settings = group.attrs["fuse"]
+    settings = fuse_settings(group)
     members = [tuple(m) for m in settings["members"]]
     probabilities = (np.array([[group[score_name(m)][index]] for m, _ in members], np.float32)
                      if settings["weight_by_probability"] else None)
     fused = fuse_maps([group[saliency_name(m, e)][index][None] for m, e in members],
                       member_weights(probabilities, len(members), 1),
-                      np.array([group["index/status"][index] == STATUS_OK]), settings["fg_threshold"],
+                      np.array([group[INDEX_STATUS][index] == STATUS_OK]), settings["fg_threshold"],
                       settings["bg_threshold"], q99=stored_q99(group, members, slice(index, index + 1)))
     return fused["consensus"][0].astype(np.float32)
-
-
-def _flags(group: zarr.Group, stage: str, key: str, n_shards: int) -> np.ndarray:
-    """Read a stage's shard flags without creating them (all False when the stage never ran)."""
-    name = progress_name(stage, key)
-    return np.asarray(group[name][:], bool) if name in group else np.zeros(n_shards, bool)
 
 
 def _runs(shards: list[int], limit: int) -> list[tuple[int, int]]:
@@ -171,21 +161,11 @@ def _runs(shards: list[int], limit: int) -> list[tuple[int, int]]:
     return runs
 
 
-def labelled_images(group: zarr.Group) -> np.ndarray:
-    """bool [N]: images whose shard is fused and whose status is ok, i.e. that carry a real label."""
-    n, k = n_images(group), shard_size(group)
-    flag = progress_name(FUSE_STAGE, FUSE_KEY)
-    if MASK not in group or flag not in group:
-        return np.zeros(n, bool)
-    fused = np.repeat(np.asarray(group[flag][:], bool), k)[:n]
-    return fused & (np.asarray(group["index/status"][:]) == STATUS_OK)
-
-
 def _check_previous(group: zarr.Group, settings: dict, n_shards: int) -> None:
     """Refuse a changed fuse config unless overwrite is set; with overwrite, forget the old labels."""
-    previous = group.attrs.get("fuse")
+    previous = fuse_settings(group)
     wanted = {k: settings[k] for k in LABEL_KEYS}
-    if previous is None:
+    if not previous:
         return
     old = {k: previous.get(k) for k in LABEL_KEYS}
     if old == wanted:
@@ -219,7 +199,7 @@ def run(config: dict, store_path: str | Path) -> dict:
     group = open_store(store_path)
     settings = resolve_config(config, group)
     n, k = n_images(group), shard_size(group)
-    s = int(group.attrs["map_size"])
+    s = map_size(group)
     n_shards = shard_count(n, k)
     members = [tuple(m) for m in settings["members"]]
     for model, explainer in members:
@@ -233,13 +213,13 @@ def run(config: dict, store_path: str | Path) -> dict:
 
     _check_previous(group, settings, n_shards)
     outputs = _output_arrays(group, n, s, settings["write_consensus"])
-    group.attrs["fuse"] = {key: settings[key] for key in LABEL_KEYS}
+    write_layout(group, fuse={key: settings[key] for key in LABEL_KEYS})
 
     done = done_shards(group, FUSE_STAGE, FUSE_KEY, n_shards)
-    explained = np.logical_and.reduce([_flags(group, "explain", m, n_shards) for m in models])
+    explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards) for m in models])
     todo = [int(i) for i in np.flatnonzero(explained & ~done)]
 
-    ok = np.asarray(group["index/status"][:]) == STATUS_OK
+    ok = np.asarray(group[INDEX_STATUS][:]) == STATUS_OK
     probabilities = (np.stack([np.asarray(group[score_name(m)][:], np.float32) for m, _ in members])
                      if settings["weight_by_probability"] else None)
     weights = member_weights(probabilities, len(members), n)

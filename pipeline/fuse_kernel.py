@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-BACKGROUND, FOREGROUND, IGNORE = 0, 1, 255
+from core.store import BACKGROUND, FOREGROUND, IGNORE, WEIGHT_SCALE
+
 PERCENTILE = 0.99  # part of the rule itself (n = relu / q99), not a tuning knob
 INF_BITS = 0x7C00  # float16 +inf; keys run over 0 .. INF_BITS - 1, the non-negative finite values
 FLAT_SCALE = np.float32(3.0e38)  # 1/q for q = 0: every positive value saturates to 1, zero stays 0
@@ -144,5 +145,5 @@ def fuse_pixels(maps, q99, weights, ok, fg, bg, mask, weight, consensus):
             is_fg, is_bg = c >= fg, c <= bg
             mask[b, p] = FOREGROUND if is_fg else (BACKGROUND if is_bg else IGNORE)
             agreement = votes_fg if is_fg else (votes_bg if is_bg else zero)
-            weight[b, p] = np.uint8(min(max(agreement, zero), one) * np.float32(255) + np.float32(0.5))
+            weight[b, p] = np.uint8(min(max(agreement, zero), one) * np.float32(WEIGHT_SCALE) + np.float32(0.5))
             row[p] = c

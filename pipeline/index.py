@@ -11,13 +11,13 @@ import numpy as np
 import ray
 import zarr
 
-from pipeline.config import get
-from pipeline.images import DEFAULT_MAX_PIXELS, BadImage, load_rgb
+from core.config import get
+from core.images import DEFAULT_MAX_PIXELS, BadImage, load_rgb
 from pipeline.sources import DatasetError, Listing, enumerate_images
-from pipeline.store import (STATUS_BAD, STATUS_OK, create_store, done_shards, mark_done, shard_count,
-                            shard_slice)
+from core.store import (INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH, INDEX_STAGE,
+                        INDEX_STATUS, INDEX_WIDTH, STATUS_BAD, STATUS_OK, create_index_arrays, create_store,
+                        done_shards, is_indexed, mark_done, n_images, shard_count, shard_slice, write_layout)
 
-STAGE = "index"
 
 
 @ray.remote(num_cpus=1, max_retries=3)
@@ -40,13 +40,13 @@ def run(config: dict, store_path: Path, progress, listing: Listing | None = None
     group = create_store(store_path, config)
     _require_index_arrays(group, root, paths, labels, classes, k, int(get(config, "store.map_size")))
     n_shards = shard_count(n, k)
-    pending = [s for s, done in enumerate(done_shards(group, STAGE, "images", n_shards)) if not done]
+    pending = [s for s, done in enumerate(done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards)) if not done]
     min_side = int(get(config, "data.min_side", 16))
     max_pixels = int(get(config, "data.max_pixels", DEFAULT_MAX_PIXELS))
     futures = {validate_images.remote(str(root), paths[shard_slice(s, k, n)], min_side, max_pixels): s
                for s in pending}
     progress.reset(total=n)
-    progress.set_description("index")
+    progress.set_description(INDEX_STAGE)
     progress.update(n - sum(len(paths[shard_slice(s, k, n)]) for s in pending))
     while futures:
         ready, _ = ray.wait(list(futures), num_returns=1)
@@ -54,30 +54,24 @@ def run(config: dict, store_path: Path, progress, listing: Listing | None = None
         rows = ray.get(ready[0])
         selection = shard_slice(shard, k, n)
         status, height, width, reason = (np.array(column) for column in zip(*rows))
-        group["index/status"][selection] = status.astype(np.uint8)
-        group["index/height"][selection] = height.astype(np.int32)
-        group["index/width"][selection] = width.astype(np.int32)
-        group["index/error"][selection] = reason.astype(str)
-        mark_done(group, STAGE, "images", shard)
+        group[INDEX_STATUS][selection] = status.astype(np.uint8)
+        group[INDEX_HEIGHT][selection] = height.astype(np.int32)
+        group[INDEX_WIDTH][selection] = width.astype(np.int32)
+        group[INDEX_ERROR][selection] = reason.astype(str)
+        mark_done(group, INDEX_STAGE, INDEX_KEY, shard)
         progress.update(len(rows))
     return group
 
 
 def _require_index_arrays(group: zarr.Group, root: Path, paths: list[str], labels: list[int],
                           classes: list[str] | None, k: int, map_size: int) -> None:
-    if group.attrs.get("index_written"):
-        if group["index/path"].shape[0] != len(paths) or list(group["index/path"][:]) != paths:
+    if is_indexed(group):
+        if n_images(group) != len(paths) or list(group[INDEX_PATH][:]) != paths:
             raise DatasetError(f"the images under {root} changed since this store was indexed; "
                                "use a new run name (run.name=...)")
         return
-    group.attrs.update({"data_root": str(root.resolve()), "shard_size": k, "map_size": map_size,
-                        "classes": classes})
-    n = len(paths)
-    arrays = {"path": (str, ""), "class_id": (np.int16, -1), "target": (np.int16, -1),
-              "height": (np.int32, 0), "width": (np.int32, 0), "status": (np.uint8, 0), "error": (str, "")}
-    for name, (dtype, fill) in arrays.items():
-        group.create_array(f"index/{name}", shape=(n,), dtype=dtype, chunks=(k,), fill_value=fill,
-                           overwrite=True)
-    group["index/path"][:] = np.array(paths, dtype=str)
-    group["index/class_id"][:] = np.array(labels, dtype=np.int16)
-    group.attrs["index_written"] = True
+    write_layout(group, data_root=str(root.resolve()), shard_size=k, map_size=map_size, classes=classes)
+    arrays = create_index_arrays(group, len(paths), overwrite=True)
+    arrays[INDEX_PATH][:] = np.array(paths, dtype=str)
+    arrays[INDEX_CLASS_ID][:] = np.array(labels, dtype=np.int16)
+    write_layout(group, index_written=True)

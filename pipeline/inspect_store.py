@@ -11,9 +11,10 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from pipeline.fuse import CONSENSUS, IGNORE, MASK, WEIGHT, labelled_images
-from pipeline.store import (STATUS_BAD, STATUS_OK, STATUS_PENDING, StoreError, n_images, open_store,
-                            saliency_name, shard_count, shard_size)
+from core.store import (CONSENSUS, FOREGROUND, IGNORE, INDEX_ERROR, INDEX_PATH, INDEX_STATUS, MASK, STATUS_BAD,
+                        STATUS_OK, STATUS_PENDING, WEIGHT, WEIGHT_SCALE, StoreError, data_root, fuse_settings,
+                        fused_members, is_progress_flag, labelled_images, map_size, n_images, open_store,
+                        saliency_name, shard_count, shard_size, store_explainers, store_models)
 from pipeline.pictures import contact_sheet, overlay_sheet
 from pipeline.verify import list_arrays, storage_files
 
@@ -57,11 +58,11 @@ def array_table(root: Path, arrays: dict[str, zarr.Array]) -> list[str]:
 def completion(root: Path, group: zarr.Group, arrays: dict[str, zarr.Array], n_shards: int, n: int) -> list[str]:
     """Shards flagged done per stage flag, and per (model, explainer) the shard files actually present."""
     lines = []
-    for name in (a for a in arrays if a.startswith("progress/")):
+    for name in (a for a in arrays if is_progress_flag(a)):
         flags = np.asarray(arrays[name][:], bool)
         lines.append(f"{name:<38} {int(flags.sum()):>6} / {n_shards} shards done")
-    for model in group.attrs.get("models", []):
-        for explainer in group.attrs.get("explainers", []):
+    for model in store_models(group):
+        for explainer in store_explainers(group):
             name = saliency_name(model, explainer)
             if name not in arrays:
                 lines.append(f"{model}/{explainer:<30} not started")
@@ -73,14 +74,14 @@ def completion(root: Path, group: zarr.Group, arrays: dict[str, zarr.Array], n_s
 
 
 def bad_inputs(group: zarr.Group) -> list[str]:
-    status = np.asarray(group["index/status"][:])
+    status = np.asarray(group[INDEX_STATUS][:])
     counts = {label: int((status == code).sum())
               for label, code in (("ok", STATUS_OK), ("bad", STATUS_BAD), ("pending", STATUS_PENDING))}
     lines = [", ".join(f"{v} {k}" for k, v in counts.items())]
     bad = np.flatnonzero(status == STATUS_BAD)
     if len(bad):
-        paths = group["index/path"]
-        errors = group["index/error"] if "index/error" in group else None
+        paths = group[INDEX_PATH]
+        errors = group[INDEX_ERROR] if INDEX_ERROR in group else None
         for i in bad[:MAX_BAD_LISTED]:
             reason = errors[int(i)] if errors is not None else "(no reason recorded)"
             lines.append(f"  [{i}] {paths[int(i)]}: {reason}")
@@ -100,13 +101,13 @@ def label_statistics(group: zarr.Group) -> dict | None:
     decided = mask != IGNORE
     with dask.config.set(scheduler="threads"):
         pixels, fg, ignore, n_decided, weight_sum = dask.compute(
-            mask.size, (mask == 1).sum(), (~decided).sum(), decided.sum(),
+            mask.size, (mask == FOREGROUND).sum(), (~decided).sum(), decided.sum(),
             da.where(decided, weight.astype(np.float64), 0.0).sum())
     return {
         "images": int(use.sum()),
         "foreground_fraction": float(fg) / pixels,
         "ignore_fraction": float(ignore) / pixels,
-        "mean_weight_decided": float(weight_sum) / 255.0 / max(int(n_decided), 1),
+        "mean_weight_decided": float(weight_sum) / WEIGHT_SCALE / max(int(n_decided), 1),
     }
 
 
@@ -117,11 +118,10 @@ def summarize(store_path: str | Path) -> str:
     arrays = list_arrays(group)
     n, k = n_images(group), shard_size(group)
     n_shards = shard_count(n, k)
-    attrs = group.attrs
     out = [f"store {root}",
-           f"  {n} images, shard size {k} ({n_shards} shards), map size {attrs.get('map_size')}",
-           f"  models {attrs.get('models', [])}, explainers {attrs.get('explainers', [])}",
-           f"  data root {attrs.get('data_root')}, created {attrs.get('created', '?')}",
+           f"  {n} images, shard size {k} ({n_shards} shards), map size {map_size(group)}",
+           f"  models {store_models(group)}, explainers {store_explainers(group)}",
+           f"  data root {data_root(group)}, created {group.attrs.get('created', '?')}",
            "", "arrays"]
     out += ["  " + line for line in array_table(root, arrays)]
     out += ["", "completion"] + ["  " + line for line in completion(root, group, arrays, n_shards, n)]
@@ -131,8 +131,7 @@ def summarize(store_path: str | Path) -> str:
     if stats is None:
         out.append("  not fused yet")
     else:
-        fuse_config = attrs.get("fuse", {})
-        out += [f"  fuse config: {fuse_config}",
+        out += [f"  fuse config: {fuse_settings(group)}",
                 f"  over {stats['images']} fused images with status ok:",
                 f"  foreground {stats['foreground_fraction']:.1%}, ignore {stats['ignore_fraction']:.1%}, "
                 f"mean weight over non-ignore {stats['mean_weight_decided']:.3f}",
@@ -153,7 +152,7 @@ def write_pictures(store_path: str | Path, out_dir: str | Path | None = None, ov
     n = n_images(group)
     out = Path(out_dir) if out_dir is not None else root.with_name(root.name + ".pictures")
     out.mkdir(parents=True, exist_ok=True)
-    members = [tuple(m) for m in group.attrs.get("fuse", {}).get("members", [])]
+    members = fused_members(group)
     written = []
     for index in overlay:
         if not 0 <= index < n:

@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pipeline.fuse import member_weights, normalise  # noqa: E402
-from pipeline.store import STATUS_OK, open_store, saliency_name, score_name  # noqa: E402
+from core.store import (INDEX_PATH, INDEX_STATUS, STATUS_OK, map_size, open_store, saliency_name,  # noqa: E402
+                        score_name, store_explainers, store_models)
 
 GT_IGNORE = 255
 
@@ -66,15 +67,15 @@ def evaluate(store_path: str | Path, gt_dir: str | Path, subsets: dict[str, list
              thresholds=None, weight_by_probability: bool = False, plot_path: str | Path | None = None) -> list[dict]:
     """Rows of {subset, threshold, miou, iou_fg, iou_bg, per_class, images}; optionally a plot of mIoU vs t."""
     group = open_store(store_path, mode="r")
-    members = [(m, e) for m in group.attrs.get("models", []) for e in group.attrs.get("explainers", [])]
+    members = [(m, e) for m in store_models(group) for e in store_explainers(group)]
     subsets = subsets or default_subsets(members)
     thresholds = np.round(np.arange(0.05, 1.0, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
     needed = list(dict.fromkeys(x for chosen in subsets.values() for x in chosen))
     for model, explainer in needed:
         if saliency_name(model, explainer) not in group:
             raise KeyError(f"{saliency_name(model, explainer)} is not in {store_path}")
-    status = np.asarray(group["index/status"][:])
-    truth = load_ground_truth(gt_dir, [str(p) for p in group["index/path"][:]], int(group.attrs["map_size"]))
+    status = np.asarray(group[INDEX_STATUS][:])
+    truth = load_ground_truth(gt_dir, [str(p) for p in group[INDEX_PATH][:]], map_size(group))
     truth = {i: gt for i, gt in truth.items() if status[i] == STATUS_OK}
     # counts[subset][class] = [intersection_fg, union_fg, intersection_bg, union_bg] per threshold
     counts: dict[str, dict[int, np.ndarray]] = {name: {} for name in subsets}

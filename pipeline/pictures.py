@@ -16,18 +16,19 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pipeline.fuse import MASK, WEIGHT, image_consensus, normalise  # noqa: E402
-from pipeline.images import BadImage, load_rgb  # noqa: E402
-from pipeline.store import saliency_name  # noqa: E402
+from core.images import BadImage, load_rgb  # noqa: E402
+from core.store import (IGNORE, INDEX_PATH, MASK, WEIGHT, WEIGHT_SCALE, data_root, map_size,  # noqa: E402
+                        saliency_name)
+from pipeline.fuse import image_consensus, normalise  # noqa: E402
 
-# mask values 0 background, 1 foreground, 255 ignore -> black, white, red
+# mask values background, foreground, ignore -> black, white, red
 MASK_COLOURS = ListedColormap(["black", "white", "tab:red"])
 
 
 def image_at_map_size(group, index: int) -> np.ndarray:
     """The image resized to the map size (maps cover the whole image), or grey if it cannot be read."""
-    size = int(group.attrs["map_size"])
-    path = Path(str(group.attrs.get("data_root", ""))) / str(group["index/path"][index])
+    size = map_size(group)
+    path = Path(str(data_root(group) or "")) / str(group[INDEX_PATH][index])
     try:
         rgb = load_rgb(path)
     except BadImage:
@@ -36,8 +37,8 @@ def image_at_map_size(group, index: int) -> np.ndarray:
 
 
 def mask_codes(mask: np.ndarray) -> np.ndarray:
-    """0/1/255 -> 0/1/2 for the three-colour map."""
-    return np.where(mask == 255, 2, mask).astype(np.uint8)
+    """background/foreground/ignore (0/1/255) -> 0/1/2 for the three-colour map."""
+    return np.where(mask == IGNORE, 2, mask).astype(np.uint8)
 
 
 def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) -> Path:
@@ -47,13 +48,13 @@ def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) 
         panels.append((f"{model}\n{explainer}", normalise(stored)[0], {"cmap": "jet", "vmin": 0, "vmax": 1}))
     panels.append(("consensus", image_consensus(group, index), {"cmap": "jet", "vmin": 0, "vmax": 1}))
     panels.append(("mask (red: ignore)", mask_codes(group[MASK][index]), {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2}))
-    panels.append(("weight", group[WEIGHT][index] / 255.0, {"cmap": "gray", "vmin": 0, "vmax": 1}))
+    panels.append(("weight", group[WEIGHT][index] / WEIGHT_SCALE, {"cmap": "gray", "vmin": 0, "vmax": 1}))
     figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
     for axis, (title, picture, style) in zip(np.atleast_1d(axes), panels):
         axis.imshow(picture, interpolation="nearest", **style)
         axis.set_title(title, fontsize=8)
         axis.axis("off")
-    figure.suptitle(f"[{index}] {group['index/path'][index]}", fontsize=9)
+    figure.suptitle(f"[{index}] {group[INDEX_PATH][index]}", fontsize=9)
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)

@@ -7,10 +7,11 @@ import os
 
 import ray
 
-from pipeline.config import get
+from core.config import get
+from core.errors import PsslError
 
 
-class StageError(RuntimeError):
+class StageError(PsslError, RuntimeError):
     """Shards that failed after Ray's retries; a re-run retries exactly those."""
 
 

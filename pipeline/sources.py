@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import ConfigError, get
+from core.config import ConfigError, get
+from core.errors import PsslError
 from pipeline.sample_data import materialize_sample
-from pipeline.store import UNKNOWN_CLASS
+from core.store import UNKNOWN_CLASS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
-class DatasetError(ValueError):
+class DatasetError(PsslError, ValueError):
     """A dataset that cannot be indexed; the CLI prints the message as one line."""
 
 

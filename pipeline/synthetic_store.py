@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY,
+                        INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, STATUS_BAD, STATUS_OK,
+                        create_index_arrays, create_store, done_shards, mark_done, q99_name, require_array,
+                        saliency_name, scale_name, score_name, shard_count, shard_slice, top1_name, write_layout)
 from pipeline.fuse_kernel import q99_of_maps
-from pipeline.store import (STATUS_BAD, STATUS_OK, create_store, done_shards, mark_done, q99_name, require_array,
-                            saliency_name, scale_name, score_name, shard_count, shard_slice, top1_name)
 
 
 def object_masks(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -43,27 +45,23 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
     rng = np.random.default_rng(seed)
     config = {"store": {"shard_size": shard, "map_size": map_size}}
     group = create_store(path, config)
-    group.attrs.update({"shard_size": shard, "map_size": map_size, "data_root": str(path),
-                        "models": list(models), "explainers": list(explainers)})
-    index_arrays = {"index/path": (str, ""), "index/error": (str, ""), "index/class_id": (np.int16, 0),
-                    "index/target": (np.int16, 0), "index/height": (np.int32, 0),
-                    "index/width": (np.int32, 0), "index/status": (np.uint8, 0)}
-    index = {name: require_array(group, name, (n,), dtype, fill_value=fill)
-             for name, (dtype, fill) in index_arrays.items()}
+    write_layout(group, shard_size=shard, map_size=map_size, data_root=str(path), models=list(models),
+                 explainers=list(explainers))
+    index = create_index_arrays(group, n)
     status = np.full(n, STATUS_OK, np.uint8)
     status[list(bad)] = STATUS_BAD
     classes = rng.integers(0, 1000, n).astype(np.int16)
-    index["index/path"][:] = np.array([f"n{c:08d}/n{c:08d}_{i}.JPEG" for i, c in enumerate(classes)], dtype=object)
-    index["index/error"][:] = np.array(["unreadable: synthetic" if s == STATUS_BAD else "" for s in status],
-                                       dtype=object)
-    index["index/class_id"][:] = classes
-    index["index/target"][:] = classes
-    index["index/height"][:] = rng.integers(map_size, 4 * map_size, n).astype(np.int32)
-    index["index/width"][:] = rng.integers(map_size, 4 * map_size, n).astype(np.int32)
-    index["index/status"][:] = status
-    done_shards(group, "index", "images", shard_count(n, shard))
+    index[INDEX_PATH][:] = np.array([f"n{c:08d}/n{c:08d}_{i}.JPEG" for i, c in enumerate(classes)], dtype=object)
+    index[INDEX_ERROR][:] = np.array(["unreadable: synthetic" if s == STATUS_BAD else "" for s in status],
+                                     dtype=object)
+    index[INDEX_CLASS_ID][:] = classes
+    index[INDEX_TARGET][:] = classes
+    index[INDEX_HEIGHT][:] = rng.integers(map_size, 4 * map_size, n).astype(np.int32)
+    index[INDEX_WIDTH][:] = rng.integers(map_size, 4 * map_size, n).astype(np.int32)
+    index[INDEX_STATUS][:] = status
+    done_shards(group, INDEX_STAGE, INDEX_KEY, shard_count(n, shard))
     for i in range(shard_count(n, shard)):
-        mark_done(group, "index", "images", i)
+        mark_done(group, INDEX_STAGE, INDEX_KEY, i)
 
     masks = object_masks(n, map_size, rng)
     n_shards = shard_count(n, shard)
@@ -77,7 +75,7 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
         top1 = require_array(group, top1_name(model), (n,), np.int16)
         probability[:] = rng.uniform(0.05, 0.95, n).astype(np.float16)
         top1[:] = classes
-        for stage in ("classify", "explain"):
+        for stage in (CLASSIFY_STAGE, EXPLAIN_STAGE):
             done_shards(group, stage, model, n_shards)
         for i in range(n_shards):
             rows = shard_slice(i, shard, n)
@@ -89,8 +87,8 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
                 saliency[rows] = maps = (raw / top[:, None, None]).astype(np.float16)
                 scale[rows] = top
                 q99[rows] = q99_of_maps(maps)
-            mark_done(group, "classify", model, i)
+            mark_done(group, CLASSIFY_STAGE, model, i)
             if explained:
-                mark_done(group, "explain", model, i)
+                mark_done(group, EXPLAIN_STAGE, model, i)
     return masks
 

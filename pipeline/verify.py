@@ -2,9 +2,7 @@
 
 Zarr reads a missing shard file as fill values without complaint, so existence is checked file by
 file; decoding catches truncated or damaged files (the shard index checksum or the codec fails).
-A stage's flag covers the arrays that stage writes per shard: index/images -> index/* (but target),
-classify/<model> -> scores/<model>/*, predictions/<model>; explain/<model> -> saliency/<model>/* and
-index/target (resolved before any explanation); fuse/labels -> pssl/*.
+A stage's flag covers the arrays that stage writes per shard (`core.store.flag_covers`).
 """
 from __future__ import annotations
 
@@ -14,15 +12,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from pipeline.store import n_images, open_store, shard_count, shard_size, shard_slice
-
-STAGE_ARRAYS = {
-    "index": lambda key: ("index/path", "index/class_id", "index/status", "index/height", "index/width",
-                          "index/error"),
-    "classify": lambda key: (f"scores/{key}/", f"predictions/{key}"),
-    "explain": lambda key: (f"saliency/{key}/", "index/target"),
-    "fuse": lambda key: ("pssl/",),
-}
+from core.store import flag_covers, is_progress_flag, n_images, open_store, shard_count, shard_size, shard_slice
 
 
 def list_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
@@ -32,13 +22,13 @@ def list_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
 
 
 def _flag_names(arrays: dict[str, zarr.Array]) -> list[str]:
-    return sorted(name for name in arrays if name.startswith("progress/") and name.count("/") == 2)
+    return sorted(name for name in arrays if is_progress_flag(name))
 
 
 def covered_arrays(flag: str, arrays: dict[str, zarr.Array]) -> list[str]:
     """Per-image arrays written under a progress flag (`progress/<stage>/<key>`)."""
     _, stage, key = flag.split("/")
-    prefixes = STAGE_ARRAYS[stage](key) if stage in STAGE_ARRAYS else ()
+    prefixes = flag_covers(stage, key)
     return sorted(name for name in arrays
                   if any(name == p or (p.endswith("/") and name.startswith(p)) for p in prefixes))
 

@@ -13,8 +13,9 @@ import zarr
 from PIL import Image
 from torch import nn
 
-from pipeline.fuse import FUSE_KEY, FUSE_STAGE, MASK, WEIGHT
-from pipeline.store import STATUS_OK, progress_name
+from core.store import (FOREGROUND, FUSE_KEY, FUSE_STAGE, INDEX_CLASS_ID, INDEX_HEIGHT, INDEX_PATH, INDEX_STATUS,
+                        INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK, WEIGHT, progress_name, write_layout)
+from core.store import IGNORE as MASK_IGNORE
 from training.models.outputs import SegOutputs
 
 NUM_CLASSES, IGNORE = 1001, 1001
@@ -41,21 +42,21 @@ def write_store(root: Path, n: int = 6, shard: int = 2, map_size: int = 16, imag
         Image.fromarray(pixels).save(images / name)
         paths.append(name)
     group = zarr.open_group(str(root / "pssl.zarr"), mode="w", use_consolidated=False)
-    group.attrs.update({"data_root": str(images), "shard_size": shard, "map_size": map_size})
+    write_layout(group, data_root=str(images), shard_size=shard, map_size=map_size)
     n_shards = -(-n // shard)
-    index = {"path": np.array(paths, dtype=str),
-             "status": np.asarray(status if status is not None else [STATUS_OK] * n, np.uint8),
-             "class_id": np.arange(n, dtype=np.int16) * 7,
-             "target": np.asarray(targets if targets is not None else np.arange(n) * 7, np.int16),
-             "height": np.full(n, height, np.int32), "width": np.full(n, width, np.int32)}
+    index = {INDEX_PATH: np.array(paths, dtype=str),
+             INDEX_STATUS: np.asarray(status if status is not None else [STATUS_OK] * n, np.uint8),
+             INDEX_CLASS_ID: np.arange(n, dtype=np.int16) * 7,
+             INDEX_TARGET: np.asarray(targets if targets is not None else np.arange(n) * 7, np.int16),
+             INDEX_HEIGHT: np.full(n, height, np.int32), INDEX_WIDTH: np.full(n, width, np.int32)}
     for name, values in index.items():
-        group.create_array(f"index/{name}", shape=(n,), dtype=values.dtype, chunks=(shard,))[:] = values
+        group.create_array(name, shape=(n,), dtype=values.dtype, chunks=(shard,))[:] = values
     if labels:
         mask = np.zeros((n, map_size, map_size), np.uint8)
-        mask[:, :, : map_size // 2] = 1
-        mask[:, 0, :] = 255
-        weight = np.where(mask == 1, FG_WEIGHT, BG_WEIGHT).astype(np.uint8)
-        weight[mask == 255] = 0
+        mask[:, :, : map_size // 2] = FOREGROUND
+        mask[:, 0, :] = MASK_IGNORE
+        weight = np.where(mask == FOREGROUND, FG_WEIGHT, BG_WEIGHT).astype(np.uint8)
+        weight[mask == MASK_IGNORE] = 0
         for name, values in ((MASK, mask), (WEIGHT, weight)):
             group.create_array(name, shape=values.shape, dtype=np.uint8, chunks=(1, map_size, map_size),
                                shards=(shard, map_size, map_size))[:] = values

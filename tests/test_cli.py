@@ -12,6 +12,7 @@ import numpy as np
 import yaml
 import zarr
 
+from core.store import EXPLAIN_STAGE, progress_name
 from tests.conftest import tiny_config, write_image_folder
 from tests.test_explain_stage import run_stages, saliency_arrays
 
@@ -55,8 +56,8 @@ def test_a_run_killed_mid_way_resumes_to_identical_output(ray_local, tmp_path):
     flags = None
     while time.monotonic() < deadline and process.poll() is None:
         group = zarr.open_group(str(store), mode="r", use_consolidated=False)
-        if "progress/explain/cnn_a" in group:
-            flags = group["progress/explain/cnn_a"][:]
+        if progress_name(EXPLAIN_STAGE, "cnn_a") in group:
+            flags = group[progress_name(EXPLAIN_STAGE, "cnn_a")][:]
             if flags.any():
                 break
         time.sleep(0.05)

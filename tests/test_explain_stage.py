@@ -14,8 +14,8 @@ from tqdm import tqdm
 from pipeline import explain, index
 from pipeline.cli import store_path
 from pipeline.fuse_kernel import q99_of_maps
-from pipeline.store import (STATUS_BAD, STATUS_OK, prediction_name, q99_name, saliency_name, scale_name,
-                            score_name)
+from core.store import (EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_PATH, INDEX_STATUS, INDEX_TARGET, STATUS_BAD,
+                        STATUS_OK, prediction_name, progress_name, q99_name, saliency_name, scale_name, score_name)
 from tests.bad_inputs import write_corpus
 from tests.conftest import RAY_TEST_DIR, tiny_config, write_image_folder
 
@@ -32,7 +32,7 @@ def run_stages(config: dict) -> zarr.Group:
 
 def saliency_arrays(group: zarr.Group) -> dict[str, np.ndarray]:
     names = [f(m, e) for m, e in MEMBERS for f in (saliency_name, scale_name, q99_name)]
-    names += [score_name(m) for m in ("cnn_a", "cnn_b")] + ["index/target"]
+    names += [score_name(m) for m in ("cnn_a", "cnn_b")] + [INDEX_TARGET]
     return {name: group[name][:] for name in names}
 
 
@@ -48,9 +48,9 @@ def reference(ray_local, dataset, tmp_path_factory):
 
 def test_every_member_is_written_with_image_aligned_shards(reference):
     n, size, k = 6, 16, 2
-    assert list(reference["index/class_id"][:]) == [0, 0, 0, 1, 1, 1]
-    assert list(reference["index/target"][:]) == [0, 0, 0, 1, 1, 1]
-    assert (reference["index/status"][:] == STATUS_OK).all()
+    assert list(reference[INDEX_CLASS_ID][:]) == [0, 0, 0, 1, 1, 1]
+    assert list(reference[INDEX_TARGET][:]) == [0, 0, 0, 1, 1, 1]
+    assert (reference[INDEX_STATUS][:] == STATUS_OK).all()
     for model, explainer in MEMBERS:
         maps = reference[saliency_name(model, explainer)]
         assert maps.dtype == np.float16 and maps.shape == (n, size, size)
@@ -66,7 +66,7 @@ def test_every_member_is_written_with_image_aligned_shards(reference):
         np.testing.assert_allclose(q99, np.quantile(np.maximum(maps[:].astype(np.float32), 0).reshape(n, -1), 0.99,
                                                     axis=1), rtol=1e-6)
     for model in ("cnn_a", "cnn_b"):
-        assert reference[f"progress/explain/{model}"][:].all()
+        assert reference[progress_name(EXPLAIN_STAGE, model)][:].all()
         probs = reference[score_name(model)][:]
         assert ((probs > 0) & (probs < 1)).all()
 
@@ -91,8 +91,8 @@ def test_unknown_classes_take_the_ensemble_top1(ray_local, dataset, tmp_path):
     group = run_stages(tiny_config(tmp_path, dataset, data={"source": "filelist",
                                                             "file_list": str(tmp_path / "list.txt")}))
     mean = np.mean([group[prediction_name(m)][0].astype(np.float32) for m in ("cnn_a", "cnn_b")], axis=0)
-    assert group["index/target"][0] == mean.argmax()
-    assert group["index/target"][1] == 3
+    assert group[INDEX_TARGET][0] == mean.argmax()
+    assert group[INDEX_TARGET][1] == 3
     assert group[prediction_name("cnn_a")][1].max() == 0  # known classes need no stored probabilities
 
 
@@ -101,15 +101,15 @@ def test_bad_inputs_are_recorded_and_do_not_touch_other_images(ray_local, datase
     shutil.copytree(dataset, data)
     expected = write_corpus(data / "class_1")
     group = run_stages(tiny_config(tmp_path, data))
-    paths = list(group["index/path"][:])
-    status, errors = group["index/status"][:], group["index/error"][:]
+    paths = list(group[INDEX_PATH][:])
+    status, errors = group[INDEX_STATUS][:], group[INDEX_ERROR][:]
     for name, loads in expected.items():
         row = paths.index(f"class_1/{name}")
         assert status[row] == (STATUS_OK if loads else STATUS_BAD), name
         assert bool(errors[row]) != loads, (name, errors[row])
         if not loads:
             assert not group[saliency_name("cnn_a", "grad_cam")][row].any()
-    reference_paths = list(reference["index/path"][:])
+    reference_paths = list(reference[INDEX_PATH][:])
     for model, explainer in MEMBERS:
         for row, path in enumerate(reference_paths):
             np.testing.assert_allclose(group[saliency_name(model, explainer)][paths.index(path)].astype(np.float32),

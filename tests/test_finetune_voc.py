@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 from tests.test_evaluate import TinySegNet
 from tests.test_voc import write_voc
 from training.checkpoints import CheckpointError, describe, load_complete, load_pretrained

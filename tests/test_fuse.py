@@ -6,7 +6,8 @@ import pytest
 
 from pipeline import fuse
 from pipeline.fuse_kernel import q99_of_maps
-from pipeline.store import mark_done, open_store, progress_name, q99_name, saliency_name, score_name
+from core.store import (CONSENSUS, INDEX_STATUS, MASK, WEIGHT, mark_done, open_store, progress_name, q99_name,
+                        saliency_name, score_name)
 from pipeline.synthetic_store import make_synthetic_store
 
 FG, BG = 0.5, 0.2
@@ -20,7 +21,7 @@ def config(**extra):
 
 def reference(group, members, weighted, fg=FG, bg=BG):
     """The documented rule, written plainly per image in float64."""
-    status = group["index/status"][:]
+    status = group[INDEX_STATUS][:]
     maps = [group[saliency_name(m, e)][:].astype(np.float64) for m, e in members]
     probs = [group[score_name(m)][:].astype(np.float64) for m, _ in members]
     n_img = status.shape[0]
@@ -50,11 +51,11 @@ def reference(group, members, weighted, fg=FG, bg=BG):
 def assert_matches_reference(group, weighted):
     members = [tuple(m) for m in group.attrs["fuse"]["members"]]
     mask, weight, consensus = reference(group, members, weighted)
-    got_c = group["pssl/consensus"][:].astype(np.float64)
+    got_c = group[CONSENSUS][:].astype(np.float64)
     np.testing.assert_allclose(got_c, consensus, atol=2e-3, equal_nan=True)  # float16 storage
     # Pixels whose consensus sits within float32 rounding of a threshold may legitimately flip.
     near = (np.abs(consensus - FG) < 1e-5) | (np.abs(consensus - BG) < 1e-5)
-    got_mask, got_weight = group["pssl/mask"][:], group["pssl/weight"][:]
+    got_mask, got_weight = group[MASK][:], group[WEIGHT][:]
     assert np.array_equal(got_mask[~near], mask[~near])
     assert np.abs(got_weight[~near].astype(int) - weight[~near]).max() <= 1
 
@@ -67,8 +68,8 @@ def test_fusion_matches_numpy_reference(tmp_path, weighted):
     assert summary["shards_fused"] == 3 and summary["images_fused"] == 10
     group = open_store(store)
     assert_matches_reference(group, weighted)
-    assert (group["pssl/mask"][3] == 255).all() and (group["pssl/weight"][8] == 0).all()
-    assert np.isnan(group["pssl/consensus"][3].astype(float)).all()
+    assert (group[MASK][3] == 255).all() and (group[WEIGHT][8] == 0).all()
+    assert np.isnan(group[CONSENSUS][3].astype(float)).all()
     assert group[progress_name("fuse", "labels")][:].all()
 
 
@@ -193,7 +194,7 @@ def test_resume_fuses_only_the_rest_and_matches_fresh_run(tmp_path):
     assert (second["shards_fused"], second["shards_already_done"]) == (2, 1)
     assert shard_files(resumed)["0"] == before["0"]  # the done shard was not rewritten
     a, b = open_store(fresh), open_store(resumed)
-    for name in ("pssl/mask", "pssl/weight", "pssl/consensus"):
+    for name in (MASK, WEIGHT, CONSENSUS):
         assert np.array_equal(a[name][:], b[name][:], equal_nan=True), name
 
 
@@ -202,10 +203,10 @@ def test_flagged_shard_is_trusted_and_skipped(tmp_path):
     make_synthetic_store(store, 8, map_size=16, shard=4)
     group = open_store(store)
     fuse.run(config(), store)
-    group["pssl/mask"][4:8] = 7  # a marker a re-run would overwrite if it fused shard 1 again
+    group[MASK][4:8] = 7  # a marker a re-run would overwrite if it fused shard 1 again
     summary = fuse.run(config(), store)
     assert summary["shards_fused"] == 0
-    assert (group["pssl/mask"][4:8] == 7).all()
+    assert (group[MASK][4:8] == 7).all()
 
 
 def test_changed_config_refused_unless_overwrite(tmp_path):
@@ -219,7 +220,7 @@ def test_changed_config_refused_unless_overwrite(tmp_path):
     summary = fuse.run(config(fg_threshold=0.6, write_consensus=False, overwrite=True), store)
     assert summary["shards_fused"] == 2
     group = open_store(store)
-    assert group.attrs["fuse"]["fg_threshold"] == 0.6 and "pssl/consensus" not in group
+    assert group.attrs["fuse"]["fg_threshold"] == 0.6 and CONSENSUS not in group
     assert fuse.run(config(fg_threshold=0.6, write_consensus=False), store)["shards_fused"] == 0
 
 
@@ -253,7 +254,7 @@ def test_stored_q99_and_computed_q99_give_identical_labels(tmp_path):
     for store in (stored, computed):
         fuse.run(config(), store)
     a, b = open_store(stored), open_store(computed)
-    for name in ("pssl/mask", "pssl/weight", "pssl/consensus"):
+    for name in (MASK, WEIGHT, CONSENSUS):
         assert np.array_equal(a[name][:], b[name][:], equal_nan=True), name
 
 
@@ -263,7 +264,7 @@ def test_image_consensus_is_recomputed_when_not_stored(tmp_path):
     fuse.run(config(weight_by_probability=True, write_consensus=True), store)
     group = open_store(store)
     stored = [fuse.image_consensus(group, i) for i in range(6)]
-    del group["pssl/consensus"]
+    del group[CONSENSUS]
     for i in range(6):
         np.testing.assert_allclose(fuse.image_consensus(group, i), stored[i], atol=1e-3, equal_nan=True)
     assert np.isnan(stored[4]).all()
@@ -274,5 +275,5 @@ def test_consensus_is_not_stored_by_default(tmp_path):
     make_synthetic_store(store, 4, map_size=16, shard=4)
     fuse.run({"fuse": {"fg_threshold": FG, "bg_threshold": BG}}, store)
     group = open_store(store)
-    assert "pssl/consensus" not in group and group.attrs["fuse"]["write_consensus"] is False
-    assert {"pssl/mask", "pssl/weight"} <= {f"pssl/{name}" for name in group["pssl"].array_keys()}
+    assert CONSENSUS not in group and group.attrs["fuse"]["write_consensus"] is False
+    assert {MASK, WEIGHT} <= {f"pssl/{name}" for name in group["pssl"].array_keys()}

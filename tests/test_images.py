@@ -3,7 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.images import BadImage, load_rgb
+from core.images import BadImage, load_rgb
 from tests.bad_inputs import write_corpus
 
 

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from pipeline import fuse, inspect_store, verify
-from pipeline.store import mark_done, open_store
+from core.store import INDEX_PATH, MASK, WEIGHT, mark_done, open_store
 from pipeline.synthetic_store import make_synthetic_store
 
 
@@ -24,9 +24,9 @@ def test_summary_reports_arrays_completion_inputs_and_labels(fused_store):
     assert "progress/fuse/labels" in text and "3 / 3 shards done" in text
     assert "net_b/smoothgrad" in text and "3 / 3 shard files written" in text
     assert "9 ok, 1 bad, 0 pending" in text
-    assert f"[3] {group['index/path'][3]}: unreadable: synthetic" in text
+    assert f"[3] {group[INDEX_PATH][3]}: unreadable: synthetic" in text
     ok = np.arange(10) != 3
-    mask, weight = group["pssl/mask"][:][ok], group["pssl/weight"][:][ok]
+    mask, weight = group[MASK][:][ok], group[WEIGHT][:][ok]
     decided = mask != 255
     expected = (f"foreground {(mask == 1).mean():.1%}, ignore {(mask == 255).mean():.1%}, "
                 f"mean weight over non-ignore {weight[decided].mean() / 255:.3f}")
@@ -42,7 +42,7 @@ def test_summary_of_unfused_store(tmp_path):
 def test_compression_ratio_counts_written_shards(fused_store):
     lines = inspect_store.array_table(fused_store, verify.list_arrays(open_store(fused_store)))
     mask_line = next(line for line in lines if line.startswith("pssl/mask "))
-    on_disk, _ = inspect_store.stored_bytes(fused_store, "pssl/mask")
+    on_disk, _ = inspect_store.stored_bytes(fused_store, MASK)
     assert float(mask_line.split()[-1]) == pytest.approx(10 * 16 * 16 / on_disk, abs=0.05)
 
 

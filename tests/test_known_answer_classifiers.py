@@ -12,7 +12,7 @@ from benchmarks.known_answer.generate import generate
 from benchmarks.known_answer.models import make_net, wrap
 from benchmarks.known_answer.train_classifiers import load_split, train_all, train_steps
 from pipeline.classifiers import ClassifierError, load_classifier
-from pipeline.config import load_config
+from core.config import load_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "known_answer.yaml"
 TINY_MODELS = ("classifiers.models={ka_vgg: {family: vgg, width: 8}, ka_resnet: {family: resnet, width: 8}, "

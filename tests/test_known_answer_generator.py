@@ -13,7 +13,7 @@ from torchvision.datasets import ImageFolder
 from benchmarks.known_answer.categories import CATEGORIES
 from benchmarks.known_answer.generate import generate
 from benchmarks.known_answer.scene import Layer, distractor_layer, object_layer, object_pose, render, sample_scene
-from pipeline.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 from training.palette import voc_palette
 from training.voc import read_label
 

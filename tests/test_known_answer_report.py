@@ -10,7 +10,7 @@ import yaml
 
 from benchmarks.known_answer import labels, report
 from benchmarks.known_answer.commands import as_overrides
-from pipeline.config import apply_overrides, load_config
+from core.config import apply_overrides, load_config
 
 TINY = {
     "world.set": {"root": None, "classes": ["cross", "ring"], "classification": {"image_size": 48, "per_class": {"train": 6, "val": 4}},

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from pipeline import label_quality
-from pipeline.store import open_store, saliency_name
+from core.store import INDEX_PATH, open_store, saliency_name
 from pipeline.synthetic_store import make_synthetic_store
 
 
@@ -22,7 +22,7 @@ def one_image_store(tmp_path, gt_value):
     gt[2, 0] = 255
     gt_dir = tmp_path / "gt"
     gt_dir.mkdir()
-    stem = str(group["index/path"][0]).split("/")[-1].rsplit(".", 1)[0]
+    stem = str(group[INDEX_PATH][0]).split("/")[-1].rsplit(".", 1)[0]
     Image.fromarray(gt).save(gt_dir / f"{stem}.png")
     return store, gt_dir
 
@@ -56,7 +56,7 @@ def test_ensemble_beats_single_noisy_members(tmp_path):
     gt_dir = tmp_path / "gt"
     gt_dir.mkdir()
     for i, mask in enumerate(masks):
-        stem = str(group["index/path"][i]).split("/")[-1].rsplit(".", 1)[0]
+        stem = str(group[INDEX_PATH][i]).split("/")[-1].rsplit(".", 1)[0]
         Image.fromarray(mask).save(gt_dir / f"{stem}.png")
     rows = label_quality.evaluate(store, gt_dir)
     best = {r["subset"]: r["miou"] for r in label_quality.best_rows(rows)}

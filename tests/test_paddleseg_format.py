@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from pipeline import fuse, paddleseg_format, verify
-from pipeline.store import open_store
+from core import released_format
+from core.store import (INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_PATH, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH,
+                        MASK, WEIGHT, open_store)
 from pipeline.synthetic_store import make_synthetic_store
 
 WNIDS = [f"n{c:08d}" for c in range(1000)]
@@ -36,24 +38,24 @@ def test_export_writes_the_released_layout(fused_store, tmp_path):
     lines = (out / "train.txt").read_text().splitlines()
     assert (out / "imagenet_lsvrc_2015_synsets.txt").read_text().splitlines() == WNIDS
     for line, i in zip(lines, [0, 1, 2, 4, 5, 6, 7, 8, 9]):
-        path = str(group["index/path"][i])
-        wnid = WNIDS[group["index/target"][i]]
+        path = str(group[INDEX_PATH][i])
+        wnid = WNIDS[group[INDEX_TARGET][i]]
         assert line == f"train/{wnid}/{path.split('/')[-1]}_eiseg.npz"
         assert line.split(".JPEG")[0] + ".JPEG" == f"train/{wnid}/{path.split('/')[-1]}"  # PaddleSeg's image path
         class_id, raw, label = paddleseg_label(out, line, WNIDS)
-        assert class_id == group["index/target"][i]
+        assert class_id == group[INDEX_TARGET][i]
         assert set(np.unique(label)) <= {class_id, 1000} and (label == class_id).sum() == (raw == 1).sum()
-        assert raw.dtype == np.uint8 and raw.shape == (group["index/height"][i], group["index/width"][i])
+        assert raw.dtype == np.uint8 and raw.shape == (group[INDEX_HEIGHT][i], group[INDEX_WIDTH][i])
         assert set(np.unique(raw)) <= {0, 1, 255}
         # nearest resize keeps the fractions of each value close to the stored mask's
-        stored = group["pssl/mask"][i]
+        stored = group[MASK][i]
         assert abs((raw == 1).mean() - (stored == 1).mean()) < 0.05
 
 
 def test_round_trip_is_exact_at_map_size(fused_store, tmp_path):
     group = open_store(fused_store)
-    group["index/height"][:] = 16
-    group["index/width"][:] = 16
+    group[INDEX_HEIGHT][:] = 16
+    group[INDEX_WIDTH][:] = 16
     out, back = tmp_path / "released", tmp_path / "imported.zarr"
     paddleseg_format.export_store(fused_store, out)
     summary = paddleseg_format.import_released(out, back, imagenet_root=tmp_path / "imagenet", map_size=16,
@@ -61,11 +63,11 @@ def test_round_trip_is_exact_at_map_size(fused_store, tmp_path):
     assert summary == {"images": 9, "shards": 3, "imported_shards": 3}
     imported = open_store(back)
     ok = [0, 1, 2, 4, 5, 6, 7, 8, 9]
-    assert np.array_equal(imported["pssl/mask"][:], group["pssl/mask"][ok])
-    assert np.array_equal(imported["pssl/weight"][:], np.where(group["pssl/mask"][ok] == 255, 0, 255))
-    assert list(imported["index/class_id"][:]) == list(group["index/target"][ok])
-    assert str(imported["index/path"][0]).startswith("train/n") and str(imported["index/path"][0]).endswith(".JPEG")
-    assert (imported["index/status"][:] == 1).all()
+    assert np.array_equal(imported[MASK][:], group[MASK][ok])
+    assert np.array_equal(imported[WEIGHT][:], np.where(group[MASK][ok] == 255, 0, 255))
+    assert list(imported[INDEX_CLASS_ID][:]) == list(group[INDEX_TARGET][ok])
+    assert str(imported[INDEX_PATH][0]).startswith("train/n") and str(imported[INDEX_PATH][0]).endswith(".JPEG")
+    assert (imported[INDEX_STATUS][:] == 1).all()
     assert verify.verify_store(back) == []
     again = paddleseg_format.import_released(out, back, map_size=16, shard_size=4)
     assert again["imported_shards"] == 0
@@ -74,13 +76,13 @@ def test_round_trip_is_exact_at_map_size(fused_store, tmp_path):
 def test_reader_follows_paddleseg_rule(tmp_path):
     raw = np.array([[0, 1, 2], [255, 1, 7]], np.uint8)
     np.savez_compressed(tmp_path / "x.JPEG_eiseg.npz", raw)
-    label = paddleseg_format.load_released_label(tmp_path / "x.JPEG_eiseg.npz")
+    label = released_format.load_released_label(tmp_path / "x.JPEG_eiseg.npz")
     assert label.tolist() == [[0, 1, 0], [255, 1, 0]]
-    as_paddle = paddleseg_format.load_released_label(tmp_path / "x.JPEG_eiseg.npz", ignore_as_background=True)
+    as_paddle = released_format.load_released_label(tmp_path / "x.JPEG_eiseg.npz", ignore_as_background=True)
     assert as_paddle.tolist() == [[0, 1, 0], [0, 1, 0]]
     np.savez_compressed(tmp_path / "bad.npz", other=raw)
     with pytest.raises(ValueError, match="no `arr_0`"):
-        paddleseg_format.load_released_label(tmp_path / "bad.npz")
+        released_format.load_released_label(tmp_path / "bad.npz")
 
 
 def test_import_records_unreadable_label_as_bad(tmp_path):
@@ -93,7 +95,7 @@ def test_import_records_unreadable_label_as_bad(tmp_path):
     (root / "imagenet_lsvrc_2015_synsets.txt").write_text("n00000000\nn00000001\n")
     paddleseg_format.import_released(root, tmp_path / "s.zarr", map_size=8, shard_size=4)
     group = open_store(tmp_path / "s.zarr")
-    assert group["index/status"][:].tolist() == [1, 2]
-    assert str(group["index/error"][1]).startswith("label unreadable")
-    assert (group["index/height"][0], group["index/width"][0], group["index/class_id"][0]) == (20, 30, 1)
-    assert (group["pssl/mask"][0] == 1).all() and (group["pssl/mask"][1] == 255).all()
+    assert group[INDEX_STATUS][:].tolist() == [1, 2]
+    assert str(group[INDEX_ERROR][1]).startswith("label unreadable")
+    assert (group[INDEX_HEIGHT][0], group[INDEX_WIDTH][0], group[INDEX_CLASS_ID][0]) == (20, 30, 1)
+    assert (group[MASK][0] == 1).all() and (group[MASK][1] == 255).all()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.store import STATUS_BAD, StoreError
+from core.store import STATUS_BAD, StoreError
 from training.datasets import DataError, PaddleSegPsslDataset, PsslStoreDataset
 from training.datasets.transforms import build_transforms
 from tests.pretrain_helpers import (BACKGROUND, BG_WEIGHT, BRIGHT, DARK, IGNORE, NUM_CLASSES, augment_section,

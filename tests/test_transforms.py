@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import ConfigError
+from core.config import ConfigError
 from training.datasets.transforms import (ColorDistort, HorizontalFlip, Normalize, PadCrop, RandomScale,
                                       ResizeByShort, build_transforms)
 from tests.pretrain_helpers import IGNORE, augment_section

@@ -4,16 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.config import ConfigError, load_config
-from pipeline.images import BadImage
-from pipeline.store import StoreError
+from core.config import load_config
+from core.errors import PsslError
 from training import finetune_voc, pretrain
-from training.datasets import DataError
-from training.trainer import TrainingError
 
 # Each command takes the resolved config dict.
 COMMANDS = {"pretrain": pretrain.run, "finetune-voc": finetune_voc.run, "eval-voc": finetune_voc.run_eval}
-USER_ERRORS = (ConfigError, StoreError, DataError, TrainingError, BadImage)
 
 
 def one_line(error: BaseException) -> str:
@@ -32,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     try:
         COMMANDS[args.command](load_config(args.config, args.overrides))
-    except USER_ERRORS as error:
+    except PsslError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
     return 0

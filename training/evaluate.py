@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import ConfigError
+from core.config import ConfigError
 
 IGNORE_INDEX = 255
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
-from pipeline.config import ConfigError, get
+from core.config import ConfigError, get
 from training.checkpoints import describe, load_complete, load_pretrained
 from training.datasets.transforms import Compose, Normalize, build_transforms
 from training.distributed import init_distributed, shutdown_distributed
 from training.evaluate import EvaluationResult, evaluate_dataset, modes_from_config
 from training.loss import SegmentationLoss
 from training.palette import VOC_CLASSES, render_grid
-from training.pretrain import build_model, resume_path
+from training.task_setup import build_model, resume_path, write_config
 from training.sample_images import PredictionRenderer
 from training.trainer import CHECKPOINT_DIR, LAST, Trainer, TrainSettings
 from training.voc import IGNORE_INDEX, VOCSegmentation
@@ -123,8 +122,7 @@ def run(config: dict, model: nn.Module | None = None) -> Path:
             if ctx.is_main:
                 print(f"finetune-voc: resumed from {checkpoint} at step {trainer.step}")
         if ctx.is_main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            write_config(out_dir, config)
             print(f"finetune-voc: {len(train_set.ids)} {train_set.split} images, {trainer.total_steps} steps of "
                   f"{settings.batch_size * settings.accumulate * ctx.world_size} crops")
         history = trainer.fit()

@@ -9,48 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 
-from pipeline.config import ConfigError, get
+from core.config import ConfigError, get
 from training.datasets import build_dataset
 from training.datasets.transforms import build_transforms
 from training.distributed import init_distributed, shutdown_distributed
 from training.loss import SegmentationLoss
-from training.models import create_model
 from training.sample_images import PredictionRenderer
-from training.trainer import CHECKPOINT_DIR, LAST, Trainer, TrainSettings
-
-
-def check_model_classes(model: torch.nn.Module, num_classes: int) -> None:
-    """One tiny forward pass, so a head of the wrong width fails here rather than inside the loss."""
-    model.eval()
-    with torch.no_grad():
-        logits = model(torch.zeros(1, 3, 64, 64))
-    model.train()
-    if logits.shape[1] != num_classes:
-        raise ConfigError(f"class count mismatch: the model outputs {logits.shape[1]} classes "
-                          f"but num_classes={num_classes}")
-
-
-def build_model(config: dict, num_classes: int) -> torch.nn.Module:
-    name = get(config, "model.name")
-    try:
-        model = create_model(name, num_classes, get(config, "model.backbone_weights", None))
-    except KeyError as error:
-        raise ConfigError(f"model.name: {error.args[0]}") from None
-    check_model_classes(model, num_classes)
-    return model
-
-
-def resume_path(config: dict, out_dir: Path) -> Path | None:
-    """`run.resume`: auto (last.pt if present), a checkpoint path, or null for a fresh start."""
-    resume = get(config, "run.resume", "auto")
-    if resume in (None, False, "none", "null"):
-        return None
-    if resume == "auto":
-        last = out_dir / CHECKPOINT_DIR / LAST
-        return last if last.is_file() else None
-    return Path(resume)
+from training.task_setup import build_model, resume_path, write_config
+from training.trainer import Trainer, TrainSettings
 
 
 def run(config: dict) -> Path:
@@ -85,8 +52,7 @@ def run(config: dict) -> Path:
                 print(f"pretrain: resumed from {checkpoint} at step {trainer.step} "
                       f"(epoch {trainer.epoch + 1}, sample {trainer.position})")
         if ctx.is_main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            write_config(out_dir, config)
         history = trainer.fit()
         if ctx.is_main and history:
             print(f"pretrain: {trainer.step} steps, loss {history[0][1]:.4f} (step {int(history[0][0])}) -> "

@@ -25,14 +25,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.config import ConfigError
+from core.config import ConfigError
+from core.errors import PsslError
 from training.datasets.sampler import ResumableSampler
 from training.distributed import DistContext
 
 CHECKPOINT_DIR, LAST = "checkpoints", "last.pt"
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PsslError, RuntimeError):
     """A run that cannot go on (non-finite loss, unusable checkpoint); the message says where and why."""
 
 

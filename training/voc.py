@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.images import BadImage, load_rgb
+from core.images import BadImage, load_rgb
 from training.datasets.base import AugmentedSegmentationDataset, DataError
 
 NUM_VOC_CLASSES = 21

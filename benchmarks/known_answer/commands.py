@@ -15,12 +15,15 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import PsslError
+
+
 # What the Makefile exports for every target; set here too so a direct `python -m` run matches `make`.
 ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONHASHSEED": "0",
                "TQDM_DISABLE": "1"}
 
 
-class CommandFailed(RuntimeError):
+class CommandFailed(PsslError, RuntimeError):
     """A stage's command exited non-zero; the message names it and ends with its last output lines."""
 
 
@@ -42,7 +45,7 @@ def flatten(nested: dict, prefix: str = "") -> dict:
 
 
 def as_overrides(nested: dict) -> list[str]:
-    """key=value arguments (values in YAML flow style) that pipeline.config.apply_overrides reads back."""
+    """key=value arguments (values in YAML flow style) that core.config.apply_overrides reads back."""
     return [f"{key}={yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix('...').strip()}"
             for key, value in flatten(nested).items()]
 

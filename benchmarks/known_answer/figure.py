@@ -20,7 +20,7 @@ from PIL import Image  # noqa: E402
 
 from benchmarks.known_answer import layouts  # noqa: E402
 from benchmarks.known_answer.generate import generate, world_categories  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
+from core.config import load_config  # noqa: E402
 
 DIM = 0.25  # brightness kept outside the mask in the overlay
 

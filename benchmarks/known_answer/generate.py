@@ -20,7 +20,7 @@ import numpy as np
 from benchmarks.known_answer import layouts
 from benchmarks.known_answer.categories import CATEGORIES, Category
 from benchmarks.known_answer.scene import finish, render, sample_scene
-from pipeline.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 
 MANIFEST = "world.json"
 SPLIT_CODES = {"train": 0, "val": 1, "seg_train": 2, "seg_val": 3, "seg_aug": 4}

@@ -15,8 +15,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline import label_quality
-from pipeline.fuse import BACKGROUND, FOREGROUND, MASK
-from pipeline.store import open_store
+from core.store import BACKGROUND, FOREGROUND, INDEX_PATH, MASK, map_size, open_store
 
 ENSEMBLE = "ensemble"
 
@@ -151,8 +150,8 @@ def fused_label_quality(store: Path, subset: ImageSubset) -> dict:
     """How good the written pssl/mask is: the share of pixels it decides, and on those the IoU of
     foreground and background against the ground truth (ignored pixels cost coverage, not accuracy)."""
     group = open_store(store, mode="r")
-    truth = label_quality.load_ground_truth(subset.gt_dir, [str(p) for p in group["index/path"][:]],
-                                            int(group.attrs["map_size"]))
+    truth = label_quality.load_ground_truth(subset.gt_dir, [str(p) for p in group[INDEX_PATH][:]],
+                                            map_size(group))
     counts = dict.fromkeys(("decided", "valid", "fg_inter", "fg_union", "bg_inter", "bg_union"), 0)
     for i, gt in truth.items():
         mask = np.asarray(group[MASK][i])

@@ -10,10 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 from benchmarks.known_answer.labels import ImageSubset  # noqa: E402
-from pipeline.fuse import MASK, image_consensus  # noqa: E402
+from core.store import INDEX_PATH, MASK, map_size, open_store  # noqa: E402
+from pipeline.fuse import image_consensus  # noqa: E402
 from pipeline.label_quality import load_ground_truth  # noqa: E402
 from pipeline.pictures import MASK_COLOURS, image_at_map_size, mask_codes  # noqa: E402
-from pipeline.store import open_store  # noqa: E402
 
 
 def spread_indices(count: int, wanted: int) -> list[int]:
@@ -23,8 +23,8 @@ def spread_indices(count: int, wanted: int) -> list[int]:
 
 def draw(store: Path, subset: ImageSubset, wanted: int, out: Path) -> Path:
     group = open_store(store, mode="r")
-    paths = [str(p) for p in group["index/path"][:]]
-    size = int(group.attrs["map_size"])
+    paths = [str(p) for p in group[INDEX_PATH][:]]
+    size = map_size(group)
     truth = load_ground_truth(subset.gt_dir, paths, size)
     rows = [i for i in spread_indices(len(paths), wanted) if i in truth]
     figure, axes = plt.subplots(len(rows), 4, figsize=(7.2, 1.9 * len(rows)), squeeze=False)

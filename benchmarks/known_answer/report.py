@@ -33,8 +33,8 @@ import yaml
 from benchmarks.known_answer import downstream, labels, overlays
 from benchmarks.known_answer.commands import CommandFailed, CommandLog, as_overrides, python_command, shown
 from pipeline import label_quality
-from pipeline.config import ConfigError, apply_overrides, get, load_config
-from pipeline.store import open_store, top1_name
+from core.config import ConfigError, apply_overrides, get, load_config
+from core.store import INDEX_CLASS_ID, open_store, top1_name
 
 TARGET_ENSEMBLE_GAIN = 2.0  # points of mIoU over the best single member (the issue's target)
 SUBSETS = ("tuning", "heldout")
@@ -98,7 +98,7 @@ def tuned_fuse_settings(config: dict, fusion: dict) -> dict:
 def subset_accuracy(store: Path, models: list[str]) -> dict[str, float]:
     """Top-1 accuracy of each classifier on the images of one store (the explain stage's scores)."""
     group = open_store(store, mode="r")
-    truth = np.asarray(group["index/class_id"][:])
+    truth = np.asarray(group[INDEX_CLASS_ID][:])
     return {model: float((np.asarray(group[top1_name(model)][:]) == truth).mean()) for model in models}
 
 

@@ -25,7 +25,7 @@ from torchvision.datasets import ImageFolder
 from benchmarks.known_answer.generate import DATA_KEYS, config_hash, generate
 from benchmarks.known_answer.models import ARCH_KEYS, make_net, record_path, wrap
 from pipeline.classifiers import load_classifier
-from pipeline.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing")
 

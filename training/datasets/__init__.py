@@ -1,7 +1,7 @@
 """Training datasets: this project's store, or the released PSSL files in PaddleSeg's layout."""
 from __future__ import annotations
 
-from pipeline.config import ConfigError, get
+from core.config import ConfigError, get
 from training.datasets.base import DataError
 from training.datasets.paddleseg_pssl import PaddleSegPsslDataset
 from training.datasets.pssl_store import PsslStoreDataset

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipeline.images import BadImage, load_rgb
+from core.errors import PsslError
+from core.images import BadImage, load_rgb
 
 
-class DataError(ValueError):
+class DataError(PsslError, ValueError):
     """Training data that cannot be used; the message names the file, array or key that is wrong."""
 
 

@@ -5,7 +5,7 @@
     pssl_root/train/<wnid>/<name>.JPEG_eiseg.npz mask under 'arr_0' (1 = the image's class)
     imagenet_root/train/<wnid>/<name>.JPEG       the original image
 
-Label files are read by `pipeline.paddleseg_format.load_released_label`: as in the reference, 1
+Label files are read by `core.released_format.load_released_label`: as in the reference, 1
 becomes the image's class and other values background, except 255, which this project's export
 writes for ignore. The release has no confidence map, so every labelled pixel weighs 1 (ignore and
 crop padding 0). The class comes from the label's <wnid> folder, as the export writes it.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.paddleseg_format import SUFFIX, SYNSETS, TRAIN_LIST, load_released_label
+from core.released_format import SUFFIX, SYNSETS, TRAIN_LIST, load_released_label
 from training.datasets.base import AugmentedSegmentationDataset, DataError, check_files_exist, load_image_tensor
 from training.datasets.pssl_store import to_class_label
 from training.datasets.transforms import resize_label_weight

@@ -11,30 +11,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.fuse import FUSE_KEY, FUSE_STAGE, MASK, WEIGHT
-from pipeline.store import STATUS_OK, open_store, progress_name, shard_count
+from core.store import (BACKGROUND, FOREGROUND, INDEX_PATH, INDEX_STATUS, INDEX_TARGET, MASK, STATUS_OK, WEIGHT,
+                        WEIGHT_SCALE, StoreError, class_names, fused_images, open_store)
+from core.store import data_root as recorded_data_root
 from training.datasets.base import AugmentedSegmentationDataset, DataError, check_files_exist, load_image_tensor
 from training.datasets.transforms import resize_label_weight
-
-FUSE_FLAGS = progress_name(FUSE_STAGE, FUSE_KEY)
-
-
-def labelled_rows(group, n: int) -> np.ndarray:
-    """Rows whose shard the fuse stage has marked as fully written (one flag per shard)."""
-    if FUSE_FLAGS not in group:
-        return np.zeros(n, dtype=bool)
-    per_shard = np.asarray(group[FUSE_FLAGS][:], dtype=bool)
-    k = int(group.attrs["shard_size"])
-    if per_shard.shape[0] != shard_count(n, k):
-        raise DataError(f"{FUSE_FLAGS} has {per_shard.shape[0]} shard flags, expected {shard_count(n, k)}")
-    return np.repeat(per_shard, k)[:n]
-
 
 def to_class_label(mask: np.ndarray, target: int, background: int, ignore_index: int) -> torch.Tensor:
     """mask 1 -> the image's class, 0 -> background, anything else -> ignore."""
     label = np.full(mask.shape, ignore_index, dtype=np.int64)
-    label[mask == 1] = target
-    label[mask == 0] = background
+    label[mask == FOREGROUND] = target
+    label[mask == BACKGROUND] = background
     return torch.from_numpy(label)
 
 
@@ -49,16 +36,18 @@ class PsslStoreDataset(AugmentedSegmentationDataset):
         if MASK not in group or WEIGHT not in group:
             raise DataError(f"store {self.store_path} has no labels ({MASK} or {WEIGHT} missing): "
                             "run the fuse stage (`make generate-labels`) first")
-        root = data_root or group.attrs.get("data_root")
+        root = data_root or recorded_data_root(group)
         if not root:
             raise DataError(f"store {self.store_path} does not say where its images are "
                             "(no 'data_root' attribute); set data.root=<directory>")
         self.data_root = Path(root)
-        n = group["index/path"].shape[0]
-        status = np.asarray(group["index/status"][:])
-        target = np.asarray(group["index/target"][:], dtype=np.int64)
-        fused = labelled_rows(group, n)
+        status = np.asarray(group[INDEX_STATUS][:])
+        target = np.asarray(group[INDEX_TARGET][:], dtype=np.int64)
         ok = status == STATUS_OK
+        try:
+            fused = fused_images(group)
+        except StoreError as error:
+            raise DataError(str(error)) from None
         has_target = target >= 0
         self.skipped = {"shard not fused": int((~fused).sum()),
                         "status not ok": int((fused & ~ok).sum()),
@@ -70,13 +59,13 @@ class PsslStoreDataset(AugmentedSegmentationDataset):
             raise DataError(f"store {self.store_path} has no usable labelled image "
                             f"(skipped: {self.describe_skipped()})")
         self.targets = target[self.rows]
-        self.paths = [str(p) for p in np.asarray(group["index/path"][:])[self.rows]]
+        self.paths = [str(p) for p in np.asarray(group[INDEX_PATH][:])[self.rows]]
         if check_files:
             check_files_exist([self.data_root / p for p in self.paths], "image file")
         self._arrays = None  # opened lazily in each DataLoader worker
 
     def _check_classes(self, group, targets: np.ndarray, num_classes: int) -> None:
-        classes = group.attrs.get("classes")
+        classes = class_names(group)
         if classes is not None and len(classes) > self.background:
             raise DataError(f"class count mismatch: the store has {len(classes)} classes + background "
                             f"but the config says num_classes={num_classes}")
@@ -104,6 +93,6 @@ class PsslStoreDataset(AugmentedSegmentationDataset):
         image = load_image_tensor(path)
         label = to_class_label(np.asarray(masks[row]), int(self.targets[index]), self.background,
                                 self.ignore_index)
-        weight = torch.from_numpy(np.asarray(weights[row], dtype=np.float32) / 255.0)
+        weight = torch.from_numpy(np.asarray(weights[row], dtype=np.float32) / WEIGHT_SCALE)
         label, weight = resize_label_weight(label, weight, *image.shape[-2:])
         return {"image": image, "label": label, "weight": weight, "path": str(path)}

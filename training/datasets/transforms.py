@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import ConfigError
+from core.config import ConfigError
 
 
 def _resize(sample: dict, height: int, width: int) -> dict:

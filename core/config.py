@@ -7,8 +7,10 @@ from typing import Any
 
 import yaml
 
+from core.errors import PsslError
 
-class ConfigError(ValueError):
+
+class ConfigError(PsslError, ValueError):
     """A config that cannot be used; the message names the key and what is wrong."""
 
 

@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from core.errors import PsslError
+
+
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own bomb threshold (~ 9459 x 9459)
 
 
-class BadImage(ValueError):
+class BadImage(PsslError, ValueError):
     """An input that is recorded as bad and skipped; str(error) is the reason kept in the store."""
 
 

@@ -1,0 +1,273 @@
+"""The store contract: what a PSSL Zarr v3 store holds, who writes it, and how to read it.
+
+Every stage and the training datasets talk only through this store, and every array name, flag
+name, label value and root attribute is spelled here and nowhere else.
+
+| array | written by (flag) |
+|---|---|
+| index/{path,class_id,height,width,status,error} | index (`progress/index/images`) |
+| index/target | explain (`progress/explain/<model>`, resolved before any map) |
+| scores/<model>/{target_prob,top1}, predictions/<model> | classify (`progress/classify/<model>`) |
+| saliency/<model>/<explainer>{,_scale,_q99} | explain (`progress/explain/<model>`) |
+| pssl/{mask,weight,consensus} | fuse (`progress/fuse/labels`) |
+
+Per-image arrays have one image per chunk and `shard_size` images per shard, so one task writing one
+shard is the only writer of its file. Progress flags are written by the driver alone, one file per
+flag, after a task has returned.
+"""
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from core.errors import PsslError
+
+# --- the index -------------------------------------------------------------------------------------
+STATUS_PENDING, STATUS_OK, STATUS_BAD = 0, 1, 2
+UNKNOWN_CLASS = -1
+INDEX_PATH, INDEX_CLASS_ID, INDEX_TARGET = "index/path", "index/class_id", "index/target"
+INDEX_HEIGHT, INDEX_WIDTH, INDEX_STATUS, INDEX_ERROR = "index/height", "index/width", "index/status", "index/error"
+# name -> (dtype, fill): one entry per image, one chunk per shard
+INDEX_SCHEMA = {
+    INDEX_PATH: (str, ""),
+    INDEX_CLASS_ID: (np.int16, UNKNOWN_CLASS),
+    INDEX_TARGET: (np.int16, UNKNOWN_CLASS),
+    INDEX_HEIGHT: (np.int32, 0),
+    INDEX_WIDTH: (np.int32, 0),
+    INDEX_STATUS: (np.uint8, STATUS_PENDING),
+    INDEX_ERROR: (str, ""),
+}
+
+# --- the labels ------------------------------------------------------------------------------------
+BACKGROUND, FOREGROUND, IGNORE = 0, 1, 255
+WEIGHT_SCALE = 255  # pssl/weight holds confidence x 255
+LABELS_PREFIX = "pssl/"
+MASK, WEIGHT, CONSENSUS = LABELS_PREFIX + "mask", LABELS_PREFIX + "weight", LABELS_PREFIX + "consensus"
+
+# --- stages and their progress flags (progress/<stage>/<key>) ---------------------------------------
+INDEX_STAGE, INDEX_KEY = "index", "images"
+CLASSIFY_STAGE = "classify"  # key: the model
+EXPLAIN_STAGE = "explain"  # key: the model
+FUSE_STAGE, FUSE_KEY = "fuse", "labels"
+PROGRESS_PREFIX = "progress/"
+
+PACKAGES = ("torch", "captum", "lime", "zarr", "dask", "ray", "numpy", "scikit-image")
+# Write chunks even when they hold only the fill value: a finished shard then always has its file, so
+# `pipeline.verify` can tell a deleted shard from an empty one (zarr reads a missing file as fill).
+zarr.config.set({"array.write_empty_chunks": True})
+
+
+class StoreError(PsslError, RuntimeError):
+    """A store that is missing, or lacks what a stage needs."""
+
+
+def saliency_name(model: str, explainer: str) -> str:
+    return f"saliency/{model}/{explainer}"
+
+
+def scale_name(model: str, explainer: str) -> str:
+    return f"saliency/{model}/{explainer}_scale"
+
+
+def q99_name(model: str, explainer: str) -> str:
+    """The 99th percentile of each stored map's positive part, the fuse rule's per-map scale (NaN = not stored)."""
+    return f"saliency/{model}/{explainer}_q99"
+
+
+def score_name(model: str) -> str:
+    """Softmax probability of the target class; `top1_name` holds the model's top-1 prediction."""
+    return f"scores/{model}/target_prob"
+
+
+def top1_name(model: str) -> str:
+    return f"scores/{model}/top1"
+
+
+def prediction_name(model: str) -> str:
+    """Full class probabilities, written only where the image's class is unknown (for the ensemble top-1)."""
+    return f"predictions/{model}"
+
+
+def progress_name(stage: str, key: str) -> str:
+    return f"{PROGRESS_PREFIX}{stage}/{key}"
+
+
+def is_progress_flag(name: str) -> bool:
+    return name.startswith(PROGRESS_PREFIX) and name.count("/") == 2
+
+
+def flag_covers(stage: str, key: str) -> tuple[str, ...]:
+    """The arrays a progress flag vouches for: exact names, or prefixes ending in '/'."""
+    if stage == INDEX_STAGE:
+        return tuple(name for name in INDEX_SCHEMA if name != INDEX_TARGET)
+    if stage == CLASSIFY_STAGE:
+        return (f"scores/{key}/", prediction_name(key))
+    if stage == EXPLAIN_STAGE:
+        return (f"saliency/{key}/", INDEX_TARGET)
+    if stage == FUSE_STAGE:
+        return (LABELS_PREFIX,)
+    return ()
+
+
+def shard_count(n_images: int, shard_size: int) -> int:
+    return -(-n_images // shard_size)
+
+
+def shard_slice(shard: int, shard_size: int, n_images: int) -> slice:
+    return slice(shard * shard_size, min((shard + 1) * shard_size, n_images))
+
+
+def package_versions() -> dict:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def open_store(path: str | Path, mode: str = "r+") -> zarr.Group:
+    """Open without consolidated metadata: stages add arrays while others read."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"no Zarr store at {path} (run `make generate-labels` first)")
+    return zarr.open_group(str(path), mode=mode, use_consolidated=False)
+
+
+def create_store(path: str | Path, config: dict) -> zarr.Group:
+    group = zarr.open_group(str(path), mode="a", use_consolidated=False)
+    if "created" not in group.attrs:
+        group.attrs.update(
+            {
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "versions": package_versions(),
+            }
+        )
+    group.attrs["config"] = config
+    return group
+
+
+def n_images(group: zarr.Group) -> int:
+    return group[INDEX_PATH].shape[0]
+
+
+# --- root attributes -------------------------------------------------------------------------------
+def shard_size(group: zarr.Group) -> int:
+    return int(group.attrs["shard_size"])
+
+
+def map_size(group: zarr.Group) -> int:
+    return int(group.attrs["map_size"])
+
+
+def data_root(group: zarr.Group) -> str | None:
+    return group.attrs.get("data_root")
+
+
+def store_models(group: zarr.Group) -> list[str]:
+    return list(group.attrs.get("models", []))
+
+
+def store_explainers(group: zarr.Group) -> list[str]:
+    return list(group.attrs.get("explainers", []))
+
+
+def class_names(group: zarr.Group) -> list[str] | None:
+    """The class list (WordNet ids for ImageNet) that index/class_id and index/target refer to."""
+    return group.attrs.get("classes")
+
+
+def fuse_settings(group: zarr.Group) -> dict:
+    """The label-defining fuse settings the store's labels were made with ({} before any fuse run)."""
+    return dict(group.attrs.get("fuse", {}))
+
+
+def fused_members(group: zarr.Group) -> list[tuple[str, str]]:
+    return [tuple(m) for m in fuse_settings(group).get("members", [])]
+
+
+def is_indexed(group: zarr.Group) -> bool:
+    """True once the index stage has written the image list (paths and classes) of this store."""
+    return bool(group.attrs.get("index_written"))
+
+
+def write_layout(group: zarr.Group, **attrs) -> None:
+    """Record root attributes (shard_size, map_size, data_root, models, explainers, classes, fuse)."""
+    group.attrs.update(attrs)
+
+
+def require_array(group: zarr.Group, name: str, shape: tuple, dtype, per_image_chunk: tuple | None = None,
+                  fill_value=0, compressors="auto") -> zarr.Array:
+    """Create `name` if missing (shards of `shard_size` images) or return it after checking its shape.
+
+    `per_image_chunk` is the shape of one image's entry; None means a 1-D per-image array,
+    stored as one chunk per shard.
+    """
+    k = shard_size(group)
+    if name in group:
+        array = group[name]
+        if tuple(array.shape) != tuple(shape):
+            raise StoreError(f"{name} has shape {array.shape}, expected {shape}: was the store made "
+                             "with another config? Use a new run name.")
+        return array
+    if per_image_chunk is None:
+        return group.create_array(name, shape=shape, dtype=dtype, chunks=(k,), fill_value=fill_value)
+    return group.create_array(name, shape=shape, dtype=dtype, chunks=(1, *per_image_chunk),
+                              shards=(k, *per_image_chunk), fill_value=fill_value, compressors=compressors)
+
+
+def create_index_arrays(group: zarr.Group, n: int, overwrite: bool = False) -> dict[str, zarr.Array]:
+    """The index arrays of INDEX_SCHEMA for `n` images (created, or reopened when they exist)."""
+    k = shard_size(group)
+    return {name: group.create_array(name, shape=(n,), dtype=dtype, chunks=(k,), fill_value=fill, overwrite=True)
+            if overwrite else require_array(group, name, (n,), dtype, fill_value=fill)
+            for name, (dtype, fill) in INDEX_SCHEMA.items()}
+
+
+def done_shards(group: zarr.Group, stage: str, key: str, n_shards: int) -> np.ndarray:
+    name = progress_name(stage, key)
+    if name not in group:
+        group.create_array(name, shape=(n_shards,), dtype=bool, chunks=(1,), fill_value=False,
+                           compressors=None)
+    return np.asarray(group[name][:], dtype=bool)
+
+
+def mark_done(group: zarr.Group, stage: str, key: str, shard: int) -> None:
+    group[progress_name(stage, key)][shard] = True
+
+
+def read_flags(group: zarr.Group, stage: str, key: str, n_shards: int) -> np.ndarray:
+    """A stage's shard flags without creating them (all False when the stage never ran)."""
+    name = progress_name(stage, key)
+    return np.asarray(group[name][:], bool) if name in group else np.zeros(n_shards, bool)
+
+
+def clear_labels(group: zarr.Group) -> None:
+    """Forget every label, its fuse flags and the recorded fuse settings (the store is then as before fuse)."""
+    for name in (LABELS_PREFIX.rstrip("/"), f"{PROGRESS_PREFIX}{FUSE_STAGE}"):
+        if name in group:
+            del group[name]
+    if "fuse" in group.attrs:
+        del group.attrs["fuse"]
+
+
+def fused_images(group: zarr.Group) -> np.ndarray:
+    """bool [N]: images whose shard the fuse stage has marked as fully written, whatever their status."""
+    n, k = n_images(group), shard_size(group)
+    flag = progress_name(FUSE_STAGE, FUSE_KEY)
+    if MASK not in group or flag not in group:
+        return np.zeros(n, bool)
+    per_shard = np.asarray(group[flag][:], bool)
+    if per_shard.shape[0] != shard_count(n, k):
+        raise StoreError(f"{flag} has {per_shard.shape[0]} shard flags, expected {shard_count(n, k)}")
+    return np.repeat(per_shard, k)[:n]
+
+
+def labelled_images(group: zarr.Group) -> np.ndarray:
+    """bool [N]: images whose shard is fused and whose status is ok, i.e. that carry a real label."""
+    return fused_images(group) & (np.asarray(group[INDEX_STATUS][:]) == STATUS_OK)

@@ -1,0 +1,49 @@
+"""What every training task sets up the same way: the network, where to resume from, the saved config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from core.config import ConfigError, get
+from training.models import create_model
+from training.trainer import CHECKPOINT_DIR, LAST
+
+
+def check_model_classes(model: torch.nn.Module, num_classes: int) -> None:
+    """One tiny forward pass, so a head of the wrong width fails here rather than inside the loss."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.zeros(1, 3, 64, 64))
+    model.train()
+    if logits.shape[1] != num_classes:
+        raise ConfigError(f"class count mismatch: the model outputs {logits.shape[1]} classes "
+                          f"but num_classes={num_classes}")
+
+
+def build_model(config: dict, num_classes: int) -> torch.nn.Module:
+    name = get(config, "model.name")
+    try:
+        model = create_model(name, num_classes, get(config, "model.backbone_weights", None))
+    except KeyError as error:
+        raise ConfigError(f"model.name: {error.args[0]}") from None
+    check_model_classes(model, num_classes)
+    return model
+
+
+def resume_path(config: dict, out_dir: Path) -> Path | None:
+    """`run.resume`: auto (last.pt if present), a checkpoint path, or null for a fresh start."""
+    resume = get(config, "run.resume", "auto")
+    if resume in (None, False, "none", "null"):
+        return None
+    if resume == "auto":
+        last = out_dir / CHECKPOINT_DIR / LAST
+        return last if last.is_file() else None
+    return Path(resume)
+
+
+def write_config(out_dir: Path, config: dict) -> None:
+    """The resolved config beside the outputs, so a run can be repeated exactly."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
