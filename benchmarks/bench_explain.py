@@ -22,14 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
+from core.config import load_config
 from pipeline import explain, index
 from pipeline.classifiers import load_classifier
-from core.config import load_config
 from pipeline.ray_runtime import ray_session
 from pipeline.sample_data import SAMPLE_FILES, sample_path
 

@@ -26,9 +26,9 @@ import dask
 import dask.array as da
 import numpy as np
 
-from pipeline import fuse
 from core.store import (clear_labels, n_images, open_store, q99_name, saliency_name, shard_size, store_explainers,
                         store_models)
+from pipeline import fuse
 from pipeline.synthetic_store import make_synthetic_store
 
 

@@ -20,8 +20,8 @@ import psutil
 from PIL import Image
 
 from benchmarks.bench_explain import Timeline
-from pipeline import explain, index
 from core.config import load_config
+from pipeline import explain, index
 from pipeline.ray_runtime import ray_session
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=Path("results/bench_memory.md"))
     args = parser.parse_args()
-    overrides = ["explain.models=[{arch: tiny_cnn, name: tiny, classes: 10, input_size: 32}]",
+    overrides = ["explain.models=[{arch: 'tests.helpers.models:tiny_cnn', name: tiny, classes: 10, input_size: 32}]",
                  "explain.num_classes=10", "store.map_size=32", "store.shard_size=16",
                  "explain.explainers={grad_cam: {}, smooth_grad: {samples: 2}}"]
     samples, stop = [], threading.Event()

@@ -25,9 +25,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from pipeline import fuse
 from core.config import get, load_config
 from core.store import INDEX_HEIGHT, INDEX_PATH, INDEX_WIDTH, open_store
+from pipeline import fuse
 from pipeline.synthetic_store import make_synthetic_store
 from training.datasets import PsslStoreDataset
 from training.datasets.sampler import ResumableSampler

@@ -13,7 +13,6 @@ from PIL import Image, ImageOps
 
 from core.errors import PsslError
 
-
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own bomb threshold (~ 9459 x 9459)
 
 

@@ -18,9 +18,8 @@ class Lime(Explainer):
     superpixels with their mean colour (lime's default), weighs samples by distance and fits the
     ridge model; only the neighbourhood's images are built by `_DeviceNeighbourhood` (see there).
     Each image gets fresh random state from `seed`, so its map does not depend on its batch-mates.
-    `batch_size` defaults to 16 because on a CPU bigger batches cost more, not less: 256 forward
-    passes of EfficientNet-Lite0 took 25-60% more CPU time at batch 64 than at 8-16
-    (benchmarks/bench_lime.py); on a GPU raise it.
+    `batch_size` defaults to 16 because on a CPU bigger batches cost more, not less (docs/explainers.md,
+    measured by benchmarks/bench_lime.py); on a GPU raise it.
     """
 
     def __init__(self, samples: int = 256, segments: int = 50, compactness: float = 10.0,

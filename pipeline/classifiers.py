@@ -5,6 +5,7 @@ explainers perturb pixels, not normalised values, and each names the layer Grad-
 """
 from __future__ import annotations
 
+import importlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,6 @@ import torch
 from torch import nn
 
 from core.errors import PsslError
-
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TF_LITE_MEAN, TF_LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3  # EfficientNet-Lite's TF preprocessing
@@ -63,22 +63,6 @@ class EfficientLite(nn.Module):
         return self.backbone._fc(self.backbone._dropout(pooled))
 
 
-class TinyCNN(nn.Module):
-    """A small random-weight CNN for tests: real convolutions and a real CAM layer, cheap on CPU."""
-
-    def __init__(self, classes: int = 1000, width: int = 16):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width * 2, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width * 2, width * 4, 3, stride=2, padding=1), nn.ReLU(),
-        )
-        self.head = nn.Linear(width * 4, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
-
-
 def load_weights(path: str | Path) -> dict:
     """Tensors only: `weights_only` refuses pickled code in a checkpoint."""
     path = Path(path)
@@ -95,7 +79,6 @@ def load_weights(path: str | Path) -> dict:
 
 
 def _efficientnet_lite(variant: int, spec: dict) -> Classifier:
-    import importlib
     from efficientnet_lite_pytorch import EfficientNet
 
     arch = f"efficientnet-lite{variant}"
@@ -139,14 +122,6 @@ def _timm(arch: str, spec: dict) -> Classifier:
                       int(spec.get("input_size", cfg["input_size"][-1])), net.get_submodule(layer))
 
 
-def _tiny_cnn(spec: dict) -> Classifier:
-    torch.manual_seed(int(spec.get("seed", 0)))
-    net = TinyCNN(classes=int(spec.get("classes", 1000)))
-    if spec.get("weights"):
-        net.load_state_dict(load_weights(spec["weights"]))
-    return Classifier(spec["name"], net, int(spec.get("input_size", 64)), net.features[-1])
-
-
 def _torch_cache_file(url: str) -> Path:
     path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
     if not path.is_file():
@@ -155,23 +130,25 @@ def _torch_cache_file(url: str) -> Path:
     return path
 
 
-def _known_answer(family: str):
-    """Classifiers of the known-answer benchmark; imported on use, so pipeline/ never needs benchmarks/."""
-    def build(spec: dict) -> Classifier:
-        from benchmarks.known_answer.models import build_classifier
-        return build_classifier(family, spec)
-    return build
-
-
 BUILDERS = {
     "efficientnet_lite0": lambda spec: _efficientnet_lite(0, spec),
     "efficientnet_lite1": lambda spec: _efficientnet_lite(1, spec),
     "efficientnet_lite2": lambda spec: _efficientnet_lite(2, spec),
-    "tiny_cnn": _tiny_cnn,
-    "ka_vgg": _known_answer("vgg"),
-    "ka_resnet": _known_answer("resnet"),
-    "ka_convmixer": _known_answer("convmixer"),
 }
+
+
+def _builder(arch: str):
+    """A built-in arch, or `package.module:function` for classifiers that live with their users
+    (tests, the known-answer benchmark), so pipeline/ imports nothing of theirs."""
+    if arch in BUILDERS:
+        return BUILDERS[arch]
+    module, sep, attr = arch.partition(":")
+    if not sep:
+        return None
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as error:
+        raise ClassifierError(f"arch {arch!r}: cannot load {attr} from {module} ({error})") from None
 
 
 def normalize_spec(spec: str | dict) -> dict:
@@ -179,22 +156,23 @@ def normalize_spec(spec: str | dict) -> dict:
     spec = {"arch": spec} if isinstance(spec, str) else dict(spec)
     if "arch" not in spec:
         raise ClassifierError(f"model entry {spec} has no 'arch'")
-    spec.setdefault("name", spec["arch"].replace(".", "_"))
+    spec.setdefault("name", spec["arch"].rsplit(":", 1)[-1].replace(".", "_"))
     return spec
 
 
 def load_classifier(spec: str | dict, device: str | torch.device = "cpu") -> Classifier:
     spec = normalize_spec(spec)
     arch = spec["arch"]
-    if arch in BUILDERS:
-        classifier = BUILDERS[arch](spec)
+    builder = _builder(arch)
+    if builder is not None:
+        classifier = builder(spec)
     elif arch.startswith("torchvision."):
         classifier = _torchvision(arch.split(".", 1)[1], spec)
     elif arch.startswith("timm."):
         classifier = _timm(arch.split(".", 1)[1], spec)
     else:
         raise ClassifierError(f"unknown arch {arch!r}; choose one of {sorted(BUILDERS)}, "
-                              "torchvision.<name> or timm.<name>")
+                              "torchvision.<name>, timm.<name> or package.module:builder")
     classifier.net.eval().to(device)
     for parameter in classifier.net.parameters():
         parameter.requires_grad_(False)

@@ -20,14 +20,13 @@ import torch
 import torch.nn.functional as F
 import zarr
 
-from explainers import EXPLAINERS, create_explainer
 from core.config import ConfigError, get
 from core.images import load_rgb
-from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_KEY, INDEX_PATH, INDEX_STAGE,
-                        INDEX_STATUS, INDEX_TARGET, STATUS_OK, UNKNOWN_CLASS, StoreError, data_root, done_shards,
-                        map_size, mark_done, n_images, open_store, prediction_name, q99_name, require_array,
-                        saliency_name, scale_name, score_name, shard_count, shard_size, shard_slice, top1_name,
-                        write_layout)
+from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS,
+                        INDEX_TARGET, STATUS_OK, UNKNOWN_CLASS, StoreError, data_root, done_shards, map_size, mark_done,
+                        n_images, open_store, prediction_name, q99_name, require_array, saliency_name, scale_name,
+                        score_name, shard_count, shard_size, shard_slice, top1_name, write_layout)
+from explainers import EXPLAINERS, create_explainer
 from pipeline.classifiers import load_classifier, normalize_spec
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.ray_runtime import StageError, cluster_cpus

@@ -1,8 +1,8 @@
 """Compiled kernels for the fuse rule (docs/fusion.md): one pass over the maps, no temporaries.
 
 In numpy the rule took ~10 array passes per member (float16 cast, relu, a partition for q99, scale,
-clip, two threshold votes, three accumulations) and fusion ran at 0.40 of the store's read speed;
-here each pixel's members are combined in registers, in one vectorised loop (benchmarks/bench_fuse).
+clip, two threshold votes, three accumulations); here each pixel's members are combined in
+registers, in one vectorised loop (measurements: docs/fusion.md, benchmarks/bench_fuse.py).
 
 Maps arrive as their raw float16 bits (numba has no float16 on the CPU). For non-negative finite
 values the bit pattern orders like the value, so relu and ordering happen on integer "keys":
@@ -111,9 +111,9 @@ def fuse_pixels(maps, q99, weights, ok, fg, bg, mask, weight, consensus):
     """Fuse M member maps (a tuple of uint16 [B, P] float16 bits) into mask, weight and consensus.
 
     q99 [M, B] holds each map's stored percentile; NaN means "not stored" and it is computed here.
-    weights [M, B] sum to 1 per image. Images with ok False get mask 255, weight 0, consensus NaN.
+    weights [M, B] sum to 1 per image. Images with ok False get mask IGNORE, weight 0, consensus NaN.
     `consensus` is [B, P], or [1, P] scratch when it is not wanted: the pixel loop stores it
-    unconditionally, because a conditional store there stopped LLVM from vectorising (10x slower).
+    unconditionally, because a conditional store there stopped LLVM from vectorising it.
     """
     members = len(maps)
     pixels = mask.shape[1]

@@ -13,11 +13,10 @@ import zarr
 
 from core.config import get
 from core.images import DEFAULT_MAX_PIXELS, BadImage, load_rgb
+from core.store import (INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS,
+                        INDEX_WIDTH, STATUS_BAD, STATUS_OK, create_index_arrays, create_store, done_shards, is_indexed,
+                        mark_done, n_images, shard_count, shard_slice, write_layout)
 from pipeline.sources import DatasetError, Listing, enumerate_images
-from core.store import (INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH, INDEX_STAGE,
-                        INDEX_STATUS, INDEX_WIDTH, STATUS_BAD, STATUS_OK, create_index_arrays, create_store,
-                        done_shards, is_indexed, mark_done, n_images, shard_count, shard_slice, write_layout)
-
 
 
 @ray.remote(num_cpus=1, max_retries=3)

@@ -13,8 +13,8 @@ import zarr
 
 from core.store import (CONSENSUS, FOREGROUND, IGNORE, INDEX_ERROR, INDEX_PATH, INDEX_STATUS, MASK, STATUS_BAD,
                         STATUS_OK, STATUS_PENDING, WEIGHT, WEIGHT_SCALE, StoreError, data_root, fuse_settings,
-                        fused_members, is_progress_flag, labelled_images, map_size, n_images, open_store,
-                        saliency_name, shard_count, shard_size, store_explainers, store_models)
+                        fused_members, is_progress_flag, labelled_images, map_size, n_images, open_store, saliency_name,
+                        shard_count, shard_size, store_explainers, store_models)
 from pipeline.pictures import contact_sheet, overlay_sheet
 from pipeline.verify import list_arrays, storage_files
 

@@ -22,9 +22,18 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from core.store import (  # noqa: E402
+    INDEX_PATH,
+    INDEX_STATUS,
+    STATUS_OK,
+    map_size,
+    open_store,
+    saliency_name,
+    score_name,
+    store_explainers,
+    store_models,
+)
 from pipeline.fuse import member_weights, normalise  # noqa: E402
-from core.store import (INDEX_PATH, INDEX_STATUS, STATUS_OK, map_size, open_store, saliency_name,  # noqa: E402
-                        score_name, store_explainers, store_models)
 
 GT_IGNORE = 255
 

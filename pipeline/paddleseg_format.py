@@ -9,10 +9,9 @@ from PIL import Image
 from core.released_format import SYNSETS, TRAIN_LIST, label_path, load_released_label
 from core.store import (FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH,
                         INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_BAD, STATUS_OK,
-                        UNKNOWN_CLASS, WEIGHT,
-                        WEIGHT_SCALE, StoreError, class_names, create_index_arrays, create_store, done_shards,
-                        labelled_images, mark_done, n_images, open_store, progress_name, require_array, shard_count,
-                        shard_slice, write_layout)
+                        UNKNOWN_CLASS, WEIGHT, WEIGHT_SCALE, StoreError, class_names, create_index_arrays, create_store,
+                        done_shards, labelled_images, mark_done, n_images, open_store, progress_name, require_array,
+                        shard_count, shard_slice, write_layout)
 from core.store import shard_size as stored_shard_size
 
 

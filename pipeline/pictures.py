@@ -17,8 +17,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from core.images import BadImage, load_rgb  # noqa: E402
-from core.store import (IGNORE, INDEX_PATH, MASK, WEIGHT, WEIGHT_SCALE, data_root, map_size,  # noqa: E402
-                        saliency_name)
+from core.store import IGNORE, INDEX_PATH, MASK, WEIGHT, WEIGHT_SCALE, data_root, map_size, saliency_name  # noqa: E402
 from pipeline.fuse import image_consensus, normalise  # noqa: E402
 
 # mask values background, foreground, ignore -> black, white, red

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from core.config import ConfigError, get
 from core.errors import PsslError
-from pipeline.sample_data import materialize_sample
 from core.store import UNKNOWN_CLASS
+from pipeline.sample_data import materialize_sample
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 

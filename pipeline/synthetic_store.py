@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY,
-                        INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, STATUS_BAD, STATUS_OK,
+from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH,
+                        INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, STATUS_BAD, STATUS_OK,
                         create_index_arrays, create_store, done_shards, mark_done, q99_name, require_array,
                         saliency_name, scale_name, score_name, shard_count, shard_slice, top1_name, write_layout)
 from pipeline.fuse_kernel import q99_of_maps

@@ -6,6 +6,7 @@ import torch
 import torchvision
 
 from pipeline.classifiers import ClassifierError, load_classifier
+from tests.helpers.models import TINY_CNN
 
 
 class Payload:
@@ -45,7 +46,7 @@ def test_timm_model_from_a_local_file(tmp_path):
 def test_checkpoints_with_pickled_objects_are_refused(tmp_path):
     torch.save({"state_dict": {}, "extra": Payload()}, tmp_path / "evil.pth")
     with pytest.raises(ClassifierError, match="pickled code is refused"):
-        load_classifier({"arch": "tiny_cnn", "weights": str(tmp_path / "evil.pth")})
+        load_classifier({"arch": TINY_CNN, "weights": str(tmp_path / "evil.pth")})
 
 
 def test_unknown_arch_lists_the_choices():

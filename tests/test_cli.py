@@ -13,8 +13,8 @@ import yaml
 import zarr
 
 from core.store import EXPLAIN_STAGE, progress_name
-from tests.conftest import tiny_config, write_image_folder
-from tests.test_explain_stage import run_stages, saliency_arrays
+from tests.helpers.images import write_image_folder
+from tests.helpers.pipeline import run_stages, saliency_arrays, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,12 +7,12 @@ import socket
 import torch
 import torch.multiprocessing as mp
 
+from tests.helpers.training import augment_section, tiny_pretrain_net, train_section, write_store
 from training.datasets import PsslStoreDataset
 from training.datasets.transforms import build_transforms
 from training.distributed import init_distributed, shutdown_distributed
 from training.loss import SegmentationLoss
 from training.trainer import Trainer, TrainSettings
-from tests.pretrain_helpers import TinySegNet, augment_section, train_section, write_store
 
 CLASSES, WORLD = 64, 2
 
@@ -33,7 +33,7 @@ def train_one_rank(rank: int, port: int, store: str, out_dir: str, results: str)
         dataset = PsslStoreDataset(store, CLASSES, CLASSES, build_transforms(augment_section(crop=32), CLASSES))
         loss = SegmentationLoss(CLASSES, background_index=CLASSES - 1, ignore_index=CLASSES)
         settings = TrainSettings.from_config(train_section(epochs=2, accumulate=2, batch_size=1))
-        trainer = Trainer(TinySegNet(CLASSES), loss, dataset, settings, out_dir, ctx)
+        trainer = Trainer(tiny_pretrain_net(CLASSES), loss, dataset, settings, out_dir, ctx)
         trainer.fit()
         torch.save({"params": {k: v.detach() for k, v in trainer.model.named_parameters()},
                     "seen": trainer.step}, os.path.join(results, f"rank{rank}.pt"))
@@ -51,7 +51,7 @@ def test_two_process_ddp_keeps_replicas_identical(tmp_path):
     for name, value in ranks[0]["params"].items():
         assert torch.equal(value, ranks[1]["params"][name]), name
     torch.manual_seed(100)
-    initial = TinySegNet(CLASSES).head.weight
+    initial = tiny_pretrain_net(CLASSES).head.weight
     assert not torch.equal(initial, ranks[0]["params"]["head.weight"])  # it trained
     state = torch.load(out_dir / "checkpoints" / "last.pt", weights_only=True)
     assert state["progress"] == {"epoch": 2, "position": 0, "step": 4, "world_size": 2}

@@ -6,39 +6,17 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from tests.test_voc import CLASS_COLOURS, EVAL_TRANSFORMS, MEAN, STD, write_voc
+from tests.helpers.models import TinySegNet
+from tests.helpers.voc import CLASS_COLOURS, EVAL_TRANSFORMS, MEAN, STD, write_voc
 from training.evaluate import (ConfusionMatrix, InferenceMode, evaluate_dataset, forward_view, modes_from_config,
                                predict_modes)
-from training.models import SegOutputs
 from training.palette import VOC_CLASSES
 from training.voc import VOCSegmentation
 
 PAPER_MODES = [InferenceMode("single"), InferenceMode("flip", (1.0,), True),
                InferenceMode("ms_flip", (0.75, 1.0, 1.25), True)]
-
-
-class TinySegNet(nn.Module):
-    """A real (small) segmentation network: stride-4 features, a 1x1 classifier, logits at the input size.
-
-    Like the project's networks it returns SegOutputs in train mode and the main logits in eval mode.
-    """
-
-    def __init__(self, num_classes: int = 21, width: int = 16):
-        super().__init__()
-        self.backbone = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU())
-        self.head = nn.Conv2d(width, num_classes, 1)
-        self.forward_calls = 0
-
-    def forward(self, images: torch.Tensor):
-        self.forward_calls += 1
-        logits = F.interpolate(self.head(self.backbone(images)), size=images.shape[-2:], mode="bilinear",
-                               align_corners=False)
-        return SegOutputs([logits]) if self.training else logits
 
 
 class ColourOracle(nn.Module):

@@ -8,32 +8,13 @@ import time
 import numpy as np
 import psutil
 import pytest
-import zarr
-from tqdm import tqdm
 
-from pipeline import explain, index
-from pipeline.cli import store_path
-from pipeline.fuse_kernel import q99_of_maps
 from core.store import (EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_PATH, INDEX_STATUS, INDEX_TARGET, STATUS_BAD,
                         STATUS_OK, prediction_name, progress_name, q99_name, saliency_name, scale_name, score_name)
-from tests.bad_inputs import write_corpus
-from tests.conftest import RAY_TEST_DIR, tiny_config, write_image_folder
-
-MEMBERS = [(m, e) for m in ("cnn_a", "cnn_b") for e in ("grad_cam", "smooth_grad", "lime")]
-
-
-def run_stages(config: dict) -> zarr.Group:
-    path = store_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tqdm(disable=True) as progress:
-        index.run(config, path, progress)
-        return explain.run(config, path, progress)
-
-
-def saliency_arrays(group: zarr.Group) -> dict[str, np.ndarray]:
-    names = [f(m, e) for m, e in MEMBERS for f in (saliency_name, scale_name, q99_name)]
-    names += [score_name(m) for m in ("cnn_a", "cnn_b")] + [INDEX_TARGET]
-    return {name: group[name][:] for name in names}
+from pipeline.fuse_kernel import q99_of_maps
+from tests.helpers.bad_inputs import write_corpus
+from tests.helpers.images import write_image_folder
+from tests.helpers.pipeline import MEMBERS, RAY_TEST_DIR, run_stages, saliency_arrays, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,14 @@ from torch import nn
 
 from explainers import EXPLAINERS, GradCam, Lime, SmoothGrad, create_explainer
 from pipeline.classifiers import load_classifier
+from tests.helpers.models import TINY_CNN
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return load_classifier({"arch": "tiny_cnn"})
+    return load_classifier({"arch": TINY_CNN})
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,7 @@ def test_lime_puts_its_largest_weights_on_the_region_the_model_looks_at():
 
 def test_lime_on_device_neighbourhood_matches_lime_own_loop():
     """Same seed, same superpixels: our batched data_labels must reproduce lime's own weights."""
-    net = load_classifier({"arch": "tiny_cnn", "classes": 10}).net
+    net = load_classifier({"arch": TINY_CNN, "classes": 10}).net
     image, target, seed = textured_image(), 4, 7
     explainer = Lime(samples=40, segments=12, batch_size=16, seed=seed)
     ours = explainer.explain(net, image, torch.tensor([target]))[0].numpy()

@@ -13,10 +13,10 @@ import torch
 import yaml
 
 from core.config import ConfigError, load_config
-from tests.test_evaluate import TinySegNet
-from tests.test_voc import write_voc
-from training.checkpoints import CheckpointError, describe, load_complete, load_pretrained
+from tests.helpers.models import TinySegNet
+from tests.helpers.voc import write_voc
 from training.__main__ import main as training_cli
+from training.checkpoints import CheckpointError, describe, load_complete, load_pretrained
 from training.finetune_voc import run, run_eval, train_settings
 from training.models import create_model
 

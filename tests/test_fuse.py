@@ -4,10 +4,10 @@ import os
 import numpy as np
 import pytest
 
+from core.store import (BACKGROUND, CONSENSUS, FOREGROUND, IGNORE, INDEX_STATUS, MASK, WEIGHT, WEIGHT_SCALE, mark_done,
+                        open_store, progress_name, q99_name, saliency_name, score_name)
 from pipeline import fuse
 from pipeline.fuse_kernel import q99_of_maps
-from core.store import (CONSENSUS, INDEX_STATUS, MASK, WEIGHT, mark_done, open_store, progress_name, q99_name,
-                        saliency_name, score_name)
 from pipeline.synthetic_store import make_synthetic_store
 
 FG, BG = 0.5, 0.2
@@ -25,7 +25,7 @@ def reference(group, members, weighted, fg=FG, bg=BG):
     maps = [group[saliency_name(m, e)][:].astype(np.float64) for m, e in members]
     probs = [group[score_name(m)][:].astype(np.float64) for m, _ in members]
     n_img = status.shape[0]
-    mask = np.full(maps[0].shape, 255, np.uint8)
+    mask = np.full(maps[0].shape, IGNORE, np.uint8)
     weight = np.zeros(maps[0].shape, np.uint8)
     consensus = np.full(maps[0].shape, np.nan)
     for i in range(n_img):
@@ -41,9 +41,9 @@ def reference(group, members, weighted, fg=FG, bg=BG):
         c = sum(wi * ni for wi, ni in zip(w, normalised))
         vote_fg = sum(wi * (ni >= fg) for wi, ni in zip(w, normalised))
         vote_bg = sum(wi * (ni <= bg) for wi, ni in zip(w, normalised))
-        mask[i] = np.where(c >= fg, 1, np.where(c <= bg, 0, 255))
+        mask[i] = np.where(c >= fg, FOREGROUND, np.where(c <= bg, BACKGROUND, IGNORE))
         agree = np.where(c >= fg, vote_fg, np.where(c <= bg, vote_bg, 0))
-        weight[i] = np.rint(agree * 255)
+        weight[i] = np.rint(agree * WEIGHT_SCALE)
         consensus[i] = c
     return mask, weight, consensus
 
@@ -68,7 +68,7 @@ def test_fusion_matches_numpy_reference(tmp_path, weighted):
     assert summary["shards_fused"] == 3 and summary["images_fused"] == 10
     group = open_store(store)
     assert_matches_reference(group, weighted)
-    assert (group[MASK][3] == 255).all() and (group[WEIGHT][8] == 0).all()
+    assert (group[MASK][3] == IGNORE).all() and (group[WEIGHT][8] == 0).all()
     assert np.isnan(group[CONSENSUS][3].astype(float)).all()
     assert group[progress_name("fuse", "labels")][:].all()
 
@@ -93,13 +93,13 @@ def test_thresholds_and_weights_as_documented():
     a, b = two_member_maps()
     out = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([True]), EXACT_FG, EXACT_BG)[0, 0, :6]
     # c: 0.75 fg | 0.5 fg (inclusive) | 0.25 bg (inclusive) | 0.34375 ignore | 0 bg | 0.5 fg
-    assert out["mask"].tolist() == [1, 1, 0, 255, 0, 1]
+    assert out["mask"].tolist() == [FOREGROUND, FOREGROUND, BACKGROUND, IGNORE, BACKGROUND, FOREGROUND]
     # both vote fg | one of two | one of two (0.375 abstains) | ignore -> 0 | both bg | one fg (0.4375 abstains)
-    assert out["weight"].tolist() == [255, 128, 128, 0, 255, 128]
+    assert out["weight"].tolist() == [WEIGHT_SCALE, 128, 128, 0, WEIGHT_SCALE, 128]
     assert out["consensus"].astype(float).tolist() == [0.75, 0.5, 0.25, 0.34375, 0.0, 0.5]
     no_consensus = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([True]), EXACT_FG, EXACT_BG,
                                   keep_consensus=False)
-    assert no_consensus.dtype.names == ("mask", "weight") and no_consensus["mask"][0, 0, :6].tolist() == [1, 1, 0, 255, 0, 1]
+    assert no_consensus.dtype.names == ("mask", "weight") and no_consensus["mask"][0, 0, :6].tolist() == out["mask"].tolist()
 
 
 def float16_rows(width: int, seed: int) -> np.ndarray:
@@ -151,7 +151,7 @@ def test_bad_image_and_sparse_map():
     sparse[0, 0, 0] = 0.01  # fewer than 1% positive pixels: q99 = 0, n = 1 where positive
     assert fuse.normalise(sparse)[0, 0, 0] == 1.0 and fuse.normalise(sparse).sum() == 1.0
     out = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([False]), FG, BG)
-    assert (out["mask"] == 255).all() and (out["weight"] == 0).all() and np.isnan(out["consensus"]).all()
+    assert (out["mask"] == IGNORE).all() and (out["weight"] == 0).all() and np.isnan(out["consensus"]).all()
 
 
 def test_probability_weighting():
@@ -161,8 +161,8 @@ def test_probability_weighting():
     out = fuse.fuse_maps([a, b], weights, np.array([True]), EXACT_FG, EXACT_BG)[0, 0, :6]
     # pixel 1: c = 0.9*0.875 + 0.1*0.125 = 0.8 -> fg, agreement 0.9; pixel 3: 0.36875 ignore; pixel 5: 0.45 ignore
     np.testing.assert_allclose(out["consensus"][1], 0.8, atol=1e-3)
-    assert out["mask"][[1, 3, 5]].tolist() == [1, 255, 255]
-    assert out["weight"][1] == round(0.9 * 255)
+    assert out["mask"][[1, 3, 5]].tolist() == [FOREGROUND, IGNORE, IGNORE]
+    assert out["weight"][1] == round(0.9 * WEIGHT_SCALE)
     # all probabilities zero: uniform
     np.testing.assert_allclose(fuse.member_weights(np.zeros((2, 1)), 2, 1)[:, 0], [0.5, 0.5])
 
@@ -276,4 +276,4 @@ def test_consensus_is_not_stored_by_default(tmp_path):
     fuse.run({"fuse": {"fg_threshold": FG, "bg_threshold": BG}}, store)
     group = open_store(store)
     assert CONSENSUS not in group and group.attrs["fuse"]["write_consensus"] is False
-    assert {MASK, WEIGHT} <= {f"pssl/{name}" for name in group["pssl"].array_keys()}
+    assert MASK in group and WEIGHT in group

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core.images import BadImage, load_rgb
-from tests.bad_inputs import write_corpus
+from tests.helpers.bad_inputs import write_corpus
 
 
 @pytest.fixture(scope="module")

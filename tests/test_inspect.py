@@ -3,9 +3,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.store import (EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_PATH, INDEX_STATUS, MASK, WEIGHT,
+                        mark_done, open_store, progress_name, saliency_name)
 from pipeline import fuse, inspect_store, verify
-from core.store import INDEX_PATH, MASK, WEIGHT, mark_done, open_store
 from pipeline.synthetic_store import make_synthetic_store
+
+GRADCAM_A = saliency_name("net_a", "gradcam")
 
 
 @pytest.fixture()
@@ -20,15 +23,15 @@ def test_summary_reports_arrays_completion_inputs_and_labels(fused_store):
     text = inspect_store.summarize(fused_store)
     group = open_store(fused_store)
     assert "10 images, shard size 4 (3 shards), map size 16" in text
-    assert "saliency/net_a/gradcam" in text and "10x16x16" in text and "1x16x16" in text and "4x16x16" in text
-    assert "progress/fuse/labels" in text and "3 / 3 shards done" in text
+    assert GRADCAM_A in text and "10x16x16" in text and "1x16x16" in text and "4x16x16" in text
+    assert progress_name(FUSE_STAGE, FUSE_KEY) in text and "3 / 3 shards done" in text
     assert "net_b/smoothgrad" in text and "3 / 3 shard files written" in text
     assert "9 ok, 1 bad, 0 pending" in text
     assert f"[3] {group[INDEX_PATH][3]}: unreadable: synthetic" in text
     ok = np.arange(10) != 3
     mask, weight = group[MASK][:][ok], group[WEIGHT][:][ok]
-    decided = mask != 255
-    expected = (f"foreground {(mask == 1).mean():.1%}, ignore {(mask == 255).mean():.1%}, "
+    decided = mask != IGNORE
+    expected = (f"foreground {(mask == FOREGROUND).mean():.1%}, ignore {(mask == IGNORE).mean():.1%}, "
                 f"mean weight over non-ignore {weight[decided].mean() / 255:.3f}")
     assert expected in text
 
@@ -41,7 +44,7 @@ def test_summary_of_unfused_store(tmp_path):
 
 def test_compression_ratio_counts_written_shards(fused_store):
     lines = inspect_store.array_table(fused_store, verify.list_arrays(open_store(fused_store)))
-    mask_line = next(line for line in lines if line.startswith("pssl/mask "))
+    mask_line = next(line for line in lines if line.startswith(f"{MASK} "))
     on_disk, _ = inspect_store.stored_bytes(fused_store, MASK)
     assert float(mask_line.split()[-1]) == pytest.approx(10 * 16 * 16 / on_disk, abs=0.05)
 
@@ -64,27 +67,26 @@ def test_verify_clean_store(fused_store):
 
 
 def test_verify_names_a_deleted_shard_file(fused_store):
-    (fused_store / "saliency" / "net_a" / "gradcam" / "c" / "1" / "0" / "0").unlink()
-    (fused_store / "index" / "status" / "c" / "2").unlink()
+    (fused_store / GRADCAM_A / "c" / "1" / "0" / "0").unlink()
+    (fused_store / INDEX_STATUS / "c" / "2").unlink()
     problems = verify.verify_store(fused_store)
-    assert "saliency/net_a/gradcam: shard 1: file saliency/net_a/gradcam/c/1/0/0 is missing" in problems
-    assert "index/status: shard 2: file index/status/c/2 is missing" in problems
+    assert f"{GRADCAM_A}: shard 1: file {GRADCAM_A}/c/1/0/0 is missing" in problems
+    assert f"{INDEX_STATUS}: shard 2: file {INDEX_STATUS}/c/2 is missing" in problems
     assert len(problems) == 2
 
 
 def test_verify_names_a_truncated_shard_file(fused_store):
-    shard_file = fused_store / "pssl" / "mask" / "c" / "2" / "0" / "0"
+    shard_file = fused_store / MASK / "c" / "2" / "0" / "0"
     data = shard_file.read_bytes()
     shard_file.write_bytes(data[: len(data) // 2])
     problems = verify.verify_store(fused_store)
-    assert len(problems) == 1 and problems[0].startswith("pssl/mask: shard 2: cannot decode")
+    assert len(problems) == 1 and problems[0].startswith(f"{MASK}: shard 2: cannot decode")
 
 
 def test_verify_checks_only_flagged_shards(tmp_path):
     store = tmp_path / "s.zarr"
     make_synthetic_store(store, 8, map_size=8, shard=4, explained=False)
-    (store / "saliency" / "net_a" / "gradcam" / "c" / "1" / "0" / "0").unlink()
+    (store / GRADCAM_A / "c" / "1" / "0" / "0").unlink()
     assert verify.verify_store(store) == []  # shard 1 was never flagged as explained
-    mark_done(open_store(store), "explain", "net_a", 1)
-    assert verify.verify_store(store) == [
-        "saliency/net_a/gradcam: shard 1: file saliency/net_a/gradcam/c/1/0/0 is missing"]
+    mark_done(open_store(store), EXPLAIN_STAGE, "net_a", 1)
+    assert verify.verify_store(store) == [f"{GRADCAM_A}: shard 1: file {GRADCAM_A}/c/1/0/0 is missing"]

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from benchmarks.known_answer.generate import generate
-from benchmarks.known_answer.models import make_net, wrap
+from benchmarks.known_answer.models import KNOWN_ANSWER_ARCH, make_net, wrap
 from benchmarks.known_answer.train_classifiers import load_split, train_all, train_steps
-from pipeline.classifiers import ClassifierError, load_classifier
 from core.config import load_config
+from pipeline.classifiers import ClassifierError, load_classifier
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "known_answer.yaml"
 TINY_MODELS = ("classifiers.models={ka_vgg: {family: vgg, width: 8}, ka_resnet: {family: resnet, width: 8}, "
@@ -52,7 +52,7 @@ def test_trained_models_load_through_the_pipeline_and_are_cached(tiny_world):
     images = torch.rand(2, 3, SIZE, SIZE)
     for name, record in records.items():
         assert record["class_names"] == ["cross", "ring", "star"] and 0.0 <= record["val_accuracy"] <= 1.0
-        classifier = load_classifier({"arch": name, "weights": str(output / f"{name}.pt")})
+        classifier = load_classifier({"arch": KNOWN_ANSWER_ARCH, "name": name, "weights": str(output / f"{name}.pt")})
         assert classifier.input_size == SIZE
         assert any(module is classifier.cam_layer for module in classifier.net.modules())
         seen = []
@@ -72,12 +72,12 @@ def test_trained_models_load_through_the_pipeline_and_are_cached(tiny_world):
 
 def test_weights_of_another_family_or_missing_are_refused(tiny_world, tmp_path):
     with pytest.raises(ClassifierError, match="needs weights"):
-        load_classifier({"arch": "ka_resnet"})
+        load_classifier({"arch": KNOWN_ANSWER_ARCH, "family": "resnet"})
     resnet = make_net("resnet", 3, width=8)
     torch.save(resnet.state_dict(), tmp_path / "net.pt")
     (tmp_path / "net.json").write_text(json.dumps({"family": "resnet", "arch": {"width": 8}, "classes": 3,
                                                    "input_size": SIZE}))
     with pytest.raises(ClassifierError, match="resnet net, not vgg"):
-        load_classifier({"arch": "ka_vgg", "weights": str(tmp_path / "net.pt")})
-    assert load_classifier({"arch": "ka_resnet", "weights": str(tmp_path / "net.pt")}).net(
+        load_classifier({"arch": KNOWN_ANSWER_ARCH, "family": "vgg", "weights": str(tmp_path / "net.pt")})
+    assert load_classifier({"arch": KNOWN_ANSWER_ARCH, "family": "resnet", "weights": str(tmp_path / "net.pt")}).net(
         torch.rand(1, 3, SIZE, SIZE)).shape == (1, 3)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import label_quality
 from core.store import INDEX_PATH, open_store, saliency_name
+from pipeline import label_quality
 from pipeline.synthetic_store import make_synthetic_store
 
 

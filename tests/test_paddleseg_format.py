@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from pipeline import fuse, paddleseg_format, verify
 from core import released_format
-from core.store import (INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_PATH, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH,
-                        MASK, WEIGHT, open_store)
+from core.store import (FOREGROUND, IGNORE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_PATH, INDEX_STATUS,
+                        INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, open_store)
+from pipeline import fuse, paddleseg_format, verify
 from pipeline.synthetic_store import make_synthetic_store
 
 WNIDS = [f"n{c:08d}" for c in range(1000)]
@@ -49,7 +49,7 @@ def test_export_writes_the_released_layout(fused_store, tmp_path):
         assert set(np.unique(raw)) <= {0, 1, 255}
         # nearest resize keeps the fractions of each value close to the stored mask's
         stored = group[MASK][i]
-        assert abs((raw == 1).mean() - (stored == 1).mean()) < 0.05
+        assert abs((raw == 1).mean() - (stored == FOREGROUND).mean()) < 0.05
 
 
 def test_round_trip_is_exact_at_map_size(fused_store, tmp_path):
@@ -64,10 +64,10 @@ def test_round_trip_is_exact_at_map_size(fused_store, tmp_path):
     imported = open_store(back)
     ok = [0, 1, 2, 4, 5, 6, 7, 8, 9]
     assert np.array_equal(imported[MASK][:], group[MASK][ok])
-    assert np.array_equal(imported[WEIGHT][:], np.where(group[MASK][ok] == 255, 0, 255))
+    assert np.array_equal(imported[WEIGHT][:], np.where(group[MASK][ok] == IGNORE, 0, WEIGHT_SCALE))
     assert list(imported[INDEX_CLASS_ID][:]) == list(group[INDEX_TARGET][ok])
     assert str(imported[INDEX_PATH][0]).startswith("train/n") and str(imported[INDEX_PATH][0]).endswith(".JPEG")
-    assert (imported[INDEX_STATUS][:] == 1).all()
+    assert (imported[INDEX_STATUS][:] == STATUS_OK).all()
     assert verify.verify_store(back) == []
     again = paddleseg_format.import_released(out, back, map_size=16, shard_size=4)
     assert again["imported_shards"] == 0
@@ -98,4 +98,4 @@ def test_import_records_unreadable_label_as_bad(tmp_path):
     assert group[INDEX_STATUS][:].tolist() == [1, 2]
     assert str(group[INDEX_ERROR][1]).startswith("label unreadable")
     assert (group[INDEX_HEIGHT][0], group[INDEX_WIDTH][0], group[INDEX_CLASS_ID][0]) == (20, 30, 1)
-    assert (group[MASK][0] == 1).all() and (group[MASK][1] == 255).all()
+    assert (group[MASK][0] == FOREGROUND).all() and (group[MASK][1] == IGNORE).all()

@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 from core.store import STATUS_BAD, StoreError
+from tests.helpers.training import (BACKGROUND, BG_WEIGHT, BRIGHT, DARK, IGNORE, NUM_CLASSES, augment_section,
+                                    write_store)
 from training.datasets import DataError, PaddleSegPsslDataset, PsslStoreDataset
 from training.datasets.transforms import build_transforms
-from tests.pretrain_helpers import (BACKGROUND, BG_WEIGHT, BRIGHT, DARK, IGNORE, NUM_CLASSES, augment_section,
-                                    write_store)
 
 PLAIN = augment_section(crop=None, flip=0.0, color=False)
 MEAN = torch.tensor(PLAIN["mean"]).view(3, 1, 1) * 255

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.helpers.training import augment_section, pretrain_config, tiny_pretrain_net, train_section, write_store
 from training.__main__ import main as cli_main
 from training.datasets import PsslStoreDataset
 from training.datasets.transforms import build_transforms
 from training.distributed import DistContext
 from training.loss import SegmentationLoss
 from training.trainer import Trainer, TrainingError, TrainSettings, lr_factor, param_groups
-from tests.pretrain_helpers import TinySegNet, augment_section, pretrain_config, train_section, write_store
 
 SOLO = DistContext(rank=0, world_size=1, device=torch.device("cpu"))
 CLASSES = 64  # the loop does not care how many; fewer keeps these tests fast (store targets are < 63)
@@ -20,7 +20,7 @@ def make_trainer(store, out_dir, seed: int = 0, **train) -> Trainer:
     dataset = PsslStoreDataset(store, CLASSES, CLASSES, build_transforms(augment_section(crop=32), CLASSES))
     torch.manual_seed(seed)
     loss = SegmentationLoss(CLASSES, background_index=CLASSES - 1, ignore_index=CLASSES)
-    return Trainer(TinySegNet(CLASSES), loss, dataset, TrainSettings.from_config(train_section(**train)),
+    return Trainer(tiny_pretrain_net(CLASSES), loss, dataset, TrainSettings.from_config(train_section(**train)),
                    out_dir, SOLO)
 
 
@@ -52,7 +52,7 @@ def test_outputs_on_disk_load_with_weights_only(tmp_path):
 
 
 def test_backbone_trains_at_a_tenth_of_the_lr():
-    model = TinySegNet()
+    model = tiny_pretrain_net()
     groups = {group["name"]: group for group in param_groups(model, lr=0.01, backbone_lr_mult=0.1)}
     assert groups["backbone"]["lr"] == pytest.approx(0.001) and groups["head"]["lr"] == 0.01
     assert len(groups["backbone"]["params"]) == len(list(model.backbone.parameters()))
@@ -88,7 +88,7 @@ def test_resume_into_a_model_of_another_class_count_is_refused(tmp_path):
     store = write_store(tmp_path, n=4)
     make_trainer(store, tmp_path / "out", epochs=1).fit()
     dataset = PsslStoreDataset(store, CLASSES, CLASSES, build_transforms(augment_section(crop=32), CLASSES))
-    other = Trainer(TinySegNet(num_classes=21), SegmentationLoss(21, ignore_index=255), dataset,
+    other = Trainer(tiny_pretrain_net(21), SegmentationLoss(21, ignore_index=255), dataset,
                     TrainSettings.from_config(train_section()), tmp_path / "other", SOLO)
     with pytest.raises(TrainingError, match="does not fit this model"):
         other.load_checkpoint(tmp_path / "out" / "checkpoints" / "last.pt")

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from core.config import ConfigError
-from training.datasets.transforms import (ColorDistort, HorizontalFlip, Normalize, PadCrop, RandomScale,
-                                      ResizeByShort, build_transforms)
-from tests.pretrain_helpers import IGNORE, augment_section
+from tests.helpers.training import IGNORE, augment_section
+from training.datasets.transforms import (ColorDistort, HorizontalFlip, Normalize, PadCrop, RandomScale, ResizeByShort,
+                                          build_transforms)
 
 
 def make_sample(height: int = 20, width: int = 30) -> dict:

@@ -20,8 +20,8 @@ from training.distributed import init_distributed, shutdown_distributed
 from training.evaluate import EvaluationResult, evaluate_dataset, modes_from_config
 from training.loss import SegmentationLoss
 from training.palette import VOC_CLASSES, render_grid
-from training.task_setup import build_model, resume_path, write_config
 from training.sample_images import PredictionRenderer
+from training.task_setup import build_model, resume_path, write_config
 from training.trainer import CHECKPOINT_DIR, LAST, Trainer, TrainSettings
 from training.voc import IGNORE_INDEX, VOCSegmentation
 

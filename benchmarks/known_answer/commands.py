@@ -17,7 +17,6 @@ import yaml
 
 from core.errors import PsslError
 
-
 # What the Makefile exports for every target; set here too so a direct `python -m` run matches `make`.
 ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONHASHSEED": "0",
                "TQDM_DISABLE": "1"}

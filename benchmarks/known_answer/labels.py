@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline import label_quality
 from core.store import BACKGROUND, FOREGROUND, INDEX_PATH, MASK, map_size, open_store
+from pipeline import label_quality
 
 ENSEMBLE = "ensemble"
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from torch import nn
 
+from pipeline.classifiers import Classifier, ClassifierError, Normalized, load_weights
+
 
 def conv_bn_relu(channels_in: int, channels_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(channels_in, channels_out, 3, stride, 1, bias=False),
@@ -101,6 +103,7 @@ class ConvMixer(nn.Module):
         return self.head(self.cam_block(self.blocks(self.embed(x))))
 
 
+KNOWN_ANSWER_ARCH = "benchmarks.known_answer.models:build_classifier"  # `arch` of a model entry
 FAMILIES = {"vgg": PlainCNN, "resnet": SmallResNet, "convmixer": ConvMixer}
 ARCH_KEYS = ("width", "depth", "patch", "kernel")  # size options a config may give a family
 
@@ -117,8 +120,6 @@ INPUT_MEAN, INPUT_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 def wrap(net: nn.Module):
     """The network as the explain stage sees it: [0, 1] images in, logits out."""
-    from pipeline.classifiers import Normalized
-
     return Normalized(net, INPUT_MEAN, INPUT_STD)
 
 
@@ -127,25 +128,28 @@ def record_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def build_classifier(family: str, spec: dict):
-    """pipeline.classifiers builder: rebuild the net from the record beside `weights`, load the weights.
+def build_classifier(spec: dict):
+    """The explain stage's builder (model entry `arch: benchmarks.known_answer.models:build_classifier`):
+    rebuild the net from the record beside `weights`, load the weights.
 
-    Keys in the spec (classes, width, ..., input_size) override the record's.
+    Keys in the spec (family, classes, width, ..., input_size) override the record's; a `family` that
+    differs from the record's is refused.
     """
-    from pipeline.classifiers import Classifier, ClassifierError, load_weights
-
     if not spec.get("weights"):
-        raise ClassifierError(f"{spec['arch']} needs weights: <file written by "
+        raise ClassifierError(f"{spec['name']} needs weights: <file written by "
                               "benchmarks.known_answer.train_classifiers>")
     path = record_path(spec["weights"])
     record = json.loads(path.read_text()) if path.is_file() else {}
+    family = spec.get("family", record.get("family"))
+    if family is None:
+        raise ClassifierError(f"{spec['name']}: no record {path}; give family: in the model entry")
     if record.get("family", family) != family:
         raise ClassifierError(f"{spec['weights']} holds a {record['family']} net, not {family}")
     arch = {**record.get("arch", {}), **{key: spec[key] for key in ARCH_KEYS if key in spec}}
     classes = spec.get("classes", record.get("classes"))
     input_size = spec.get("input_size", record.get("input_size"))
     if classes is None or input_size is None:
-        raise ClassifierError(f"{spec['arch']}: no record {path}; give classes: and input_size: in the model entry")
+        raise ClassifierError(f"{spec['name']}: no record {path}; give classes: and input_size: in the model entry")
     net = make_net(family, int(classes), **arch)
     net.load_state_dict(load_weights(spec["weights"]))
     return Classifier(spec["name"], wrap(net), int(input_size), net.cam_block)

@@ -32,9 +32,10 @@ import yaml
 
 from benchmarks.known_answer import downstream, labels, overlays
 from benchmarks.known_answer.commands import CommandFailed, CommandLog, as_overrides, python_command, shown
-from pipeline import label_quality
+from benchmarks.known_answer.models import KNOWN_ANSWER_ARCH
 from core.config import ConfigError, apply_overrides, get, load_config
 from core.store import INDEX_CLASS_ID, open_store, top1_name
+from pipeline import label_quality
 
 TARGET_ENSEMBLE_GAIN = 2.0  # points of mIoU over the best single member (the target)
 SUBSETS = ("tuning", "heldout")
@@ -68,7 +69,8 @@ def world_class_names(world: dict) -> list[str]:
 
 def classifier_models(world: dict) -> list[dict]:
     output = Path(world["classifiers"]["output"])
-    return [{"arch": name, "name": name, "weights": str(output / f"{name}.pt")} for name in world["classifiers"]["models"]]
+    return [{"arch": KNOWN_ANSWER_ARCH, "name": name, "family": spec["family"], "weights": str(output / f"{name}.pt")}
+            for name, spec in world["classifiers"]["models"].items()]
 
 
 def make_labels(log: CommandLog, config: dict, world: dict, work_dir: Path, name: str,

@@ -23,9 +23,9 @@ from torch import nn
 from torchvision.datasets import ImageFolder
 
 from benchmarks.known_answer.generate import DATA_KEYS, config_hash, generate
-from benchmarks.known_answer.models import ARCH_KEYS, make_net, record_path, wrap
-from pipeline.classifiers import load_classifier
+from benchmarks.known_answer.models import ARCH_KEYS, KNOWN_ANSWER_ARCH, make_net, record_path, wrap
 from core.config import ConfigError, load_config
+from pipeline.classifiers import load_classifier
 
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing")
 
@@ -171,7 +171,8 @@ def write_summary(config: dict, records: dict[str, dict], root: Path, device: to
     images, labels, _ = load_split(root, "val")
     probabilities = {}
     for name in records:
-        net = load_classifier({"arch": name, "weights": str(output / f"{name}.pt")}, device).net
+        net = load_classifier({"arch": KNOWN_ANSWER_ARCH, "name": name, "weights": str(output / f"{name}.pt")},
+                              device).net
         probabilities[name] = torch.cat([net(images[i:i + 256].to(device).float() / 255.0).softmax(1).cpu()
                                          for i in range(0, len(images), 256)])
     ensemble = torch.stack(list(probabilities.values())).mean(0).argmax(1)

@@ -17,6 +17,7 @@ from core.store import data_root as recorded_data_root
 from training.datasets.base import AugmentedSegmentationDataset, DataError, check_files_exist, load_image_tensor
 from training.datasets.transforms import resize_label_weight
 
+
 def to_class_label(mask: np.ndarray, target: int, background: int, ignore_index: int) -> torch.Tensor:
     """mask 1 -> the image's class, 0 -> background, anything else -> ignore."""
     label = np.full(mask.shape, ignore_index, dtype=np.int64)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.conftest import write_photo
+from tests.helpers.images import write_photo
 
 
 def _png_claiming(width: int, height: int) -> bytes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch.nn.functional as F
 import zarr
 from PIL import Image
 from torch import nn
@@ -16,7 +15,7 @@ from torch import nn
 from core.store import (FOREGROUND, FUSE_KEY, FUSE_STAGE, INDEX_CLASS_ID, INDEX_HEIGHT, INDEX_PATH, INDEX_STATUS,
                         INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK, WEIGHT, progress_name, write_layout)
 from core.store import IGNORE as MASK_IGNORE
-from training.models.outputs import SegOutputs
+from tests.helpers.models import TinySegNet
 
 NUM_CLASSES, IGNORE = 1001, 1001
 BACKGROUND = NUM_CLASSES - 1
@@ -67,21 +66,9 @@ def write_store(root: Path, n: int = 6, shard: int = 2, map_size: int = 16, imag
     return root / "pssl.zarr"
 
 
-class TinySegNet(nn.Module):
-    """A real (small) segmentation network with the project's output contract and a `backbone`."""
-
-    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 8):
-        super().__init__()
-        self.backbone = nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width),
-                                      nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
-        self.head = nn.Conv2d(width, num_classes, 1)
-        self.aux = nn.Conv2d(width, num_classes, 1)
-
-    def forward(self, x):
-        features = self.backbone(x)
-        logits = [F.interpolate(head(features), size=x.shape[-2:], mode="bilinear", align_corners=False)
-                  for head in (self.head, self.aux)]
-        return SegOutputs(logits=logits) if self.training else logits[0]
+def tiny_pretrain_net(num_classes: int = NUM_CLASSES) -> nn.Module:
+    """The tiny network the pre-training tests train: stride 2, with an auxiliary head like the real ones."""
+    return TinySegNet(num_classes, width=8, stride=2, aux_head=True)
 
 
 def augment_section(crop: int | None = 32, flip: float = 0.5, color: bool = True) -> dict:

@@ -1,0 +1,63 @@
+"""Tiny real networks for tests: a classifier the explain stage loads by dotted path, a segmenter."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.classifiers import Classifier, load_weights
+from training.models.outputs import SegOutputs
+
+TINY_CNN = "tests.helpers.models:tiny_cnn"  # the `arch` of a model entry in a pipeline config
+
+
+class TinyCNN(nn.Module):
+    """A small random-weight CNN: real convolutions and a real CAM layer, cheap on CPU."""
+
+    def __init__(self, classes: int = 1000, width: int = 16):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width * 2, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width * 2, width * 4, 3, stride=2, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Linear(width * 4, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def tiny_cnn(spec: dict) -> Classifier:
+    """pipeline.classifiers builder: seeded random weights, or `weights:` from a file."""
+    torch.manual_seed(int(spec.get("seed", 0)))
+    net = TinyCNN(classes=int(spec.get("classes", 1000)))
+    if spec.get("weights"):
+        net.load_state_dict(load_weights(spec["weights"]))
+    return Classifier(spec["name"], net, int(spec.get("input_size", 64)), net.features[-1])
+
+
+class TinySegNet(nn.Module):
+    """A real (small) segmentation network with the project's output contract and a `backbone`.
+
+    Like the project's networks it returns SegOutputs in train mode and the main logits in eval mode;
+    `forward_calls` counts passes (multi-scale inference tests).
+    """
+
+    def __init__(self, num_classes: int = 21, width: int = 16, stride: int = 4, aux_head: bool = False):
+        super().__init__()
+        layers, channels = [], 3
+        for _ in range({2: 1, 4: 2}[stride]):
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+            channels = width
+        self.backbone = nn.Sequential(*layers)
+        self.head = nn.Conv2d(width, num_classes, 1)
+        self.aux = nn.Conv2d(width, num_classes, 1) if aux_head else None
+        self.forward_calls = 0
+
+    def forward(self, images: torch.Tensor):
+        self.forward_calls += 1
+        features = self.backbone(images)
+        heads = [self.head] if self.aux is None else [self.head, self.aux]
+        logits = [F.interpolate(head(features), size=images.shape[-2:], mode="bilinear", align_corners=False)
+                  for head in heads]
+        return SegOutputs(logits=logits) if self.training else logits[0]

@@ -1,0 +1,52 @@
+"""A cheap pipeline config over two random-weight CNNs, and the index + explain stages run in-process."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+from tqdm import tqdm
+
+from core.store import INDEX_TARGET, q99_name, saliency_name, scale_name, score_name
+from pipeline import explain, index
+from pipeline.cli import store_path
+from tests.helpers.models import TINY_CNN
+
+RAY_TEST_DIR = "/tmp/ray_pssl_tests"
+
+
+def tiny_config(tmp_path: Path, data_root: Path, **sections) -> dict:
+    """A pipeline config over two random-weight CNNs and cheap explainer settings."""
+    config = {
+        "run": {"name": "test", "root": str(tmp_path / "runs")},
+        "data": {"source": "imagefolder", "root": str(data_root), "min_side": 8},
+        "store": {"map_size": 16, "shard_size": 2},
+        "ray": {"workers": 2},
+        "explain": {
+            "seed": 0, "batch_size": 2, "num_classes": 10,
+            "models": [{"arch": TINY_CNN, "name": "cnn_a", "seed": 1, "classes": 10, "input_size": 32},
+                       {"arch": TINY_CNN, "name": "cnn_b", "seed": 2, "classes": 10, "input_size": 32}],
+            "explainers": {"grad_cam": {}, "smooth_grad": {"samples": 2},
+                           "lime": {"samples": 16, "segments": 8, "batch_size": 16}},
+        },
+    }
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    return config
+
+
+MEMBERS = [(m, e) for m in ("cnn_a", "cnn_b") for e in ("grad_cam", "smooth_grad", "lime")]
+
+
+def run_stages(config: dict) -> zarr.Group:
+    path = store_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(disable=True) as progress:
+        index.run(config, path, progress)
+        return explain.run(config, path, progress)
+
+
+def saliency_arrays(group: zarr.Group) -> dict[str, np.ndarray]:
+    names = [f(m, e) for m, e in MEMBERS for f in (saliency_name, scale_name, q99_name)]
+    names += [score_name(m) for m in ("cnn_a", "cnn_b")] + [INDEX_TARGET]
+    return {name: group[name][:] for name in names}
