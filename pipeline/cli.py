@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from core.config import get, load_config
 from core.errors import PsslError
+from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE
 from pipeline.sources import enumerate_images
 
 USER_ERRORS = (PsslError, FileNotFoundError)
@@ -35,13 +36,13 @@ def _run_stages(config: dict, stages: list[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     (path.parent / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     started = time.perf_counter()
-    listing = enumerate_images(config, path.parent) if "index" in stages else None  # fail before Ray starts
+    listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages else None  # fail before Ray starts
     with ray_session(config), _progress_bar() as progress:
         if listing:
             index.run(config, path, progress, listing)
-        if "explain" in stages:
+        if EXPLAIN_STAGE in stages:
             explain.run(config, path, progress)
-    if "fuse" in stages:
+    if FUSE_STAGE in stages:
         from pipeline import fuse
         summary = fuse.run(config, path)
         print(f"fuse: {summary['images_fused']} images in {summary['shards_fused']} shards fused "
@@ -96,10 +97,10 @@ def _label_quality(args: argparse.Namespace) -> int:
 
 
 STAGE_COMMANDS = {
-    "generate-labels": ["index", "explain", "fuse"],
-    "index": ["index"],
-    "explain": ["explain"],
-    "fuse": ["fuse"],
+    "generate-labels": [INDEX_STAGE, EXPLAIN_STAGE, FUSE_STAGE],
+    INDEX_STAGE: [INDEX_STAGE],
+    EXPLAIN_STAGE: [EXPLAIN_STAGE],
+    FUSE_STAGE: [FUSE_STAGE],
 }
 
 

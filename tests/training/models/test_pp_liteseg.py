@@ -1,4 +1,4 @@
-from segmodel_base import SegModelContract
+from tests.training.models.segmodel_base import SegModelContract
 
 
 class TestPPLiteSegT(SegModelContract):

@@ -14,7 +14,7 @@ from benchmarks.known_answer.train_classifiers import load_split, train_all, tra
 from core.config import load_config
 from pipeline.classifiers import ClassifierError, load_classifier
 
-CONFIG = Path(__file__).resolve().parents[1] / "conf" / "known_answer.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "conf" / "known_answer.yaml"
 TINY_MODELS = ("classifiers.models={ka_vgg: {family: vgg, width: 8}, ka_resnet: {family: resnet, width: 8}, "
                "ka_convmixer: {family: convmixer, width: 24, depth: 2, patch: 8, kernel: 5}}")
 SIZE = 48

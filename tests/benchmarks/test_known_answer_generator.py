@@ -18,7 +18,7 @@ from training.palette import voc_palette
 from training.voc import read_label
 
 SIZE = 64
-CONFIG = Path(__file__).resolve().parents[1] / "conf" / "known_answer.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "conf" / "known_answer.yaml"
 
 
 def world() -> dict:

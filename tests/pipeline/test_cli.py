@@ -16,7 +16,7 @@ from core.store import EXPLAIN_STAGE, progress_name
 from tests.helpers.images import write_image_folder
 from tests.helpers.pipeline import run_stages, saliency_arrays, tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pipeline_command(config: dict, tmp_path: Path, command: str = "generate-labels") -> list[str]:

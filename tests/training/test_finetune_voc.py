@@ -20,7 +20,7 @@ from training.checkpoints import CheckpointError, describe, load_complete, load_
 from training.finetune_voc import run, run_eval, train_settings
 from training.models import create_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PSSL_CONFIG = REPO / "conf" / "finetune_voc_stdc2_pssl.yaml"
 
 
