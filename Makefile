@@ -16,7 +16,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 export PYTHONHASHSEED := 0
 
-.PHONY: venv generate-labels explain fuse inspect pretrain finetune-voc eval-voc bench test test-all
+.PHONY: venv generate-labels explain fuse inspect label-quality pretrain finetune-voc eval-voc bench test test-all
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ generate-labels: $(STAMP)
 
 inspect: $(STAMP)
 	$(PY) -m pipeline inspect $(STORE) $(ARGS)
+
+# Seeds on Pascal VOC 2012 train vs SegmentationClass (ARGS="--class-map conf/voc_to_imagenet.yaml").
+label-quality: $(STAMP)
+	$(PY) -m benchmarks.voc_seeds $(VOC_ROOT) $(ARGS)
 
 pretrain: $(STAMP)
 	$(PY) -m training pretrain --config $(PRETRAIN_CONFIG) $(ARGS)

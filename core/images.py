@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from core.errors import PsslError
+from core.store import INDEX_PATH, data_root, map_size
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own bomb threshold (~ 9459 x 9459)
 
@@ -57,3 +58,14 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         backdrop = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(backdrop, image)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def image_at_map_size(group, index: int) -> np.ndarray:
+    """Image `index` of a store resized to its map size (maps cover the whole image), grey if unreadable."""
+    size = map_size(group)
+    path = Path(str(data_root(group) or "")) / str(group[INDEX_PATH][index])
+    try:
+        rgb = load_rgb(path)
+    except BadImage:
+        return np.full((size, size, 3), 128, np.uint8)
+    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))

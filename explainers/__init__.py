@@ -5,10 +5,13 @@ import inspect
 
 from explainers.base import Explainer
 from explainers.grad_cam import GradCam
+from explainers.layer_cam import LayerCam
 from explainers.lime_superpixels import Lime
+from explainers.multi_scale import MultiScaleCam
 from explainers.smooth_grad import SmoothGrad
 
-EXPLAINERS: dict[str, type[Explainer]] = {"grad_cam": GradCam, "smooth_grad": SmoothGrad, "lime": Lime}
+EXPLAINERS: dict[str, type[Explainer]] = {"grad_cam": GradCam, "smooth_grad": SmoothGrad, "lime": Lime,
+                                          "layer_cam": LayerCam, "multi_scale_cam": MultiScaleCam}
 
 
 def create_explainer(name: str, **params) -> Explainer:
@@ -26,4 +29,4 @@ def create_explainer(name: str, **params) -> Explainer:
     return cls(**params)
 
 
-__all__ = ["EXPLAINERS", "Explainer", "GradCam", "Lime", "SmoothGrad", "create_explainer"]
+__all__ = ["EXPLAINERS", "Explainer", "GradCam", "LayerCam", "Lime", "MultiScaleCam", "SmoothGrad", "create_explainer"]

@@ -28,7 +28,7 @@ def _progress_bar() -> tqdm:
     return tqdm(total=0, unit="img", dynamic_ncols=True, mininterval=1.0)
 
 
-def _run_stages(config: dict, stages: list[str]) -> Path:
+def run_stages(config: dict, stages: list[str]) -> Path:
     from pipeline import explain, index
     from pipeline.ray_runtime import ray_session
 
@@ -89,10 +89,18 @@ def _import_paddleseg(args: argparse.Namespace) -> int:
 def _label_quality(args: argparse.Namespace) -> int:
     from pipeline import label_quality
 
-    rows = label_quality.evaluate(args.store, args.ground_truth, plot_path=args.plot)
+    rows = label_quality.evaluate(args.store, args.ground_truth, plot_path=args.plot, encoding=args.gt_encoding)
+    print("Consensus split at one threshold, best threshold per member subset:")
     print(label_quality.format_table(rows))
     if args.plot:
         print(f"wrote {args.plot}")
+    try:
+        scores = label_quality.fused_label_scores(args.store, args.ground_truth, args.gt_encoding)
+    except ValueError as error:  # no fused labels yet: the sweep above is all there is
+        print(f"fused labels: {error}")
+        return 0
+    print("\nThe fused labels as written (pssl/mask):")
+    print(label_quality.format_scores(scores))
     return 0
 
 
@@ -130,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     imported.set_defaults(handler=_import_paddleseg)
     quality = commands.add_parser("label-quality", help="mIoU of members, models and the ensemble vs true masks")
     quality.add_argument("store", type=Path)
-    quality.add_argument("ground_truth", type=Path, help="mask PNGs at the images' relative paths (0 bg, >0 fg)")
+    quality.add_argument("ground_truth", type=Path, help="folder of <image stem>.png masks")
+    quality.add_argument("--gt-encoding", default="voc", help="voc: 0 bg, 255 ignore, k class; binary01; binary255; imagenet-s: id = R + 256 G, "
+                              "1000 ignore")
     quality.add_argument("--plot", type=Path, default=None, help="PNG of mIoU against threshold")
     quality.set_defaults(handler=_label_quality)
     inspect.set_defaults(handler=_inspect)
@@ -138,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if hasattr(args, "handler"):
             return args.handler(args)
-        _run_stages(load_config(args.config, args.overrides), STAGE_COMMANDS[args.command])
+        run_stages(load_config(args.config, args.overrides), STAGE_COMMANDS[args.command])
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

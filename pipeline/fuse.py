@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import dask
@@ -24,17 +25,24 @@ import numpy as np
 import zarr
 
 from core.config import ConfigError, get
-from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS, MASK, STATUS_OK, WEIGHT,
-                        StoreError, done_shards, fuse_settings, map_size, mark_done, n_images, open_store,
-                        progress_name, q99_name, read_flags, require_array, saliency_name, score_name, shard_count,
-                        shard_size, store_explainers, store_models, write_layout)
+from core.images import image_at_map_size
+from core.store import (BACKGROUND, CONSENSUS, EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS,
+                        MASK, STATUS_OK, WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done, n_images,
+                        open_store, progress_name, q99_name, read_flags, require_array, saliency_name, score_name,
+                        shard_count, shard_size, store_explainers, store_models, write_layout)
 from pipeline.fuse_kernel import as_bits, fuse_pixels, normalise_rows, q99_of_maps
+from pipeline.fuse_rules import REFINEMENTS, THRESHOLD_RULES, crf_consensus, image_thresholds, smooth_maps
 
 LABELS = np.dtype([("mask", "u1"), ("weight", "u1")])
 FUSED = np.dtype(LABELS.descr + [("consensus", "f2")])
 LABEL_CODEC = zarr.codecs.ZstdCodec(level=1)
 # Keys that change the labels; the others (workers, batch size, overwrite) only change how fast.
-LABEL_KEYS = ("members", "fg_threshold", "bg_threshold", "weight_by_probability", "write_consensus")
+LABEL_KEYS = ("members", "fg_threshold", "bg_threshold", "weight_by_probability", "write_consensus",
+              "threshold_rule", "otsu_range", "smooth", "refine", "crf")
+# What a store fused before these keys existed was fused with (image_consensus reads old stores too).
+RULE_DEFAULTS = {"threshold_rule": "fixed", "otsu_range": [0.0, 1.0], "smooth": {}, "refine": "none", "crf": None}
+CRF_KEYS = ("temperature", "iterations", "smooth_xy", "smooth_weight", "appearance_xy", "appearance_rgb",
+            "appearance_weight")
 
 
 class FuseConfigError(ConfigError):
@@ -63,10 +71,37 @@ def resolve_config(config: dict, group: zarr.Group) -> dict:
         "bg_threshold": bg,
         "weight_by_probability": bool(get(config, "fuse.weight_by_probability", False)),
         "write_consensus": bool(get(config, "fuse.write_consensus", False)),
+        **rule_settings(config, known_explainers),
         "num_workers": int(workers),
         "shards_per_batch": int(get(config, "fuse.shards_per_batch", None) or 2 * int(workers)),
         "overwrite": bool(get(config, "fuse.overwrite", False)),
     }
+
+
+def rule_settings(config: dict, known_explainers: list[str]) -> dict:
+    """The optional parts of the rule (pipeline.fuse_rules): threshold rule, smoothing, refinement."""
+    rule = get(config, "fuse.threshold_rule", "fixed")
+    if rule not in THRESHOLD_RULES:
+        raise FuseConfigError(f"fuse.threshold_rule must be one of {list(THRESHOLD_RULES)}, got {rule!r}")
+    otsu_range = [float(x) for x in get(config, "fuse.otsu_range", None) or [0.0, 1.0]]
+    if len(otsu_range) != 2 or not 0.0 <= otsu_range[0] <= otsu_range[1] <= 1.0:
+        raise FuseConfigError(f"fuse.otsu_range must be [low, high] with 0 <= low <= high <= 1, got {otsu_range}")
+    smooth = {str(k): float(v) for k, v in (get(config, "fuse.smooth", None) or {}).items()}
+    unknown = sorted(set(smooth) - set(known_explainers))
+    if unknown or any(v < 0 for v in smooth.values()):
+        raise FuseConfigError(f"fuse.smooth maps explainers of the store {known_explainers} to a Gaussian sigma >= 0 "
+                              f"(a fraction of the map side), got {smooth}")
+    refine = get(config, "fuse.refine", "none") or "none"
+    if refine not in REFINEMENTS:
+        raise FuseConfigError(f"fuse.refine must be one of {list(REFINEMENTS)}, got {refine!r}")
+    crf = None
+    if refine == "crf":
+        given = get(config, "fuse.crf", None) or {}
+        missing = [k for k in CRF_KEYS if k not in given]
+        if missing or set(given) - set(CRF_KEYS):
+            raise FuseConfigError(f"fuse.crf needs exactly the keys {list(CRF_KEYS)} (missing {missing})")
+        crf = {k: float(given[k]) for k in CRF_KEYS}
+    return {"threshold_rule": rule, "otsu_range": otsu_range, "smooth": smooth, "refine": refine, "crf": crf}
 
 
 def normalise(maps: np.ndarray, q99: np.ndarray | None = None) -> np.ndarray:
@@ -94,13 +129,13 @@ def member_weights(probabilities: np.ndarray | None, n_members: int, n: int) -> 
     return np.where(total > 0, p / np.where(total > 0, total, 1.0), uniform)
 
 
-def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg: float, bg: float,
+def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg, bg,
               q99: np.ndarray | None = None, keep_consensus: bool = True) -> np.ndarray:
     """Fuse M float16 member stacks [B, S, S] into a structured [B, S, S] array (mask, weight[, consensus]).
 
     `weights` is [M, B] (summing to 1 per image), `ok` [B] marks images with status ok; the others
     get mask 255, weight 0 and consensus NaN. `q99` [M, B] are the stored percentiles (NaN or None:
-    compute them from the maps).
+    compute them from the maps). `fg` and `bg` are one threshold pair or one per image ([B]).
     """
     b, shape = len(maps[0]), maps[0].shape
     q = np.full((len(maps), b), np.nan, np.float32) if q99 is None else np.ascontiguousarray(q99, np.float32)
@@ -108,8 +143,9 @@ def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg: f
     # contiguous outputs: writing into the structured array's strided fields stopped the kernel vectorising
     mask, weight = np.empty((b, pixels), np.uint8), np.empty((b, pixels), np.uint8)
     consensus = np.empty((b if keep_consensus else 1, pixels), np.float32)
+    fg, bg = (np.ascontiguousarray(np.broadcast_to(np.asarray(x, np.float32), (b,))) for x in (fg, bg))
     fuse_pixels(tuple(as_bits(m) for m in maps), q, np.ascontiguousarray(weights, np.float32),
-                np.ascontiguousarray(ok, bool), np.float32(fg), np.float32(bg), mask, weight, consensus)
+                np.ascontiguousarray(ok, bool), fg, bg, mask, weight, consensus)
     out = np.empty((b, pixels), FUSED if keep_consensus else LABELS)
     out["mask"], out["weight"] = mask, weight
     if keep_consensus:
@@ -117,15 +153,58 @@ def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg: f
     return out.reshape(shape)
 
 
-def _fuse_shard(*blocks: np.ndarray, weights: np.ndarray, q99: np.ndarray, ok: np.ndarray, fg: float, bg: float,
-                keep_consensus: bool, block_info=None) -> np.ndarray:
+def fuse_labels(maps: list[np.ndarray], settings: dict, weights: np.ndarray, ok: np.ndarray,
+                q99: np.ndarray | None = None, images=None, keep_consensus: bool = True) -> np.ndarray:
+    """The whole fuse rule on M member stacks [B, S, S], as `fuse_maps` returns it: smoothing of the
+    explainers named in settings["smooth"], fixed or per-image thresholds, optional CRF refinement.
+
+    `images(i)` returns image i of the stack as uint8 [S, S, 3]; only the CRF calls it. With a CRF the
+    consensus returned is its foreground probability, split at 0.5 (foreground) and 0.5 x
+    bg_threshold / fg_threshold (background); the weight stays the members' agreement with the mask.
+    """
+    explainers = [e for _, e in settings["members"]]
+    sigmas = [settings["smooth"].get(e, 0.0) for e in explainers]
+    maps = [smooth_maps(m, s) for m, s in zip(maps, sigmas)]
+    if q99 is not None and any(sigmas):  # a blurred map has another percentile than the stored one
+        q99 = np.where(np.array(sigmas)[:, None] > 0, np.nan, q99)
+    fixed = settings["fg_threshold"], settings["bg_threshold"]
+    if settings["threshold_rule"] == "fixed" and settings["refine"] == "none":
+        return fuse_maps(maps, weights, ok, *fixed, q99=q99, keep_consensus=keep_consensus)
+    b, shape = len(maps[0]), maps[0].shape
+    consensus = fuse_maps(maps, weights, ok, *fixed, q99=q99)["consensus"].reshape(b, -1)
+    fg, bg = image_thresholds(consensus, ok, settings)
+    if settings["refine"] == "none":
+        return fuse_maps(maps, weights, ok, fg, bg, q99=q99, keep_consensus=keep_consensus)
+    refined = np.full_like(consensus, np.nan)
+    for i in np.flatnonzero(ok):
+        refined[i] = crf_consensus(images(i), consensus[i].reshape(shape[1:]), fg[i], settings).ravel()
+    ratio = settings["bg_threshold"] / settings["fg_threshold"]
+    is_fg, is_bg = refined >= 0.5, refined <= 0.5 * ratio
+    mask = np.where(is_fg, FOREGROUND, np.where(is_bg, BACKGROUND, IGNORE)).astype(np.uint8)
+    agreement = np.zeros_like(consensus)
+    for member, stack in enumerate(maps):
+        q = None if q99 is None else q99[member]
+        n = normalise(stack, q).reshape(b, -1)
+        votes = np.where(is_fg, n >= fg[:, None], np.where(is_bg, n <= bg[:, None], False))
+        agreement += weights[member][:, None] * votes
+    out = np.empty((b, consensus.shape[1]), FUSED if keep_consensus else LABELS)
+    out["mask"] = np.where(ok[:, None], mask, IGNORE)
+    out["weight"] = np.where(ok[:, None] & (mask != IGNORE), np.round(np.clip(agreement, 0, 1) * 255), 0)
+    if keep_consensus:
+        out["consensus"] = refined
+    return out.reshape(shape)
+
+
+def _fuse_shard(*blocks: np.ndarray, settings: dict, weights: np.ndarray, q99: np.ndarray, ok: np.ndarray,
+                images, keep_consensus: bool, block_info=None) -> np.ndarray:
     """One dask task: fuse one shard's M member blocks.
 
     `weights` and `q99` [M, B] and `ok` [B] cover the whole batch; the block's location picks its rows.
+    `images(i)` reads image i of the store at the map size (for the CRF).
     """
     start, stop = block_info[None]["array-location"][0]
-    return fuse_maps(list(blocks), weights[:, start:stop], ok[start:stop], fg, bg, q99=q99[:, start:stop],
-                     keep_consensus=keep_consensus)
+    return fuse_labels(list(blocks), settings, weights[:, start:stop], ok[start:stop], q99=q99[:, start:stop],
+                       images=lambda i: images(start + i), keep_consensus=keep_consensus)
 
 
 def stored_q99(group: zarr.Group, members: list[tuple[str, str]], rows: slice = slice(None)) -> np.ndarray:
@@ -140,15 +219,20 @@ def image_consensus(group: zarr.Group, index: int) -> np.ndarray:
     """float32 [S, S]: one fused image's consensus, read when stored, else recomputed as the fuse run made it."""
     if CONSENSUS in group:
         return group[CONSENSUS][index].astype(np.float32)
-    settings = fuse_settings(group)
+    settings = {**RULE_DEFAULTS, **fuse_settings(group)}
     members = [tuple(m) for m in settings["members"]]
     probabilities = (np.array([[group[score_name(m)][index]] for m, _ in members], np.float32)
                      if settings["weight_by_probability"] else None)
-    fused = fuse_maps([group[saliency_name(m, e)][index][None] for m, e in members],
-                      member_weights(probabilities, len(members), 1),
-                      np.array([group[INDEX_STATUS][index] == STATUS_OK]), settings["fg_threshold"],
-                      settings["bg_threshold"], q99=stored_q99(group, members, slice(index, index + 1)))
+    fused = fuse_labels([group[saliency_name(m, e)][index][None] for m, e in members], settings,
+                        member_weights(probabilities, len(members), 1),
+                        np.array([group[INDEX_STATUS][index] == STATUS_OK]),
+                        q99=stored_q99(group, members, slice(index, index + 1)),
+                        images=lambda _: image_at_map_size(group, index))
     return fused["consensus"][0].astype(np.float32)
+
+
+def _image_in_batch(group: zarr.Group, first: int, i: int) -> np.ndarray:
+    return image_at_map_size(group, first + i)
 
 
 def _runs(shards: list[int], limit: int) -> list[tuple[int, int]]:
@@ -225,13 +309,14 @@ def run(config: dict, store_path: str | Path) -> dict:
     weights = member_weights(probabilities, len(members), n)
     q99 = stored_q99(group, members)
     sources = [da.from_zarr(a, chunks=a.shards) for a in (group[saliency_name(m, e)] for m, e in members)]
+    rule = {key: settings[key] for key in LABEL_KEYS}
     keep_consensus = settings["write_consensus"]
 
     for first, last in _runs(todo, settings["shards_per_batch"]):
         rows = slice(first * k, min(last * k, n))
         fused = da.map_blocks(_fuse_shard, *(x[rows] for x in sources), dtype=FUSED if keep_consensus else LABELS,
-                              weights=weights[:, rows], q99=q99[:, rows], ok=ok[rows], fg=settings["fg_threshold"],
-                              bg=settings["bg_threshold"], keep_consensus=keep_consensus)
+                              settings=rule, weights=weights[:, rows], q99=q99[:, rows], ok=ok[rows],
+                              images=partial(_image_in_batch, group, rows.start), keep_consensus=keep_consensus)
         fields = ["mask", "weight", "consensus"][:len(outputs)]
         with dask.config.set(scheduler="threads", num_workers=settings["num_workers"]):
             da.store([fused[f] for f in fields], outputs, regions=[(rows,)] * len(outputs), lock=False)

@@ -111,7 +111,8 @@ def fuse_pixels(maps, q99, weights, ok, fg, bg, mask, weight, consensus):
     """Fuse M member maps (a tuple of uint16 [B, P] float16 bits) into mask, weight and consensus.
 
     q99 [M, B] holds each map's stored percentile; NaN means "not stored" and it is computed here.
-    weights [M, B] sum to 1 per image. Images with ok False get mask IGNORE, weight 0, consensus NaN.
+    weights [M, B] sum to 1 per image; fg and bg [B] are each image's thresholds. Images with ok False get
+    mask IGNORE, weight 0, consensus NaN.
     `consensus` is [B, P], or [1, P] scratch when it is not wanted: the pixel loop stores it
     unconditionally, because a conditional store there stopped LLVM from vectorising it.
     """
@@ -135,14 +136,15 @@ def fuse_pixels(maps, q99, weights, ok, fg, bg, mask, weight, consensus):
             scale[m] = _scale(q)
             w[m] = weights[m, b]
         row = consensus[b if keep_consensus else 0]
+        fg_b, bg_b = fg[b], bg[b]
         for p in range(pixels):
             c, votes_fg, votes_bg = zero, zero, zero
             for m in range(members):
                 n = _normalised(maps[m][b, p], scale[m])
                 c += w[m] * n
-                votes_fg += w[m] * np.float32(n >= fg)
-                votes_bg += w[m] * np.float32(n <= bg)
-            is_fg, is_bg = c >= fg, c <= bg
+                votes_fg += w[m] * np.float32(n >= fg_b)
+                votes_bg += w[m] * np.float32(n <= bg_b)
+            is_fg, is_bg = c >= fg_b, c <= bg_b
             mask[b, p] = FOREGROUND if is_fg else (BACKGROUND if is_bg else IGNORE)
             agreement = votes_fg if is_fg else (votes_bg if is_bg else zero)
             weight[b, p] = np.uint8(min(max(agreement, zero), one) * np.float32(WEIGHT_SCALE) + np.float32(0.5))

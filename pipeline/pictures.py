@@ -14,25 +14,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
-from PIL import Image  # noqa: E402
 
-from core.images import BadImage, load_rgb  # noqa: E402
-from core.store import IGNORE, INDEX_PATH, MASK, WEIGHT, WEIGHT_SCALE, data_root, map_size, saliency_name  # noqa: E402
+from core.images import image_at_map_size  # noqa: E402
+from core.store import IGNORE, INDEX_PATH, MASK, WEIGHT, WEIGHT_SCALE, saliency_name  # noqa: E402
 from pipeline.fuse import image_consensus, normalise  # noqa: E402
 
 # mask values background, foreground, ignore -> black, white, red
 MASK_COLOURS = ListedColormap(["black", "white", "tab:red"])
-
-
-def image_at_map_size(group, index: int) -> np.ndarray:
-    """The image resized to the map size (maps cover the whole image), or grey if it cannot be read."""
-    size = map_size(group)
-    path = Path(str(data_root(group) or "")) / str(group[INDEX_PATH][index])
-    try:
-        rgb = load_rgb(path)
-    except BadImage:
-        return np.full((size, size, 3), 128, np.uint8)
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
 
 
 def mask_codes(mask: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from lime import lime_image
 from torch import nn
 
-from explainers import EXPLAINERS, GradCam, Lime, SmoothGrad, create_explainer
+from explainers import EXPLAINERS, GradCam, LayerCam, Lime, MultiScaleCam, SmoothGrad, create_explainer
 from pipeline.classifiers import load_classifier
 from tests.helpers.models import TINY_CNN
 
@@ -31,6 +31,8 @@ TARGETS = torch.tensor([3, 7])
 def cheap_params(name, classifier):
     """Few samples, so every method runs in well under a second on the tiny net."""
     return {"grad_cam": {"layer": classifier.cam_layer},
+            "layer_cam": {"layer": classifier.cam_layer},
+            "multi_scale_cam": {"layer": classifier.cam_layer, "scales": [1.0, 0.5]},
             "smooth_grad": {"samples": 4, "batch_size": 3},
             "lime": {"samples": 24, "segments": 16, "batch_size": 10}}[name]
 
@@ -69,7 +71,7 @@ def test_a_different_seed_gives_a_different_smooth_grad(tiny, images):
 
 
 def test_factory_names_the_valid_choices():
-    with pytest.raises(KeyError, match="grad_cam.*lime.*smooth_grad"):
+    with pytest.raises(KeyError, match="grad_cam.*layer_cam.*lime.*multi_scale_cam.*smooth_grad"):
         create_explainer("integrated_gradients")
     with pytest.raises(TypeError, match=r"unknown parameter\(s\) \['nsamples'\].*samples"):
         create_explainer("smooth_grad", nsamples=3)
@@ -115,6 +117,41 @@ def test_grad_cam_equals_the_cam_identity_on_a_pooled_linear_net():
     expected = torch.relu(torch.einsum("bk,bkhw->bhw", weights, features)) / (12 * 12)
     assert expected.abs().max() > 0
     torch.testing.assert_close(maps, expected.detach(), rtol=1e-5, atol=1e-7)
+
+
+def test_layer_cam_weights_each_activation_by_its_own_positive_gradient():
+    torch.manual_seed(0)
+    net = ConvPoolLinear().eval()
+    images = torch.rand(2, 3, 12, 12)
+    targets = torch.tensor([1, 3])
+    maps = LayerCam(layer=net.relu).explain(net, images, targets)
+    # d logit_t / d A_k(i, j) = w[t, k] / (H W): only channels with a positive class weight count.
+    features = net.relu(net.conv(images))
+    weights = torch.relu(net.fc.weight[targets]) / (12 * 12)
+    expected = torch.relu(torch.einsum("bk,bkhw->bhw", weights, features))
+    assert expected.abs().max() > 0
+    torch.testing.assert_close(maps, expected.detach(), rtol=1e-5, atol=1e-7)
+
+
+def test_multi_scale_cam_at_one_scale_without_flip_is_its_method(tiny, images):
+    for method, cls in (("grad_cam", GradCam), ("layer_cam", LayerCam)):
+        single = cls(layer=tiny.cam_layer).explain(tiny.net, images, TARGETS)
+        wrapped = MultiScaleCam(layer=tiny.cam_layer, method=method, scales=[1.0], flip=False)
+        torch.testing.assert_close(wrapped.explain(tiny.net, images, TARGETS), single)
+
+
+def test_multi_scale_cam_with_flip_is_mirror_symmetric_and_sums_its_scales(tiny, images):
+    explainer = MultiScaleCam(layer=tiny.cam_layer, scales=[1.0, 0.5], flip=True)
+    maps = explainer.explain(tiny.net, images, TARGETS)
+    mirrored = explainer.explain(tiny.net, images.flip(-1), TARGETS)
+    torch.testing.assert_close(maps, mirrored.flip(-1), rtol=1e-4, atol=1e-6)
+    full = MultiScaleCam(layer=tiny.cam_layer, scales=[1.0], flip=True).explain(tiny.net, images, TARGETS)
+    half = MultiScaleCam(layer=tiny.cam_layer, scales=[0.5], flip=True).explain(tiny.net, images, TARGETS)
+    torch.testing.assert_close(maps, full + half)
+    with pytest.raises(ValueError, match="method must be one of"):
+        MultiScaleCam(layer=tiny.cam_layer, method="grad_cam_pp")
+    with pytest.raises(ValueError, match="scales must be positive"):
+        MultiScaleCam(layer=tiny.cam_layer, scales=[0.0])
 
 
 def test_grad_cam_upsamples_a_coarse_layer_to_the_input_size(tiny, images):

@@ -4,9 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from core.store import (BACKGROUND, CONSENSUS, FOREGROUND, IGNORE, INDEX_STATUS, MASK, WEIGHT, WEIGHT_SCALE, mark_done,
-                        open_store, progress_name, q99_name, saliency_name, score_name)
-from pipeline import fuse
+from core.store import (BACKGROUND, CONSENSUS, FOREGROUND, IGNORE, INDEX_STATUS, MASK, WEIGHT, WEIGHT_SCALE,
+                        fuse_settings, mark_done, open_store, progress_name, q99_name, saliency_name, score_name)
+from pipeline import fuse, fuse_rules
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.synthetic_store import make_synthetic_store
 
@@ -227,6 +227,11 @@ def test_changed_config_refused_unless_overwrite(tmp_path):
 @pytest.mark.parametrize("bad, message", [
     ({"fg_threshold": 0.2, "bg_threshold": 0.5}, "bg_threshold < fg_threshold"),
     ({"models": ["nope"]}, "nope"),
+    ({"threshold_rule": "triangle"}, "threshold_rule must be one of"),
+    ({"otsu_range": [0.6, 0.2]}, "otsu_range must be"),
+    ({"smooth": {"lime": 0.01}}, "fuse.smooth maps explainers"),
+    ({"refine": "crf"}, "fuse.crf needs exactly the keys"),
+    ({"refine": "bilateral"}, "refine must be one of"),
 ])
 def test_bad_config_is_named(tmp_path, bad, message):
     store = tmp_path / "s.zarr"
@@ -277,3 +282,85 @@ def test_consensus_is_not_stored_by_default(tmp_path):
     group = open_store(store)
     assert CONSENSUS not in group and group.attrs["fuse"]["write_consensus"] is False
     assert MASK in group and WEIGHT in group
+
+
+CRF = {"temperature": 0.1, "iterations": 5, "smooth_xy": 0.02, "smooth_weight": 3, "appearance_xy": 0.3,
+       "appearance_rgb": 13, "appearance_weight": 10}
+
+
+def rule(**extra):
+    settings = {"members": [["m", "gradcam"], ["m", "smoothgrad"]], "fg_threshold": 0.4, "bg_threshold": 0.2,
+                **fuse.RULE_DEFAULTS}
+    return {**settings, **extra}
+
+
+def test_otsu_splits_each_image_between_its_own_two_modes():
+    consensus = np.array([[0.1] * 70 + [0.8] * 30, [0.02] * 90 + [0.3] * 10], np.float32)
+    fg, bg = fuse_rules.image_thresholds(consensus, np.array([True, True]), rule(threshold_rule="otsu",
+                                                                                   otsu_range=[0.0, 1.0]))
+    assert 0.1 < fg[0] <= 0.8 and 0.02 < fg[1] <= 0.3  # each image's own split, not one global tau
+    assert bg == pytest.approx(fg / 2)  # the configured bg / fg ratio
+    clipped, _ = fuse_rules.image_thresholds(consensus, np.array([True, True]),
+                                             rule(threshold_rule="otsu", otsu_range=[0.25, 0.5]))
+    assert clipped[0] <= 0.5 and clipped[1] >= 0.25
+
+
+def test_otsu_fuse_run_splits_every_image_at_its_own_threshold(tmp_path):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 6, map_size=16, shard=3, noise=0.8)
+    fuse.run(config(threshold_rule="otsu", bg_threshold=0.25), store)
+    group = open_store(store)
+    settings = {**fuse.RULE_DEFAULTS, **fuse_settings(group)}
+    for i in range(6):
+        consensus = fuse.image_consensus(group, i)
+        fg, bg = fuse_rules.image_thresholds(consensus.reshape(1, -1), np.array([True]), settings)
+        expected = np.where(consensus >= fg[0], FOREGROUND, np.where(consensus <= bg[0], BACKGROUND, IGNORE))
+        near = (np.abs(consensus - fg[0]) < 2e-3) | (np.abs(consensus - bg[0]) < 2e-3)  # float16 consensus
+        assert np.array_equal(group[MASK][i][~near], expected[~near])
+
+
+def test_smoothing_blurs_only_the_named_explainer_before_normalising():
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((2, 12, 12)).astype(np.float16) for _ in range(2))
+    weights = fuse.member_weights(None, 2, 2)
+    ok = np.array([True, True])
+    stored_q99 = np.stack([q99_of_maps(a), q99_of_maps(b)])
+    smoothed = fuse.fuse_labels([a, b], rule(smooth={"smoothgrad": 0.1}), weights, ok, q99=stored_q99)
+    blurred = fuse_rules.smooth_maps(b, 0.1)
+    assert not np.array_equal(blurred, b)
+    # the blurred member's stored q99 no longer applies: it is recomputed from the blurred map
+    expected = fuse.fuse_maps([a, blurred], weights, ok, 0.4, 0.2)
+    assert np.array_equal(smoothed["mask"], expected["mask"]) and np.array_equal(smoothed["weight"], expected["weight"])
+
+
+def test_crf_pulls_a_spilled_consensus_back_to_the_colour_edge():
+    size = 32
+    image = np.zeros((size, size, 3), np.uint8)
+    image[:, :16] = (200, 40, 40)
+    image[:, 16:] = (40, 40, 200)
+    maps = np.zeros((1, size, size), np.float16)
+    maps[0, :, :21] = 1.0  # the explanation spills 5 columns past the object's edge at column 16
+    maps[0, :, 16:21] = 0.6
+    settings = rule(members=[["m", "gradcam"]], refine="crf", crf=CRF)
+    plain = fuse.fuse_labels([maps], rule(members=[["m", "gradcam"]]), fuse.member_weights(None, 1, 1), np.array([True]))
+    refined = fuse.fuse_labels([maps], settings, fuse.member_weights(None, 1, 1), np.array([True]),
+                               images=lambda _: image)
+    truth = np.zeros((size, size), bool)
+    truth[:, :16] = True
+
+    def iou(mask):
+        return ((mask == FOREGROUND) & truth).sum() / ((mask == FOREGROUND) | truth).sum()
+    assert iou(refined["mask"][0]) > iou(plain["mask"][0]) + 0.1
+    assert set(np.unique(refined["mask"])) <= {BACKGROUND, FOREGROUND, IGNORE}
+    assert (refined["weight"][refined["mask"] == IGNORE] == 0).all() and refined["weight"].max() == WEIGHT_SCALE
+
+
+def test_crf_fuse_run_writes_valid_labels_and_reads_unreadable_images_as_grey(tmp_path):
+    store = tmp_path / "s.zarr"
+    make_synthetic_store(store, 4, map_size=16, shard=2, noise=0.5, bad=(1,))
+    fuse.run(config(refine="crf", crf=CRF), store)
+    group = open_store(store)
+    mask, weight = group[MASK][:], group[WEIGHT][:]
+    assert (mask[1] == IGNORE).all() and (weight[1] == 0).all()
+    assert set(np.unique(mask[[0, 2, 3]])) <= {BACKGROUND, FOREGROUND, IGNORE}
+    assert (weight[mask == IGNORE] == 0).all() and (weight[[0, 2, 3]][mask[[0, 2, 3]] != IGNORE] > 0).any()
