@@ -223,6 +223,10 @@ def plot_reliability(curves: dict[str, dict], path: str | Path) -> Path:
     axis.set_ylim(0, 1.02)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def _save(figure, path: str | Path) -> Path:
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -335,9 +339,4 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     axis.set_ylabel("mIoU (foreground / background)")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
