@@ -24,12 +24,15 @@ class ConvBNReLU(nn.Module):
 
 
 class SegHead(nn.Module):
-    """3x3 ConvBNReLU then a 1x1 classifier: the per-scale prediction head of both networks."""
+    """3x3 ConvBNReLU then a 1x1 classifier: the per-scale prediction head of both networks.
 
-    def __init__(self, in_ch: int, mid_ch: int, num_classes: int):
+    `classifier_bias=False` for PaddleSeg's PP-LiteSeg, whose classifier has none.
+    """
+
+    def __init__(self, in_ch: int, mid_ch: int, num_classes: int, classifier_bias: bool = True):
         super().__init__()
         self.conv = ConvBNReLU(in_ch, mid_ch, 3)
-        self.conv_out = nn.Conv2d(mid_ch, num_classes, 1)
+        self.conv_out = nn.Conv2d(mid_ch, num_classes, 1, bias=classifier_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_out(self.conv(x))

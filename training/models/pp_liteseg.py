@@ -62,7 +62,7 @@ class PPLiteSeg(nn.Module):
 
     def __init__(self, num_classes: int, backbone: STDCNet,
                  decoder_channels: Sequence[int] = (64, 96, 128),
-                 head_channels: Sequence[int] = (64, 64, 64)):
+                 head_channels: Sequence[int] = (64, 64, 64), classifier_bias: bool = True):
         super().__init__()
         if len(decoder_channels) != len(SCALES_USED) or len(head_channels) != len(SCALES_USED):
             raise ValueError(f"decoder_channels and head_channels need {len(SCALES_USED)} values each")
@@ -72,18 +72,26 @@ class PPLiteSeg(nn.Module):
         deeper = [*decoder_channels[1:], SPPM_CHANNELS]
         self.uafms = nn.ModuleList([UnifiedAttentionFusion(low, high, out)
                                     for low, high, out in zip(in_chs, deeper, decoder_channels)])
-        self.seg_heads = nn.ModuleList([SegHead(ch, mid, num_classes)
+        self.seg_heads = nn.ModuleList([SegHead(ch, mid, num_classes, classifier_bias)
                                         for ch, mid in zip(decoder_channels, head_channels)])
 
-    def forward(self, x: torch.Tensor) -> SegOutputs | torch.Tensor:
-        size = x.shape[-2:]
+    def decode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The UAFM outputs at 1/8, 1/16, 1/32."""
         feats = self.backbone(x)
         high = self.sppm(feats[SCALES_USED[-1]])
         decoded = []
         for scale, uafm in zip(reversed(SCALES_USED), reversed(self.uafms)):
             high = uafm(feats[scale], high)
             decoded.insert(0, high)
-        if not self.training:
-            return resize(self.seg_heads[0](decoded[0]), size, align_corners=False)
-        logits = [resize(head(feat), size, align_corners=False) for head, feat in zip(self.seg_heads, decoded)]
+        return decoded
+
+    def forward(self, x: torch.Tensor) -> SegOutputs | torch.Tensor:
+        if self.training:
+            return self.all_outputs(x)
+        return resize(self.seg_heads[0](self.decode(x)[0]), x.shape[-2:], align_corners=False)
+
+    def all_outputs(self, x: torch.Tensor) -> SegOutputs:
+        """Every head at the input size, in either mode (train mode returns this; parity checks all heads)."""
+        logits = [resize(head(feat), x.shape[-2:], align_corners=False)
+                  for head, feat in zip(self.seg_heads, self.decode(x))]
         return SegOutputs(logits=logits, detail=None)

@@ -57,13 +57,17 @@ class ContextPath(nn.Module):
 
 
 class FeatureFusion(nn.Module):
-    """Concatenate spatial and context features, then add a channel-attention-weighted copy."""
+    """Concatenate spatial and context features, then add a channel-attention-weighted copy.
 
-    def __init__(self, in_ch: int, out_ch: int):
+    The attention convs have biases in PaddleSeg and none in the official PyTorch STDC-Seg; no
+    BatchNorm follows them, so the biases change the output (`attention_bias`).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, attention_bias: bool = False):
         super().__init__()
         self.convblk = ConvBNReLU(in_ch, out_ch, 1)
-        self.conv1 = nn.Conv2d(out_ch, out_ch // 4, 1, bias=False)
-        self.conv2 = nn.Conv2d(out_ch // 4, out_ch, 1, bias=False)
+        self.conv1 = nn.Conv2d(out_ch, out_ch // 4, 1, bias=attention_bias)
+        self.conv2 = nn.Conv2d(out_ch // 4, out_ch, 1, bias=attention_bias)
 
     def forward(self, spatial: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         feat = self.convblk(torch.cat([spatial, context], dim=1))
@@ -74,25 +78,30 @@ class FeatureFusion(nn.Module):
 class STDCSeg(nn.Module):
     """Train mode -> SegOutputs([main, aux16, aux32], detail); eval mode -> main logits."""
 
-    def __init__(self, num_classes: int, backbone: STDCNet):
+    def __init__(self, num_classes: int, backbone: STDCNet, ffm_attention_bias: bool = False):
         super().__init__()
         _, _, ch8, ch16, ch32 = backbone.feat_channels
         self.backbone = backbone
         self.context = ContextPath(ch16, ch32)
-        self.ffm = FeatureFusion(ch8 + CONTEXT_CHANNELS, FUSED_CHANNELS)
+        self.ffm = FeatureFusion(ch8 + CONTEXT_CHANNELS, FUSED_CHANNELS, ffm_attention_bias)
         self.conv_out = SegHead(FUSED_CHANNELS, FUSED_CHANNELS, num_classes)
         self.conv_out8 = SegHead(CONTEXT_CHANNELS, 64, num_classes)
         self.conv_out16 = SegHead(CONTEXT_CHANNELS, 64, num_classes)
         self.conv_out_sp8 = SegHead(ch8, 64, 1)
 
     def forward(self, x: torch.Tensor) -> SegOutputs | torch.Tensor:
+        if self.training:
+            return self.all_outputs(x)
+        _, _, feat8, feat16, feat32 = self.backbone(x)
+        context8, _ = self.context(feat8, feat16, feat32)
+        return resize(self.conv_out(self.ffm(feat8, context8)), x.shape[-2:], align_corners=True)
+
+    def all_outputs(self, x: torch.Tensor) -> SegOutputs:
+        """Every head at the input size, in either mode (train mode returns this; parity checks all heads)."""
         size = x.shape[-2:]
         _, _, feat8, feat16, feat32 = self.backbone(x)
         context8, context16 = self.context(feat8, feat16, feat32)
-        main = resize(self.conv_out(self.ffm(feat8, context8)), size, align_corners=True)
-        if not self.training:
-            return main
-        aux = [resize(head(feat), size, align_corners=True)
-               for head, feat in ((self.conv_out8, context8), (self.conv_out16, context16))]
-        detail = resize(self.conv_out_sp8(feat8), size, align_corners=True)
-        return SegOutputs(logits=[main, *aux], detail=detail)
+        main = self.conv_out(self.ffm(feat8, context8))
+        aux = [self.conv_out8(context8), self.conv_out16(context16)]
+        logits = [resize(out, size, align_corners=True) for out in (main, *aux)]
+        return SegOutputs(logits=logits, detail=resize(self.conv_out_sp8(feat8), size, align_corners=True))

@@ -26,10 +26,13 @@ class STDCBlock(nn.Module):
     """Short-Term Dense Concatenate module: ever thinner convs whose outputs are concatenated.
 
     Output widths for 4 convs: out/2, out/4, out/8, out/8. A stride-2 block downsamples the first
-    conv's output with a depthwise conv (avd_layer) and its shortcut with average pooling.
+    conv's output with a depthwise conv (avd_layer) and its shortcut with 3x3 average pooling, which
+    counts the zero padding in the official PyTorch STDC and leaves it out in PaddleSeg
+    (`pool_excludes_padding`): border pixels differ, so it must match where the weights come from.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, num_convs: int = CONVS_PER_BLOCK, stride: int = 1):
+    def __init__(self, in_ch: int, out_ch: int, num_convs: int = CONVS_PER_BLOCK, stride: int = 1,
+                 pool_excludes_padding: bool = False):
         super().__init__()
         if num_convs < 2:
             raise ValueError(f"an STDC block needs at least 2 convs, got {num_convs}")
@@ -44,7 +47,7 @@ class STDCBlock(nn.Module):
             self.avd_layer = nn.Sequential(
                 nn.Conv2d(half, half, 3, stride=2, padding=1, groups=half, bias=False),
                 nn.BatchNorm2d(half))
-            self.skip = nn.AvgPool2d(3, stride=2, padding=1)
+            self.skip = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=not pool_excludes_padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = self.conv_list[0](x)
@@ -63,7 +66,7 @@ class STDCNet(nn.Module):
 
     feat_channels = FEATURE_CHANNELS
 
-    def __init__(self, variant: str = "stdc2"):
+    def __init__(self, variant: str = "stdc2", pool_excludes_padding: bool = False):
         super().__init__()
         if variant not in STAGE_BLOCKS:
             raise KeyError(f"unknown STDCNet variant {variant!r}; valid: {sorted(STAGE_BLOCKS)}")
@@ -74,7 +77,8 @@ class STDCNet(nn.Module):
         for stage, blocks in enumerate(STAGE_BLOCKS[variant]):
             out_ch = BASE_WIDTH * 4 * 2 ** stage
             for j in range(blocks):
-                layers.append(STDCBlock(in_ch, out_ch, stride=2 if j == 0 else 1))
+                layers.append(STDCBlock(in_ch, out_ch, stride=2 if j == 0 else 1,
+                                          pool_excludes_padding=pool_excludes_padding))
                 in_ch = out_ch
             ends.append(len(layers))
         self.features = nn.Sequential(*layers)

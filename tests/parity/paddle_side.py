@@ -1,0 +1,106 @@
+"""PaddleSeg's side of the parity check: runs in the parity venv (paddlepaddle + paddleseg), never the project's.
+
+For each network it builds PaddleSeg's own model, fills every parameter and BatchNorm statistic
+with seeded random values (so no term can hide behind PaddleSeg's zero/one initialisation), saves a
+real `.pdparams` with `paddle.save`, and records PaddleSeg's outputs in eval mode on a batch at
+several input sizes: the main logits, the auxiliary heads and STDC-Seg's detail head (upsampled as
+PaddleSeg's DetailAggregateLoss does). tests/parity/test_parity.py then converts the file and
+compares. Deliberately free of project imports: the project's venv has no Paddle and this one has
+no torch.
+
+    python tests/parity/paddle_side.py OUT_DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+from paddleseg.models import PPLiteSeg, STDCSeg
+from paddleseg.models.backbones import STDC1, STDC2
+
+# name -> (builder, class count); the class counts vary on purpose ("any count" is part of the check).
+NETWORKS = {
+    "stdc1_seg": (lambda classes: STDCSeg(classes, STDC1()), 19),
+    "stdc2_seg": (lambda classes: STDCSeg(classes, STDC2()), 1001),
+    "pp_liteseg_t": (lambda classes: PPLiteSeg(classes, STDC1(), arm_out_chs=[32, 64, 128],
+                                               seg_head_inter_chs=[32, 64, 64]), 21),
+    "pp_liteseg_b": (lambda classes: PPLiteSeg(classes, STDC2()), 1001),
+}
+SIZES = ((256, 320), (225, 289))  # one multiple of 32, one odd size
+BATCH = 2
+
+
+def randomise(model: paddle.nn.Layer, rng: np.random.Generator) -> None:
+    """He-scaled conv weights, non-trivial biases and BN affine parameters and running statistics."""
+    state = {}
+    for name, tensor in model.state_dict().items():
+        shape = tuple(tensor.shape)
+        if name.endswith("_scale"):  # UAFM's constant 1 (stop_gradient): PaddleSeg never changes it
+            value = np.ones(shape)
+        elif name.endswith("_variance"):
+            value = rng.uniform(0.5, 2.0, shape)
+        elif name.endswith("_mean"):
+            value = rng.normal(0.0, 0.2, shape)
+        elif len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            value = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+        elif name.endswith("weight"):  # BN gamma
+            value = rng.uniform(0.5, 1.5, shape)
+        else:  # BN beta and conv biases
+            value = rng.normal(0.0, 0.2, shape)
+        state[name] = value.astype("float32")
+    model.set_state_dict(state)
+
+
+def all_heads(model: paddle.nn.Layer, images: paddle.Tensor) -> dict[str, np.ndarray]:
+    """PaddleSeg's training-branch outputs computed with eval-mode BatchNorm (running statistics)."""
+    model.eval()
+    model.training = True  # only the top-level switch: PaddleSeg's forward returns every head, BN stays in eval
+    outputs = model(images)
+    model.training = False
+    heads = {"main": outputs[0], "aux1": outputs[1], "aux2": outputs[2]}
+    if len(outputs) > 3:  # STDC-Seg's detail logits, at 1/8: DetailAggregateLoss upsamples them like this
+        heads["detail"] = F.interpolate(outputs[3], images.shape[2:], mode="bilinear", align_corners=True)
+    main_eval = model(images)[0]
+    heads["eval"] = main_eval
+    return {key: value.numpy() for key, value in heads.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--only", nargs="*", choices=sorted(NETWORKS), help="a subset of the networks")
+    args = parser.parse_args()
+    paddle.set_device("cpu")
+    paddle.seed(0)
+    timings = {}
+    for name in args.only or NETWORKS:
+        start = time.perf_counter()
+        build, classes = NETWORKS[name]
+        rng = np.random.default_rng(1000 + list(NETWORKS).index(name))
+        model = build(classes)
+        randomise(model, rng)
+        folder = args.out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        paddle.save(model.state_dict(), str(folder / "model.pdparams"))
+        with paddle.no_grad():
+            for height, width in SIZES:
+                images = rng.normal(0.0, 1.0, (BATCH, 3, height, width)).astype("float32")
+                np.save(folder / f"input_{height}x{width}.npy", images)
+                for key, value in all_heads(model, paddle.to_tensor(images)).items():
+                    np.save(folder / f"{key}_{height}x{width}.npy", value)
+        timings[name] = round(time.perf_counter() - start, 1)
+        (folder / "meta.json").write_text(json.dumps({"model": name, "num_classes": classes,
+                                                      "sizes": SIZES, "paddle": paddle.__version__}))
+        print(f"{name}: {classes} classes, outputs at {SIZES} in {timings[name]} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""This project's networks against PaddleSeg's own: same .pdparams, same outputs (`make test-parity`).
+
+tests/parity/paddle_side.py (in the parity venv) wrote, per network, a .pdparams with random weights
+and BN statistics, input batches and PaddleSeg's eval-mode outputs; here the file is converted with
+the project's converter (no Paddle in this venv) and every head is compared: relative max error
+(max |ours - PaddleSeg| / max |PaddleSeg|) <= 1e-4 and the same argmax on every pixel (the same sign
+for the one-channel detail logits). Without PARITY_DIR (set by `make test-parity`) there is nothing
+to compare against and the module is skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.convert_pdparams import convert
+
+PARITY_DIR = os.environ.get("PARITY_DIR")
+if not PARITY_DIR:
+    pytest.skip("PaddleSeg outputs come from `make test-parity`", allow_module_level=True)
+
+MAX_RELATIVE_ERROR = 1e-4
+NETWORKS = ("stdc1_seg", "stdc2_seg", "pp_liteseg_t", "pp_liteseg_b")
+HEADS = {"main": lambda out: out.logits[0], "aux1": lambda out: out.logits[1], "aux2": lambda out: out.logits[2],
+         "detail": lambda out: out.detail}
+
+
+def agreement(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """Fraction of pixels with the same decision: argmax over classes, or the sign of one-channel logits."""
+    if ours.shape[1] == 1:
+        return float(((ours > 0) == (theirs > 0)).mean())
+    return float((ours.argmax(1) == theirs.argmax(1)).mean())
+
+
+@pytest.fixture(scope="module", params=NETWORKS)
+def case(request):
+    folder = Path(PARITY_DIR) / request.param
+    model, translation, _ = convert(folder / "model.pdparams", request.param)
+    assert translation.mapped and not set(translation.mapped) & set(translation.folded)
+    return request.param, folder, model.eval(), json.loads((folder / "meta.json").read_text())
+
+
+def test_every_head_matches_paddleseg(case):
+    name, folder, model, meta = case
+    rows = []
+    for height, width in meta["sizes"]:
+        images = torch.from_numpy(np.load(folder / f"input_{height}x{width}.npy"))
+        with torch.no_grad():
+            outputs = model.all_outputs(images)
+            eval_main = model(images).numpy()
+        ours = {head: pick(outputs) for head, pick in HEADS.items() if pick(outputs) is not None}
+        ours = {head: value.numpy() for head, value in ours.items()} | {"eval": eval_main}
+        for head, value in ours.items():
+            theirs = np.load(folder / f"{head}_{height}x{width}.npy")
+            assert value.shape == theirs.shape, (name, head)
+            error = float(np.abs(value - theirs).max() / np.abs(theirs).max())
+            rows.append((name, f"{height}x{width}", head, error, agreement(value, theirs)))
+    report = Path(PARITY_DIR) / f"{name}.tsv"
+    report.write_text("".join(f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]:.2e}\t{r[4]:.6f}\n" for r in rows))
+    print("".join(f"\n{r[0]} {r[1]} {r[2]}: relative max error {r[3]:.2e}, agreement {100 * r[4]:.4f} %" for r in rows))
+    assert {row[2] for row in rows} >= {"main", "aux1", "aux2", "eval"}
+    assert all(row[3] <= MAX_RELATIVE_ERROR for row in rows), rows
+    assert all(row[4] == 1.0 for row in rows), rows
