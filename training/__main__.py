@@ -1,4 +1,7 @@
-"""`python -m training <command> --config conf/X.yaml [key=value ...]`; bad input -> one line, exit 1."""
+"""`python -m training <command> --config conf/X.yaml [key=value ...]`; bad input -> one line, exit 1.
+
+Also `python -m training convert-pdparams IN.pdparams OUT.pt --model NAME` (no config).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,10 +9,11 @@ import sys
 
 from core.config import load_config
 from core.errors import PsslError
-from training import finetune_voc, pretrain
+from training import convert_pdparams, finetune_voc, pretrain
 
 # Each command takes the resolved config dict.
 COMMANDS = {"pretrain": pretrain.run, "finetune-voc": finetune_voc.run, "eval-voc": finetune_voc.run_eval}
+CONVERT = "convert-pdparams"
 
 
 def one_line(error: BaseException) -> str:
@@ -21,12 +25,15 @@ def one_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
-    parser.add_argument("command", choices=sorted(COMMANDS))
-    parser.add_argument("--config", required=True, help="YAML config under conf/")
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
-    args = parser.parse_intermixed_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == [CONVERT]:
+            return convert_pdparams.main(argv[1:])
+        parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+        parser.add_argument("command", choices=sorted([*COMMANDS, CONVERT]))
+        parser.add_argument("--config", required=True, help="YAML config under conf/")
+        parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+        args = parser.parse_intermixed_args(argv)
         COMMANDS[args.command](load_config(args.config, args.overrides))
     except PsslError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)

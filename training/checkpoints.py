@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
+from core.config import ConfigError, get
+from training.models import PADDLESEG, PYTORCH, VARIANTS, state_variant
 from training.models.weights import LoadReport, load_matching, read_state_dict
+from training.pdparams import PdparamsError, is_pdparams
 from training.trainer import TrainingError
 
 
@@ -26,6 +30,8 @@ def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
         state = read_state_dict(path)
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
+    except PdparamsError as error:
+        raise CheckpointError(str(error)) from None
     except Exception as error:  # torch.load raises many types, with many lines, for a corrupt or foreign file
         first_line = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
         raise CheckpointError(f"checkpoint {path} unusable (not a weights-only PyTorch checkpoint?): "
@@ -34,6 +40,41 @@ def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
     if not report.loaded:
         raise CheckpointError(f"no tensor of {path} fits the model ({report.summary()}): another network?")
     return report
+
+
+def checkpoint_variant(path: str | Path) -> str | None:
+    """Which network variant a weights file needs: recorded by convert-pdparams, else seen in its tensors.
+
+    A `.pdparams` is PaddleSeg's; a backbone alone (an ImageNet file) says nothing (None).
+    """
+    if is_pdparams(path):
+        return PADDLESEG
+    if not Path(path).is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"checkpoint {path} unusable (not a weights-only PyTorch checkpoint?): "
+                              f"{type(error).__name__}") from None
+    if isinstance(raw, dict) and isinstance(raw.get("pssl_model"), dict):
+        return raw["pssl_model"].get("variant")
+    return state_variant(read_state_dict(path))
+
+
+def resolve_variant(config: dict, weight_files: list) -> str:
+    """`model.variant` if set, else the one the weight files need (default `pytorch`); a conflict is an error."""
+    needs = {str(path): variant for path in weight_files if path
+             for variant in [checkpoint_variant(path)] if variant}
+    configured = get(config, "model.variant", None)
+    if configured is not None and configured not in VARIANTS:
+        raise ConfigError(f"model.variant must be one of {', '.join(VARIANTS)}, not {configured!r}")
+    for path, variant in needs.items():
+        if configured is not None and variant != configured:
+            raise ConfigError(f"model.variant={configured} but {path} holds {variant} weights: drop "
+                              f"model.variant or set it to {variant} (docs/models.md, Variants)")
+    if len(set(needs.values())) > 1:
+        raise ConfigError(f"the weight files need different network variants: {needs}")
+    return configured or next(iter(needs.values()), PYTORCH)
 
 
 def load_complete(model: nn.Module, path: str | Path) -> LoadReport:

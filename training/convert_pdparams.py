@@ -1,105 +1,25 @@
-"""PaddleSeg `.pdparams` -> this project's names and tensors, exactly, and nothing unaccounted for.
+"""`convert-pdparams`: a PaddleSeg `.pdparams` as this project's checkpoint, or a one-line refusal.
 
-`translate` works from the file alone: it renames PaddleSeg's modules to this project's
-(`cp.` -> `context.`, `ppseg_head.cm.` -> `sppm.`, `_conv`/`_batch_norm` -> `conv`/`bn`,
-`_mean`/`_variance` -> `running_mean`/`running_var`, ...), folds each conv bias that feeds a
-BatchNorm into that BN's running mean (BN(Wx + b) with mean m equals BN(Wx) with mean m - b, in eval
-mode exactly; in train mode the batch mean removes b either way), checks PP-LiteSeg's constant
-`_scale` is 1 and drops it, and drops the detail heads PaddleSeg builds but never runs. Every entry is
-reported as mapped, folded or dropped (with the reason); loading into a model then lists what is
-missing. The result is meant for the `paddleseg` variant of each network (see training/models).
+The tensors come from `training.pdparams.translate` (every entry mapped, folded or dropped, with
+the reason); they must then fill the `paddleseg` variant of the named network completely. OUT.pt
+holds them under `model` (where every checkpoint loader looks) plus `pssl_model`: network, variant,
+class count and source, so later runs build the variant the weights need.
 
     python -m training convert-pdparams IN.pdparams OUT.pt --model pp_liteseg_b
 """
 from __future__ import annotations
 
 import argparse
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from training.models import MODELS, PADDLESEG, create_model
 from training.models.weights import LoadReport, load_matching
-from training.pdparams import PdparamsError, read_pdparams
+from training.pdparams import PdparamsError, Translation, read_pdparams, translate
 
-# Applied in order to every PaddleSeg name.
-RENAMES = (
-    (r"^cp\.backbone\.", "backbone."),
-    (r"^cp\.", "context."),
-    (r"^ppseg_head\.cm\.stages\.(\d+)\.1\.", r"sppm.stages.\1."),
-    (r"^ppseg_head\.cm\.", "sppm."),
-    (r"^ppseg_head\.arm_list\.", "uafms."),
-    (r"\._conv\.", ".conv."),
-    (r"\._batch_norm\.", ".bn."),
-    (r"\._mean$", ".running_mean"),
-    (r"\._variance$", ".running_var"),
-)
-# A conv bias (this project's name) -> the running mean of the BatchNorm right after that conv.
-FOLDS = ((r"^(.*)\.conv\.bias$", r"\1.bn.running_mean"), (r"^(.*)\.conv_atten\.bias$", r"\1.bn_atten.running_mean"))
-UNUSED = ((r"^conv_out_sp(16|4|2)\.", "a detail head PaddleSeg builds but runs only with use_boundary_16/4/2 "
-                                      "(off by default; training uses conv_out_sp8)"),)
-CONSTANT_ONE = r"\._scale$"  # UAFM: y * (_scale - attention), a stop-gradient constant 1
 CLASSIFIERS = ("conv_out.conv_out.weight", "seg_heads.0.conv_out.weight")
 STEP_COUNTER = "num_batches_tracked"
-
-
-@dataclass
-class Translation:
-    state: dict[str, torch.Tensor] = field(default_factory=dict)
-    mapped: dict[str, str] = field(default_factory=dict)  # PaddleSeg name -> this project's
-    folded: dict[str, str] = field(default_factory=dict)  # PaddleSeg conv bias -> BN running mean it went into
-    dropped: dict[str, str] = field(default_factory=dict)  # PaddleSeg name -> why
-
-    def lines(self) -> list[str]:
-        return ([f"  mapped  {src} -> {dst}" for src, dst in self.mapped.items()]
-                + [f"  folded  {src} -> {dst} (subtracted)" for src, dst in self.folded.items()]
-                + [f"  dropped {src}: {why}" for src, why in self.dropped.items()])
-
-
-def rename(name: str) -> str:
-    for pattern, replacement in RENAMES:
-        name = re.sub(pattern, replacement, name)
-    return name
-
-
-def _fold_target(name: str) -> str | None:
-    for pattern, replacement in FOLDS:
-        if re.match(pattern, name):
-            return re.sub(pattern, replacement, name)
-    return None
-
-
-def translate(arrays: dict[str, np.ndarray]) -> Translation:
-    """This project's state dict for a PaddleSeg state dict, with the fate of every PaddleSeg entry."""
-    result = Translation()
-    renamed = {rename(name): name for name in arrays}
-    biases = {}
-    for name, source in renamed.items():
-        reason = next((why for pattern, why in UNUSED if re.match(pattern, name)), None)
-        target = _fold_target(name)
-        if reason:
-            result.dropped[source] = reason
-        elif re.search(CONSTANT_ONE, name):
-            if not np.array_equal(arrays[source], np.ones_like(arrays[source])):
-                raise PdparamsError(f"{source} is {arrays[source].tolist()}, not the constant 1 PaddleSeg's UAFM "
-                                    "uses; this converter cannot express that")
-            result.dropped[source] = "constant 1 (UAFM fuses y * (1 - attention))"
-        elif target is not None and target in renamed:
-            biases[source] = target
-        else:
-            result.state[name] = torch.from_numpy(np.array(arrays[source], dtype=np.float32))
-            result.mapped[source] = name
-    for source, target in biases.items():
-        bias = torch.from_numpy(np.array(arrays[source], dtype=np.float32))
-        if bias.shape != result.state[target].shape:
-            raise PdparamsError(f"{source} has shape {tuple(bias.shape)} but its BatchNorm {target} has "
-                                f"{tuple(result.state[target].shape)}")
-        result.state[target] = result.state[target] - bias
-        result.folded[source] = target
-    return result
 
 
 def class_count(state: dict[str, torch.Tensor]) -> int:

@@ -110,7 +110,8 @@ def run(config: dict, model: nn.Module | None = None) -> Path:
         torch.manual_seed(settings.seed)
         model_name = get(config, "model.name") if model is None else type(model).__name__
         classes = len(class_names(config))
-        model = model if model is not None else build_model(config, classes)
+        pretrained = get(config, "model.pretrained", None) if get(config, "model.init") == "pretrained" else None
+        model = model if model is not None else build_model(config, classes, (pretrained,))
         init = initialise(model, config, verbose=ctx.is_main)
         loss = SegmentationLoss(classes, head_weights=get(config, "loss.head_weights"),
                                 detail_weight=float(get(config, "loss.detail_weight")), ignore_index=IGNORE_INDEX)
@@ -143,7 +144,7 @@ def run_eval(config: dict, model: nn.Module | None = None) -> Path:
         voc_dataset(config, "val", eval_transforms(config))  # fail on missing data before building anything
         checkpoint = get(config, "eval.checkpoint", None) or out_dir / CHECKPOINT_DIR / LAST
         model_name = get(config, "model.name") if model is None else type(model).__name__
-        model = model if model is not None else build_model(config, len(class_names(config)))
+        model = model if model is not None else build_model(config, len(class_names(config)), (checkpoint,))
         load_complete(model, checkpoint)
         evaluate_and_write(model.to(device), model_name, config, device, {"checkpoint": str(checkpoint)})
         return out_dir

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from core.config import ConfigError, get
+from training.checkpoints import describe, load_pretrained
 from training.datasets import build_dataset
 from training.datasets.transforms import build_transforms
 from training.distributed import init_distributed, shutdown_distributed
@@ -18,6 +19,15 @@ from training.loss import SegmentationLoss
 from training.sample_images import PredictionRenderer
 from training.task_setup import build_model, resume_path, write_config
 from training.trainer import Trainer, TrainSettings
+
+
+def initialise_from(model: torch.nn.Module, path: str | None, verbose: bool) -> None:
+    """`model.pretrained`: start pre-training from a checkpoint or PaddleSeg .pdparams (every tensor that fits)."""
+    if not path:
+        return
+    report = load_pretrained(model, path)
+    if verbose:
+        print(f"pretrain: initialised from {path}: {describe(report)}")
 
 
 def run(config: dict) -> Path:
@@ -36,7 +46,9 @@ def run(config: dict) -> Path:
         if ctx.is_main:
             print(f"pretrain: {len(dataset)} labelled images; skipped: {dataset.describe_skipped()}")
         torch.manual_seed(settings.seed)
-        model = build_model(config, num_classes)
+        pretrained = get(config, "model.pretrained", None)
+        model = build_model(config, num_classes, (pretrained,))
+        initialise_from(model, pretrained, verbose=ctx.is_main)
         loss = SegmentationLoss(num_classes, background_index=num_classes - 1,
                                 background_alpha=float(get(config, "loss.background_alpha")),
                                 head_weights=get(config, "loss.head_weights"),

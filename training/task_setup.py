@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from core.config import ConfigError, get
+from training.checkpoints import resolve_variant
 from training.models import create_model
 from training.trainer import CHECKPOINT_DIR, LAST
 
@@ -22,12 +23,18 @@ def check_model_classes(model: torch.nn.Module, num_classes: int) -> None:
                           f"but num_classes={num_classes}")
 
 
-def build_model(config: dict, num_classes: int) -> torch.nn.Module:
+def build_model(config: dict, num_classes: int, weight_files: tuple = ()) -> torch.nn.Module:
+    """The configured network, in the variant its weights need (`model.variant`, recorded back into config)."""
     name = get(config, "model.name")
+    backbone_weights = get(config, "model.backbone_weights", None)
+    variant = resolve_variant(config, [backbone_weights, *weight_files])
+    config["model"]["variant"] = variant  # so the config.yaml saved beside the run says which
     try:
-        model = create_model(name, num_classes, get(config, "model.backbone_weights", None))
+        model = create_model(name, num_classes, backbone_weights, variant=variant)
     except KeyError as error:
         raise ConfigError(f"model.name: {error.args[0]}") from None
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(f"model.backbone_weights: {error}") from None
     check_model_classes(model, num_classes)
     return model
 

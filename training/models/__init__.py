@@ -46,6 +46,15 @@ def pp_liteseg_b(num_classes: int, variant: str = PYTORCH) -> PPLiteSeg:
                      head_channels=(64, 64, 64), classifier_bias=variant != PADDLESEG)
 
 
+def state_variant(state: dict) -> str | None:
+    """The variant a full network's state dict was made for (its heads differ); None for a backbone alone."""
+    if "ffm.conv1.weight" in state:
+        return PADDLESEG if "ffm.conv1.bias" in state else PYTORCH
+    if "seg_heads.0.conv_out.weight" in state:
+        return PYTORCH if "seg_heads.0.conv_out.bias" in state else PADDLESEG
+    return None
+
+
 MODELS = {"stdc1_seg": stdc1_seg, "stdc2_seg": stdc2_seg, "pp_liteseg_t": pp_liteseg_t, "pp_liteseg_b": pp_liteseg_b}
 
 
@@ -71,4 +80,5 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["MODELS", "PADDLESEG", "PYTORCH", "VARIANTS", "SegOutputs", "create_model", "count_parameters"]
+__all__ = ["MODELS", "PADDLESEG", "PYTORCH", "VARIANTS", "SegOutputs", "create_model", "count_parameters",
+           "state_variant"]

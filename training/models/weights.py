@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from training.pdparams import is_pdparams, read_pdparams, translate
+
 # Containers under which training scripts commonly nest the weights.
 STATE_DICT_KEYS = ("state_dict", "model", "model_state_dict")
 
@@ -29,10 +31,16 @@ class LoadReport:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint safely (weights_only) and unwrap the usual containers and prefixes."""
+    """Read a checkpoint safely (weights_only) and unwrap the usual containers and prefixes.
+
+    A PaddleSeg `.pdparams` is read without Paddle and translated to this project's names
+    (training/pdparams.py); its tensors fit the `paddleseg` variant of each network.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
+    if is_pdparams(path):
+        return translate(read_pdparams(path)).state
     state = torch.load(path, map_location="cpu", weights_only=True)
     for key in STATE_DICT_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
