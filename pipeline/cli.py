@@ -72,8 +72,12 @@ def _inspect(args: argparse.Namespace) -> int:
 def _export_paddleseg(args: argparse.Namespace) -> int:
     from pipeline import paddleseg_format
 
-    count = paddleseg_format.export_store(args.store, args.out)
-    print(f"exported {count} labels to {args.out} (train.txt lists them)")
+    print(f"export-paddleseg: the ignore band (mask 255) is written as {args.ignore_as}: "
+          f"{paddleseg_format.IGNORE_AS_MEANING[args.ignore_as]} (--ignore-as {{255,background,foreground}})")
+    plan = paddleseg_format.export_store(args.store, args.out, ignore_as=args.ignore_as,
+                                         write_images=args.write_images)
+    print(f"exported {len(plan.lines)} labels to {args.out} (train.txt lists them); PaddleSeg's PSSLDataset: "
+          f"pssl_root={args.out} imagenet_root={plan.imagenet_root}")
     return 0
 
 
@@ -128,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser("export-paddleseg", help="write labels in the released PSSL (PaddleSeg) layout")
     export.add_argument("store", type=Path)
     export.add_argument("out", type=Path)
+    export.add_argument("--ignore-as", choices=["255", "background", "foreground"], default="255",
+                        help="what the ignore band becomes (PaddleSeg reads everything but 1 as background)")
+    export.add_argument("--write-images", action="store_true",
+                        help="also write the images, renamed where PaddleSeg could not resolve them")
     export.set_defaults(handler=_export_paddleseg)
     imported = commands.add_parser("import-paddleseg", help="make a store from released PSSL labels")
     imported.add_argument("root", type=Path, help="folder with train.txt and the <wnid>/*_eiseg.npz files")

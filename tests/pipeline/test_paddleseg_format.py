@@ -1,10 +1,12 @@
 """Export to and import from the released PSSL format that PaddleSeg's PSSLDataset reads."""
 import numpy as np
 import pytest
+from PIL import Image
 
 from core import released_format
-from core.store import (FOREGROUND, IGNORE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_PATH, INDEX_STATUS,
-                        INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, open_store)
+from core.store import (BACKGROUND, FOREGROUND, IGNORE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_PATH,
+                        INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, open_store,
+                        write_layout)
 from pipeline import fuse, paddleseg_format, verify
 from pipeline.synthetic_store import make_synthetic_store
 
@@ -17,6 +19,7 @@ def fused_store(tmp_path):
     make_synthetic_store(store, 10, map_size=16, shard=4, bad=(3,))
     group = open_store(store)
     group.attrs["classes"] = WNIDS
+    write_layout(group, data_root=str(tmp_path / "imagenet" / "train"))  # index paths are <wnid>/<wnid>_<i>.JPEG
     fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
     return store
 
@@ -33,7 +36,9 @@ def paddleseg_label(pssl_root, line, synsets):
 
 def test_export_writes_the_released_layout(fused_store, tmp_path):
     out = tmp_path / "released"
-    assert paddleseg_format.export_store(fused_store, out) == 9  # the bad image is left out
+    plan = paddleseg_format.export_store(fused_store, out)
+    assert len(plan.lines) == 9  # the bad image is left out
+    assert plan.imagenet_root == tmp_path / "imagenet"
     group = open_store(fused_store)
     lines = (out / "train.txt").read_text().splitlines()
     assert (out / "imagenet_lsvrc_2015_synsets.txt").read_text().splitlines() == WNIDS
@@ -99,3 +104,59 @@ def test_import_records_unreadable_label_as_bad(tmp_path):
     assert str(group[INDEX_ERROR][1]).startswith("label unreadable")
     assert (group[INDEX_HEIGHT][0], group[INDEX_WIDTH][0], group[INDEX_CLASS_ID][0]) == (20, 30, 1)
     assert (group[MASK][0] == FOREGROUND).all() and (group[MASK][1] == IGNORE).all()
+
+
+def export_ignore_band(store, out, ignore_as):
+    group = open_store(store)
+    plan = paddleseg_format.export_store(store, out, ignore_as=ignore_as)
+    row, line = next((i, line) for i, line in plan.lines.items() if (group[MASK][i] == IGNORE).any())
+    return np.load(out / line)["arr_0"], group[MASK][row], group[INDEX_HEIGHT][row], group[INDEX_WIDTH][row]
+
+
+@pytest.mark.parametrize("ignore_as,value", [("255", IGNORE), ("background", BACKGROUND), ("foreground", FOREGROUND)])
+def test_ignore_band_is_written_as_chosen(fused_store, tmp_path, ignore_as, value):
+    raw, stored, height, width = export_ignore_band(fused_store, tmp_path / ignore_as, ignore_as)
+    expected = paddleseg_format._resize_nearest(stored, int(height), int(width))
+    assert np.array_equal(raw == value, (expected == IGNORE) | (expected == value))
+    with pytest.raises(paddleseg_format.ExportError, match="ignore_as must be one of"):
+        paddleseg_format.export_store(fused_store, tmp_path / "x", ignore_as="ignore")
+
+
+SAMPLE_LIKE_PATHS = ["cat.png", "sub/rocket.jpg", "n00000001_2.JPEG"]
+
+
+def sample_like_store(tmp_path):
+    """A store over images named as in the sample (no <wnid>_ prefix, not .JPEG), with real files."""
+    from tests.helpers.images import write_photo
+
+    store = tmp_path / "sample.zarr"
+    make_synthetic_store(store, len(SAMPLE_LIKE_PATHS), map_size=16, shard=2)
+    group = open_store(store)
+    write_layout(group, classes=WNIDS, data_root=str(tmp_path / "photos"))
+    group[INDEX_PATH][:] = np.array(SAMPLE_LIKE_PATHS, dtype=object)
+    group[INDEX_HEIGHT][:], group[INDEX_WIDTH][:] = 40, 48
+    for i, name in enumerate(SAMPLE_LIKE_PATHS):
+        write_photo(tmp_path / "photos" / name, seed=i, size=(40, 48))
+    fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    assert (group[INDEX_STATUS][:] == STATUS_OK).all()
+    return store
+
+
+def test_names_paddleseg_cannot_resolve_stop_the_export_in_one_line(tmp_path):
+    store = sample_like_store(tmp_path)
+    with pytest.raises(paddleseg_format.ExportError, match="3 image paths PaddleSeg cannot resolve.*--write-images") \
+            as stopped:
+        paddleseg_format.export_store(store, tmp_path / "out")
+    assert "\n" not in str(stopped.value) and not (tmp_path / "out" / "train.txt").exists()
+
+
+def test_write_images_gives_names_and_files_paddleseg_resolves(tmp_path):
+    store = sample_like_store(tmp_path)
+    out = tmp_path / "out"
+    plan = paddleseg_format.export_store(store, out, write_images=True)
+    group = open_store(store)
+    for i, line in plan.lines.items():
+        class_id, raw, label = paddleseg_label(out, line, WNIDS)
+        assert class_id == group[INDEX_TARGET][i]
+        image = plan.imagenet_root / (line.split(".JPEG")[0] + ".JPEG")  # where PaddleSeg reads the image
+        assert np.asarray(Image.open(image)).shape == (*raw.shape, 3)
