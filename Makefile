@@ -11,12 +11,17 @@ PRETRAIN_CONFIG ?= conf/pretrain_sample.yaml
 VOC_CONFIG ?= conf/finetune_voc_stdc2_pssl.yaml
 VOC_ROOT ?= data/VOCdevkit
 CHECKPOINT ?=
+PARITY_VENV := .venv-parity
+PARITY_PY := $(PARITY_VENV)/bin/python
+PARITY_REQUIREMENTS := tests/parity/requirements.txt
+PARITY_STAMP := $(PARITY_VENV)/.installed-$(shell cksum < $(PARITY_REQUIREMENTS) | cut -d' ' -f1)
+PARITY_DIR ?= runs/parity
 
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 export PYTHONHASHSEED := 0
 
-.PHONY: venv generate-labels explain fuse inspect label-quality pretrain finetune-voc eval-voc bench test test-all
+.PHONY: venv generate-labels explain fuse inspect label-quality pretrain finetune-voc eval-voc bench test test-all test-parity
 
 venv: $(STAMP)
 
@@ -54,3 +59,16 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+	$(MAKE) test-parity
+
+# PaddleSeg 2.8.0 in a venv of its own writes .pdparams + outputs; the project converts and compares
+# (networks and heads, docs/models.md) and checks PaddleSeg's PSSLDataset reads export-paddleseg's output.
+$(PARITY_STAMP): $(PARITY_REQUIREMENTS)
+	test -x $(PARITY_PY) || $(PYTHON_BOOT) -m venv $(PARITY_VENV)
+	$(PARITY_PY) -m pip install --quiet --disable-pip-version-check -r $(PARITY_REQUIREMENTS)
+	rm -f $(PARITY_VENV)/.installed-* && touch $@
+
+test-parity: $(STAMP) $(PARITY_STAMP)
+	rm -rf $(PARITY_DIR)
+	$(PARITY_PY) tests/parity/paddle_side.py $(PARITY_DIR)
+	PARITY_DIR=$(PARITY_DIR) PARITY_PYTHON=$(PARITY_PY) $(PY) -m pytest tests/parity -q -s -p no:cacheprovider $(ARGS)
