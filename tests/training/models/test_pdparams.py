@@ -126,3 +126,30 @@ def test_a_pdparams_initialises_fine_tuning_with_its_heads_skipped(tmp_path):
     assert sorted(report.skipped) == [f"seg_heads.{i}.conv_out.weight" for i in range(3)]
     assert torch.equal(model.backbone.features[3].conv_list[1].conv.weight,
                        source.backbone.features[3].conv_list[1].conv.weight)
+
+
+@pytest.mark.slow
+def test_pretraining_starts_from_a_pdparams_in_the_variant_it_needs(tmp_path, capsys):
+    """`model.pretrained=x.pdparams`: the paddleseg variant is chosen, recorded, and its weights loaded."""
+    import yaml
+
+    from tests.pretrain_helpers import pretrain_config, write_store
+
+    torch.manual_seed(0)
+    source = create_model("stdc1_seg", 32, variant=PADDLESEG)
+    weights = write_pdparams(source, tmp_path / "init.pdparams")
+    config = {**pretrain_config(write_store(tmp_path, n=2), tmp_path / "out", epochs=1, max_steps=1, lr=0.0,
+                                image_every_steps=0), "num_classes": 32, "ignore_index": 32}
+    config["model"]["pretrained"] = str(weights)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert training_cli(["pretrain", "--config", str(tmp_path / "c.yaml")]) == 0
+    assert f"initialised from {weights}" in capsys.readouterr().out
+    saved = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    assert saved["model"]["variant"] == PADDLESEG
+    last = tmp_path / "out" / "checkpoints" / "last.pt"
+    assert checkpoint_variant(last) == PADDLESEG  # a trainer checkpoint shows its variant in its tensors
+    trained = torch.load(last, weights_only=True)["model"]
+    # lr 0: the conv weights are still the file's (BN statistics move in train mode, so compare a conv)
+    assert torch.equal(trained["ffm.conv1.bias"], source.state_dict()["ffm.conv1.bias"])
+    assert torch.equal(trained["backbone.features.2.conv_list.1.conv.weight"],
+                       source.state_dict()["backbone.features.2.conv_list.1.conv.weight"])
