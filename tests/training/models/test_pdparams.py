@@ -153,3 +153,17 @@ def test_pretraining_starts_from_a_pdparams_in_the_variant_it_needs(tmp_path, ca
     assert torch.equal(trained["ffm.conv1.bias"], source.state_dict()["ffm.conv1.bias"])
     assert torch.equal(trained["backbone.features.2.conv_list.1.conv.weight"],
                        source.state_dict()["backbone.features.2.conv_list.1.conv.weight"])
+
+
+def test_backbone_weights_from_a_pdparams(tmp_path):
+    """`model.backbone_weights=x.pdparams` (PaddleSeg's STDC backbones): the backbone part loads by name."""
+    from training.models.stdcnet import STDCNet, load_stdcnet_weights
+
+    torch.manual_seed(2)
+    source = create_model("stdc1_seg", 3, variant=PADDLESEG)
+    path = write_pdparams(source, tmp_path / "s.pdparams")
+    backbone = STDCNet("stdc1", pool_excludes_padding=True)
+    report = load_stdcnet_weights(backbone, path)
+    assert all(name.endswith("num_batches_tracked") for name in report.missing)  # Paddle has no step counter
+    assert len(report.loaded) + len(report.missing) == len(backbone.state_dict())
+    assert torch.equal(backbone.features[4].avd_layer[1].running_var, source.backbone.features[4].avd_layer[1].running_var)
