@@ -15,8 +15,9 @@ import pytest
 
 from pipeline.cli import main as pipeline_cli
 from pipeline.paddleseg_format import _resize_nearest
-from pipeline.store import open_store
-from tests.test_paddleseg_format import sample_like_store
+from core.store import (FOREGROUND, IGNORE, INDEX_HEIGHT, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK,
+                        open_store)
+from tests.test_paddleseg_format import SAMPLE_LIKE_PATHS, sample_like_store
 
 PARITY_PYTHON = os.environ.get("PARITY_PYTHON")
 if not PARITY_PYTHON:
@@ -38,12 +39,12 @@ def test_paddleseg_reads_the_intended_class_or_background_per_pixel(tmp_path, ca
     read = np.load(tmp_path / "read.npz")
     group = open_store(store)
     lines = (out / "train.txt").read_text().splitlines()
-    rows = [i for i in range(3) if group["index/status"][i] == 1]
-    assert len(lines) == len(rows) == 3
+    rows = [i for i in range(len(SAMPLE_LIKE_PATHS)) if group[INDEX_STATUS][i] == STATUS_OK]
+    assert len(lines) == len(rows) == len(SAMPLE_LIKE_PATHS)
     for index, row in enumerate(rows):
-        mask = _resize_nearest(group["pssl/mask"][row], int(group["index/height"][row]), int(group["index/width"][row]))
-        object_pixels = (mask == 1) | ((mask == 255) if ignore_as == "foreground" else False)
-        expected = np.where(object_pixels, int(group["index/target"][row]), BACKGROUND_ID)
+        mask = _resize_nearest(group[MASK][row], int(group[INDEX_HEIGHT][row]), int(group[INDEX_WIDTH][row]))
+        object_pixels = (mask == FOREGROUND) | ((mask == IGNORE) if ignore_as == "foreground" else False)
+        expected = np.where(object_pixels, int(group[INDEX_TARGET][row]), BACKGROUND_ID)
         assert np.array_equal(read[f"label_{index}"], expected), (ignore_as, row)
         assert tuple(read[f"image_shape_{index}"]) == (3, *mask.shape)
-    assert (group["pssl/mask"][:] == 255).any() and (group["pssl/mask"][:] == 1).any()  # both cases occur
+    assert (group[MASK][:] == IGNORE).any() and (group[MASK][:] == FOREGROUND).any()  # both cases occur
