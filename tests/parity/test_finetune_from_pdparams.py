@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_finetune_voc import small_config
-from tests.test_voc import write_voc
+from tests.helpers.voc import write_voc
+from tests.training.test_finetune_voc import small_config
 
 PARITY_DIR = os.environ.get("PARITY_DIR")
 if not PARITY_DIR:

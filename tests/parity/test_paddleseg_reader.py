@@ -17,7 +17,8 @@ from pipeline.cli import main as pipeline_cli
 from pipeline.paddleseg_format import _resize_nearest
 from core.store import (FOREGROUND, IGNORE, INDEX_HEIGHT, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK,
                         open_store)
-from tests.test_paddleseg_format import SAMPLE_LIKE_PATHS, sample_like_store
+from tests.helpers.paddleseg_files import SAMPLE_LIKE_PATHS, sample_like_store
+from tests.pipeline.test_paddleseg_format import WNIDS
 
 PARITY_PYTHON = os.environ.get("PARITY_PYTHON")
 if not PARITY_PYTHON:
@@ -28,7 +29,7 @@ BACKGROUND_ID = 1000
 
 @pytest.mark.parametrize("ignore_as", ["255", "background", "foreground"])
 def test_paddleseg_reads_the_intended_class_or_background_per_pixel(tmp_path, capsys, ignore_as):
-    store, out = sample_like_store(tmp_path), tmp_path / "export"
+    store, out = sample_like_store(tmp_path, WNIDS), tmp_path / "export"
     assert pipeline_cli(["export-paddleseg", str(store), str(out), "--write-images", "--ignore-as", ignore_as]) == 0
     printed = capsys.readouterr().out
     assert f"written as {ignore_as}" in printed

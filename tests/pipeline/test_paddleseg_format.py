@@ -9,6 +9,7 @@ from core.store import (BACKGROUND, FOREGROUND, IGNORE, INDEX_CLASS_ID, INDEX_ER
                         write_layout)
 from pipeline import fuse, paddleseg_format, verify
 from pipeline.synthetic_store import make_synthetic_store
+from tests.helpers.paddleseg_files import sample_like_store
 
 WNIDS = [f"n{c:08d}" for c in range(1000)]
 
@@ -122,28 +123,8 @@ def test_ignore_band_is_written_as_chosen(fused_store, tmp_path, ignore_as, valu
         paddleseg_format.export_store(fused_store, tmp_path / "x", ignore_as="ignore")
 
 
-SAMPLE_LIKE_PATHS = ["cat.png", "sub/rocket.jpg", "n00000001_2.JPEG"]
-
-
-def sample_like_store(tmp_path):
-    """A store over images named as in the sample (no <wnid>_ prefix, not .JPEG), with real files."""
-    from tests.helpers.images import write_photo
-
-    store = tmp_path / "sample.zarr"
-    make_synthetic_store(store, len(SAMPLE_LIKE_PATHS), map_size=16, shard=2)
-    group = open_store(store)
-    write_layout(group, classes=WNIDS, data_root=str(tmp_path / "photos"))
-    group[INDEX_PATH][:] = np.array(SAMPLE_LIKE_PATHS, dtype=object)
-    group[INDEX_HEIGHT][:], group[INDEX_WIDTH][:] = 40, 48
-    for i, name in enumerate(SAMPLE_LIKE_PATHS):
-        write_photo(tmp_path / "photos" / name, seed=i, size=(40, 48))
-    fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
-    assert (group[INDEX_STATUS][:] == STATUS_OK).all()
-    return store
-
-
 def test_names_paddleseg_cannot_resolve_stop_the_export_in_one_line(tmp_path):
-    store = sample_like_store(tmp_path)
+    store = sample_like_store(tmp_path, WNIDS)
     with pytest.raises(paddleseg_format.ExportError, match="3 image paths PaddleSeg cannot resolve.*--write-images") \
             as stopped:
         paddleseg_format.export_store(store, tmp_path / "out")
@@ -151,7 +132,7 @@ def test_names_paddleseg_cannot_resolve_stop_the_export_in_one_line(tmp_path):
 
 
 def test_write_images_gives_names_and_files_paddleseg_resolves(tmp_path):
-    store = sample_like_store(tmp_path)
+    store = sample_like_store(tmp_path, WNIDS)
     out = tmp_path / "out"
     plan = paddleseg_format.export_store(store, out, write_images=True)
     group = open_store(store)

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from paddleseg_files import randomise_statistics, write_pdparams
 from core.config import ConfigError
 from training.__main__ import main as training_cli
 from training.checkpoints import checkpoint_variant, load_complete, load_pretrained, resolve_variant
 from training.convert_pdparams import convert
 from training.models import PADDLESEG, PYTORCH, create_model
+from tests.helpers.paddleseg_files import randomise_statistics, write_pdparams
 from training.pdparams import PdparamsError, read_pdparams, translate
 
 
@@ -133,7 +133,7 @@ def test_pretraining_starts_from_a_pdparams_in_the_variant_it_needs(tmp_path, ca
     """`model.pretrained=x.pdparams`: the paddleseg variant is chosen, recorded, and its weights loaded."""
     import yaml
 
-    from tests.pretrain_helpers import pretrain_config, write_store
+    from tests.helpers.training import pretrain_config, write_store
 
     torch.manual_seed(0)
     source = create_model("stdc1_seg", 32, variant=PADDLESEG)

@@ -1,4 +1,5 @@
-"""Write `.pdparams` files as PaddleSeg lays them out, from a `paddleseg`-variant network (no Paddle needed).
+"""PaddleSeg's file layouts for tests: `.pdparams` written from a `paddleseg`-variant network (no Paddle
+needed), and a store whose image names PaddleSeg cannot resolve (as in the sample).
 
 The layout (names, `_conv`/`_batch_norm`, `_mean`/`_variance`, `cp.` and `ppseg_head.` prefixes, biases
 on the convs before BatchNorm, UAFM `_scale`, the unused detail heads, the name table) is what
@@ -74,3 +75,26 @@ def randomise_statistics(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modu
             module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
             module.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
     return model.eval()
+
+
+SAMPLE_LIKE_PATHS = ["cat.png", "sub/rocket.jpg", "n00000001_2.JPEG"]
+
+
+def sample_like_store(tmp_path: Path, wnids: list[str]) -> Path:
+    """A fused store over images named as in the sample (no <wnid>_ prefix, not .JPEG), with real files."""
+    from core.store import INDEX_HEIGHT, INDEX_PATH, INDEX_STATUS, INDEX_WIDTH, STATUS_OK, open_store, write_layout
+    from pipeline import fuse
+    from pipeline.synthetic_store import make_synthetic_store
+    from tests.helpers.images import write_photo
+
+    store = tmp_path / "sample.zarr"
+    make_synthetic_store(store, len(SAMPLE_LIKE_PATHS), map_size=16, shard=2)
+    group = open_store(store)
+    write_layout(group, classes=wnids, data_root=str(tmp_path / "photos"))
+    group[INDEX_PATH][:] = np.array(SAMPLE_LIKE_PATHS, dtype=object)
+    group[INDEX_HEIGHT][:], group[INDEX_WIDTH][:] = 40, 48
+    for i, name in enumerate(SAMPLE_LIKE_PATHS):
+        write_photo(tmp_path / "photos" / name, seed=i, size=(40, 48))
+    fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    assert (group[INDEX_STATUS][:] == STATUS_OK).all()
+    return store

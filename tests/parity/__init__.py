@@ -1,0 +1,1 @@
+"""Checks against PaddleSeg itself (make test-parity)."""
