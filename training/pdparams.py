@@ -42,16 +42,17 @@ class PdparamsError(PsslError, ValueError):
 
 
 class _Refused(pickle.UnpicklingError):
-    pass
+    """The file named a global outside ALLOWED_GLOBALS (told apart from a merely damaged pickle)."""
 
 
 class _ArraysOnly(pickle.Unpickler):
+    """Every global a pickle names (also through copyreg extensions) passes find_class."""
+
     def find_class(self, module: str, name: str):
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise _Refused(f"refused to load {module}.{name}: a .pdparams holds only "
-                                         "numpy arrays") from None
+            raise _Refused(f"refused to load {module}.{name}: a .pdparams holds only numpy arrays") from None
 
 
 def is_pdparams(path: str | Path) -> bool:
