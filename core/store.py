@@ -5,7 +5,7 @@ name, label value and root attribute is spelled here and nowhere else.
 
 | array | written by (flag) |
 |---|---|
-| index/{path,class_id,height,width,status,error} | index (`progress/index/images`) |
+| index/{path,class_id,class_source,height,width,status,error} | index (`progress/index/images`) |
 | index/target | explain (`progress/explain/<model>`, resolved before any map) |
 | scores/<model>/{target_prob,top1}, predictions/<model> | classify (`progress/classify/<model>`) |
 | saliency/<model>/<explainer>{,_scale,_q99} | explain (`progress/explain/<model>`) |
@@ -31,10 +31,22 @@ STATUS_PENDING, STATUS_OK, STATUS_BAD = 0, 1, 2
 UNKNOWN_CLASS = -1
 INDEX_PATH, INDEX_CLASS_ID, INDEX_TARGET = "index/path", "index/class_id", "index/target"
 INDEX_HEIGHT, INDEX_WIDTH, INDEX_STATUS, INDEX_ERROR = "index/height", "index/width", "index/status", "index/error"
+INDEX_CLASS_SOURCE = "index/class_source"
+# How index/class_id was obtained, per image (stores written before it was recorded read as 0).
+CLASS_NOT_RECORDED, CLASS_UNKNOWN, CLASS_FROM_WNID, CLASS_FROM_MAP, CLASS_FROM_POSITION, CLASS_FROM_LIST = range(6)
+CLASS_SOURCES = {
+    CLASS_NOT_RECORDED: "not recorded",
+    CLASS_UNKNOWN: "unknown (target = ensemble top-1)",
+    CLASS_FROM_WNID: "ImageNet WordNet id of the folder",
+    CLASS_FROM_MAP: "data.class_map file",
+    CLASS_FROM_POSITION: "folder position (data.class_ids_by_position)",
+    CLASS_FROM_LIST: "class id in data.file_list",
+}
 # name -> (dtype, fill): one entry per image, one chunk per shard
 INDEX_SCHEMA = {
     INDEX_PATH: (str, ""),
     INDEX_CLASS_ID: (np.int16, UNKNOWN_CLASS),
+    INDEX_CLASS_SOURCE: (np.uint8, CLASS_NOT_RECORDED),
     INDEX_TARGET: (np.int16, UNKNOWN_CLASS),
     INDEX_HEIGHT: (np.int32, 0),
     INDEX_WIDTH: (np.int32, 0),

@@ -13,9 +13,10 @@ import zarr
 
 from core.config import get
 from core.images import DEFAULT_MAX_PIXELS, BadImage, load_rgb
-from core.store import (INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS,
-                        INDEX_WIDTH, STATUS_BAD, STATUS_OK, create_index_arrays, create_store, done_shards, is_indexed,
-                        mark_done, n_images, shard_count, shard_slice, write_layout)
+from core.store import (INDEX_CLASS_ID, INDEX_CLASS_SOURCE, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH,
+                        INDEX_STAGE, INDEX_STATUS, INDEX_WIDTH, STATUS_BAD, STATUS_OK, create_index_arrays,
+                        create_store, done_shards, is_indexed, mark_done, n_images, shard_count, shard_slice,
+                        write_layout)
 from pipeline.sources import DatasetError, Listing, enumerate_images
 
 
@@ -34,10 +35,11 @@ def validate_images(root: str, paths: list[str], min_side: int, max_pixels: int)
 
 def run(config: dict, store_path: Path, progress, listing: Listing | None = None) -> zarr.Group:
     """Create or reopen the store and validate the images of shards not yet indexed."""
-    root, paths, labels, classes = listing or enumerate_images(config, store_path.parent)
+    listing = listing or enumerate_images(config, store_path.parent)
+    root, paths = listing.root, listing.paths
     n, k = len(paths), int(get(config, "store.shard_size"))
     group = create_store(store_path, config)
-    _require_index_arrays(group, root, paths, labels, classes, k, int(get(config, "store.map_size")))
+    _require_index_arrays(group, listing, k, int(get(config, "store.map_size")))
     n_shards = shard_count(n, k)
     pending = [s for s, done in enumerate(done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards)) if not done]
     min_side = int(get(config, "data.min_side", 16))
@@ -62,15 +64,16 @@ def run(config: dict, store_path: Path, progress, listing: Listing | None = None
     return group
 
 
-def _require_index_arrays(group: zarr.Group, root: Path, paths: list[str], labels: list[int],
-                          classes: list[str] | None, k: int, map_size: int) -> None:
+def _require_index_arrays(group: zarr.Group, listing: Listing, k: int, map_size: int) -> None:
+    root, paths = listing.root, listing.paths
     if is_indexed(group):
         if n_images(group) != len(paths) or list(group[INDEX_PATH][:]) != paths:
             raise DatasetError(f"the images under {root} changed since this store was indexed; "
                                "use a new run name (run.name=...)")
         return
-    write_layout(group, data_root=str(root.resolve()), shard_size=k, map_size=map_size, classes=classes)
+    write_layout(group, data_root=str(root.resolve()), shard_size=k, map_size=map_size, classes=listing.classes)
     arrays = create_index_arrays(group, len(paths), overwrite=True)
     arrays[INDEX_PATH][:] = np.array(paths, dtype=str)
-    arrays[INDEX_CLASS_ID][:] = np.array(labels, dtype=np.int16)
+    arrays[INDEX_CLASS_ID][:] = np.array(listing.class_ids, dtype=np.int16)
+    arrays[INDEX_CLASS_SOURCE][:] = np.array(listing.class_sources, dtype=np.uint8)
     write_layout(group, index_written=True)

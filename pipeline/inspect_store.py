@@ -11,7 +11,7 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from core.store import (CONSENSUS, FOREGROUND, IGNORE, INDEX_ERROR, INDEX_PATH, INDEX_STATUS, MASK, STATUS_BAD,
+from core.store import (CLASS_SOURCES, CONSENSUS, FOREGROUND, IGNORE, INDEX_CLASS_SOURCE, INDEX_ERROR, INDEX_PATH, INDEX_STATUS, MASK, STATUS_BAD,
                         STATUS_OK, STATUS_PENDING, WEIGHT, WEIGHT_SCALE, StoreError, data_root, fuse_settings,
                         fused_members, is_progress_flag, labelled_images, map_size, n_images, open_store, saliency_name,
                         shard_count, shard_size, store_explainers, store_models)
@@ -90,6 +90,15 @@ def bad_inputs(group: zarr.Group) -> list[str]:
     return lines
 
 
+def class_id_sources(group: zarr.Group) -> str:
+    """How many images got their class id which way (WordNet id, class map, position, file list, unknown)."""
+    if INDEX_CLASS_SOURCE not in group:
+        return "class ids: how they were obtained is not recorded (store made before it was)"
+    codes, counts = np.unique(np.asarray(group[INDEX_CLASS_SOURCE][:]), return_counts=True)
+    return "class ids: " + ", ".join(f"{count} from {CLASS_SOURCES.get(int(code), f'code {code}')}"
+                                     for code, count in zip(codes, counts))
+
+
 def label_statistics(group: zarr.Group) -> dict | None:
     """Foreground and ignore fractions and mean weight over decided pixels, over fused images with status ok."""
     use = labelled_images(group)
@@ -125,7 +134,7 @@ def summarize(store_path: str | Path) -> str:
            "", "arrays"]
     out += ["  " + line for line in array_table(root, arrays)]
     out += ["", "completion"] + ["  " + line for line in completion(root, group, arrays, n_shards, n)]
-    out += ["", "inputs"] + ["  " + line for line in bad_inputs(group)]
+    out += ["", "inputs"] + ["  " + line for line in [class_id_sources(group)] + bad_inputs(group)]
     stats = label_statistics(group)
     out += ["", "labels"]
     if stats is None:

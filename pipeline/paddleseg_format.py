@@ -22,11 +22,12 @@ from PIL import Image
 
 from core.images import load_rgb
 from core.released_format import SUFFIX, SYNSETS, TRAIN_LIST, label_path, load_released_label
-from core.store import (BACKGROUND, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT,
-                        INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_BAD,
-                        STATUS_OK, UNKNOWN_CLASS, WEIGHT, WEIGHT_SCALE, StoreError, class_names, create_index_arrays,
-                        create_store, done_shards, labelled_images, mark_done, n_images, open_store, progress_name,
-                        require_array, shard_count, shard_slice, write_layout)
+from core.store import (BACKGROUND, CLASS_FROM_WNID, CLASS_UNKNOWN, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE,
+                        INDEX_CLASS_ID, INDEX_CLASS_SOURCE, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH,
+                        INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_BAD, STATUS_OK, UNKNOWN_CLASS,
+                        WEIGHT, WEIGHT_SCALE, StoreError, class_names, create_index_arrays, create_store, done_shards,
+                        labelled_images, mark_done, n_images, open_store, progress_name, require_array, shard_count,
+                        shard_slice, write_layout)
 from core.store import data_root as stored_data_root
 from core.store import shard_size as stored_shard_size
 
@@ -164,6 +165,7 @@ def import_released(root: str | Path, store_path: str | Path, imagenet_root: str
             wnid = PurePosixPath(line).parent.name
             columns[INDEX_PATH].append(line.split(".JPEG")[0] + ".JPEG")
             columns[INDEX_CLASS_ID].append(class_of.get(wnid, UNKNOWN_CLASS))
+            columns[INDEX_CLASS_SOURCE].append(CLASS_FROM_WNID if wnid in class_of else CLASS_UNKNOWN)
             try:
                 if wnid not in class_of:
                     raise ValueError(f"wnid {wnid!r} is not in {SYNSETS}")

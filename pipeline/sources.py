@@ -1,14 +1,18 @@
 """Where the images come from: an ImageFolder/ImageNet tree, a plain file list, or the embedded sample.
 
-Each source yields (path relative to the data root, class id); class -1 means unknown.
+Each source yields (path relative to the data root, class id, how the id was obtained); class -1
+means unknown, and the explain stage then uses the ensemble's top-1.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from core.config import ConfigError, get
 from core.errors import PsslError
-from core.store import UNKNOWN_CLASS
+from core.imagenet_classes import imagenet_class_id, imagenet_synsets
+from core.store import (CLASS_FROM_LIST, CLASS_FROM_MAP, CLASS_FROM_POSITION, CLASS_FROM_WNID, CLASS_SOURCES,
+                        CLASS_UNKNOWN, UNKNOWN_CLASS)
 from pipeline.sample_data import materialize_sample
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -18,16 +22,58 @@ class DatasetError(PsslError, ValueError):
     """A dataset that cannot be indexed; the CLI prints the message as one line."""
 
 
-def image_folder(root: Path) -> tuple[list[str], list[int], list[str]]:
-    """ImageNet's train layout `<root>/<wnid>/*.JPEG`: class id = position of the wnid among sorted folders."""
-    classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
-    paths, labels = [], []
-    for class_id, name in enumerate(classes):
+def image_folder(root: Path, class_map: dict[str, int] | None = None,
+                 by_position: bool = False) -> tuple[list[str], list[int], list[int], list[str] | None]:
+    """ImageNet's train layout `<root>/<class folder>/*` -> (paths, class ids, class sources, class names).
+
+    A folder's id comes from `class_map` if it lists the folder, else from its ImageNet WordNet id;
+    any other folder is unknown (its images are explained with the ensemble's top-1). The position
+    of the folder among the sorted folders is used only with `by_position`: a part of ImageNet would
+    otherwise be explained as the wrong classes.
+    """
+    folders = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
+    paths, labels, sources = [], [], []
+    for position, name in enumerate(folders):
+        class_id, source = _folder_class(name, position, class_map or {}, by_position)
         for file in sorted((root / name).rglob("*")):
-            if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+            if file.suffix.lower() in IMAGE_SUFFIXES and (file.is_file() or file.is_symlink()):
                 paths.append(file.relative_to(root).as_posix())
                 labels.append(class_id)
-    return paths, labels, classes
+                sources.append(source)
+    if by_position:
+        classes = folders
+    elif any(source == CLASS_FROM_WNID for source in sources):
+        classes = list(imagenet_synsets())
+    else:
+        classes = None
+    return paths, labels, sources, classes
+
+
+def _folder_class(name: str, position: int, class_map: dict[str, int], by_position: bool) -> tuple[int, int]:
+    if by_position:
+        return position, CLASS_FROM_POSITION
+    if name in class_map:
+        return class_map[name], CLASS_FROM_MAP
+    wnid_class = imagenet_class_id(name)
+    if wnid_class is not None:
+        return wnid_class, CLASS_FROM_WNID
+    return UNKNOWN_CLASS, CLASS_UNKNOWN
+
+
+def read_class_map(path: Path) -> dict[str, int]:
+    """Lines `folder_name class_id`; blank lines and `#` comments are skipped."""
+    if not path.is_file():
+        raise DatasetError(f"class map not found: {path} (data.class_map)")
+    mapping = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise DatasetError(f"{path}:{number}: expected `folder_name class_id`, got {line!r}")
+        mapping[parts[0]] = int(parts[1])
+    return mapping
 
 
 def file_list(root: Path, list_file: Path) -> tuple[list[str], list[int]]:
@@ -49,16 +95,21 @@ def file_list(root: Path, list_file: Path) -> tuple[list[str], list[int]]:
     return paths, labels
 
 
-Listing = tuple[Path, list[str], list[int], "list[str] | None"]
+class Listing(NamedTuple):
+    root: Path
+    paths: list[str]
+    class_ids: list[int]
+    class_sources: list[int]  # core.store CLASS_* codes: how each class id was obtained
+    classes: list[str] | None  # the names class ids refer to, when known
 
 
 def enumerate_images(config: dict, run_dir: Path) -> Listing:
-    """Return (data root, relative paths, class ids, class names or None) for the configured source."""
+    """The configured source's images, their class ids and how each id was obtained."""
     source = get(config, "data.source")
     if source == "sample":
         root = materialize_sample(run_dir / "sample_images")
         paths = sorted(p.name for p in root.iterdir() if p.is_file())
-        return root, paths, [UNKNOWN_CLASS] * len(paths), None
+        return Listing(root, paths, [UNKNOWN_CLASS] * len(paths), [CLASS_UNKNOWN] * len(paths), None)
     root_value = get(config, "data.root", None)
     if not root_value:
         raise DatasetError(f"data.source={source} needs data.root=<directory>")
@@ -66,12 +117,25 @@ def enumerate_images(config: dict, run_dir: Path) -> Listing:
     if not root.is_dir():
         raise DatasetError(f"data root does not exist or is not a directory: {root}")
     if source == "imagefolder":
-        paths, labels, classes = image_folder(root)
+        class_map = get(config, "data.class_map", None)
+        paths, labels, sources, classes = image_folder(
+            root, read_class_map(Path(class_map)) if class_map else None,
+            bool(get(config, "data.class_ids_by_position", False)))
     elif source == "filelist":
         paths, labels = file_list(root, Path(get(config, "data.file_list")))
+        sources = [CLASS_UNKNOWN if label == UNKNOWN_CLASS else CLASS_FROM_LIST for label in labels]
         classes = None
     else:
         raise ConfigError(f"data.source must be sample, imagefolder or filelist, not {source!r}")
     if not paths:
         raise DatasetError(f"no images found under {root} (data.source={source})")
-    return root, paths, labels, classes
+    _check_class_range(labels, sources, int(get(config, "explain.num_classes", 1000)))
+    return Listing(root, paths, labels, sources, classes)
+
+
+def _check_class_range(labels: list[int], sources: list[int], num_classes: int) -> None:
+    """A class id the classifiers cannot predict would be explained as nothing: refuse it up front."""
+    for label, source in zip(labels, sources):
+        if not UNKNOWN_CLASS <= label < num_classes:
+            raise DatasetError(f"class id {label} ({CLASS_SOURCES[source]}) is outside 0..{num_classes - 1} "
+                               "(explain.num_classes)")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH,
-                        INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, STATUS_BAD, STATUS_OK,
+from core.store import (CLASS_FROM_WNID, CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_CLASS_SOURCE,
+                        INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET,
+                        INDEX_WIDTH, STATUS_BAD, STATUS_OK,
                         create_index_arrays, create_store, done_shards, mark_done, q99_name, require_array,
                         saliency_name, scale_name, score_name, shard_count, shard_slice, top1_name, write_layout)
 from pipeline.fuse_kernel import q99_of_maps
@@ -55,6 +56,7 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
     index[INDEX_ERROR][:] = np.array(["unreadable: synthetic" if s == STATUS_BAD else "" for s in status],
                                      dtype=object)
     index[INDEX_CLASS_ID][:] = classes
+    index[INDEX_CLASS_SOURCE][:] = CLASS_FROM_WNID
     index[INDEX_TARGET][:] = classes
     index[INDEX_HEIGHT][:] = rng.integers(map_size, 4 * map_size, n).astype(np.int32)
     index[INDEX_WIDTH][:] = rng.integers(map_size, 4 * map_size, n).astype(np.int32)

@@ -19,7 +19,7 @@ def tiny_config(tmp_path: Path, data_root: Path, **sections) -> dict:
     """A pipeline config over two random-weight CNNs and cheap explainer settings."""
     config = {
         "run": {"name": "test", "root": str(tmp_path / "runs")},
-        "data": {"source": "imagefolder", "root": str(data_root), "min_side": 8},
+        "data": {"source": "imagefolder", "root": str(data_root), "min_side": 8, "class_ids_by_position": True},
         "store": {"map_size": 16, "shard_size": 2},
         "ray": {"workers": 2},
         "explain": {
