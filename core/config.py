@@ -14,12 +14,40 @@ class ConfigError(PsslError, ValueError):
     """A config that cannot be used; the message names the key and what is wrong."""
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), schema=None,
+                context: dict | None = None) -> dict:
+    """The YAML file with its overrides applied; with a `core.schema` model, every key and value is
+    checked first and the first problems are raised as one ConfigError line."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    config = yaml.safe_load(path.read_text()) or {}
-    return apply_overrides(config, overrides)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, not {type(config).__name__}")
+    config = apply_overrides(config, overrides)
+    if schema is not None:
+        check(config, schema, context, origin=lambda key: _origin(key, path, overrides))
+    return config
+
+
+def check(config: dict, schema, context: dict | None = None, origin=lambda key: "") -> None:
+    """Raise one ConfigError line listing what `schema` (a core.schema model) refuses in `config`."""
+    from core.schema import problems
+
+    found = problems(config, schema, context)
+    if found:
+        raise ConfigError(" | ".join(f"{key}: {what}{origin(key)}" for key, what in found))
+
+
+def _origin(key: str, path: Path, overrides) -> str:
+    for item in overrides:
+        name = item.partition("=")[0]
+        if key == name or key.startswith(name + ".") or name.startswith(key + "."):
+            return f" (override {item})"
+    return f" (in {path})"
 
 
 def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...]) -> dict:

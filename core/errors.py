@@ -1,6 +1,38 @@
-"""The one base class of every error a user can cause; both CLIs print it as one line and exit 2."""
+"""The one base class of every error a user can cause, and how both CLIs report errors: one line each."""
 from __future__ import annotations
+
+import sys
+from typing import Callable
+
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 
 
 class PsslError(Exception):
     """A mistake in the input, the config or the store: its message says what is wrong and what to do."""
+
+
+def one_line(error: BaseException) -> str:
+    """The error as one line; one re-raised from a DataLoader worker carries the worker's traceback: keep its last line."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or type(error).__name__}: {error.filename}"
+    text = str(error).strip()
+    if "Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return " ".join(text.split()) or type(error).__name__
+
+
+def run_cli(command: Callable[[], int | None], debug: bool = False) -> int:
+    """Run a CLI command: a user error (bad config, input, store, or a file that cannot be read or
+    written) prints one line and returns 1, Ctrl-C returns 130; `debug` shows the traceback instead."""
+    try:
+        return command() or 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return INTERRUPTED
+    except (PsslError, OSError) as error:
+        if debug:
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 1

@@ -5,6 +5,7 @@ explainers perturb pixels, not normalised values, and each names the layer Grad-
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import pickle
 from dataclasses import dataclass
@@ -151,6 +152,21 @@ def _builder(arch: str):
         raise ClassifierError(f"arch {arch!r}: cannot load {attr} from {module} ({error})") from None
 
 
+ARCH_PREFIXES = ("torchvision.", "timm.")  # archs the library itself builds (see load_classifier)
+
+
+def arch_problem(arch: str) -> str | None:
+    """Why `arch` names no classifier, or None: checked with the config, before any work starts."""
+    try:
+        if _builder(arch) is not None or arch.startswith(ARCH_PREFIXES):
+            return None
+    except ClassifierError as error:
+        return str(error)
+    close = difflib.get_close_matches(arch, list(BUILDERS), n=1)
+    return (f"unknown arch {arch!r}{f' (did you mean {close[0]!r}?)' if close else ''}; choose one of "
+            f"{sorted(BUILDERS)}, torchvision.<name>, timm.<name> or package.module:builder")
+
+
 def normalize_spec(spec: str | dict) -> dict:
     """A model entry in the config is an arch name or a dict with arch/name/weights/cam_layer."""
     spec = {"arch": spec} if isinstance(spec, str) else dict(spec)
@@ -171,8 +187,7 @@ def load_classifier(spec: str | dict, device: str | torch.device = "cpu") -> Cla
     elif arch.startswith("timm."):
         classifier = _timm(arch.split(".", 1)[1], spec)
     else:
-        raise ClassifierError(f"unknown arch {arch!r}; choose one of {sorted(BUILDERS)}, "
-                              "torchvision.<name>, timm.<name> or package.module:builder")
+        raise ClassifierError(arch_problem(arch))
     classifier.net.eval().to(device)
     for parameter in classifier.net.parameters():
         parameter.requires_grad_(False)

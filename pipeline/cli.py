@@ -1,20 +1,26 @@
-"""`python -m pipeline <command>`: the label pipeline's verbs. Errors a user can fix print as one line."""
+"""`python -m pipeline <command>`: the label pipeline's verbs. Errors a user can fix print as one line (--debug: traceback)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
 
-import yaml
 from tqdm import tqdm
 
 from core.config import get, load_config
-from core.errors import PsslError
-from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE
+from core.errors import run_cli
+from core.schema import PipelineConfig
+from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, open_store
 from pipeline.sources import enumerate_images
 
-USER_ERRORS = (PsslError, FileNotFoundError)
+def config_context() -> dict:
+    """The names only the running code knows, for core.schema to check model and explainer entries."""
+    from explainers import EXPLAINERS
+    from pipeline.classifiers import arch_problem
+
+    return {"arch_problem": arch_problem, "explainers": EXPLAINERS}
 
 
 def store_path(config: dict) -> Path:
@@ -34,14 +40,16 @@ def run_stages(config: dict, stages: list[str]) -> Path:
 
     path = store_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    (path.parent / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     started = time.perf_counter()
     listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages else None  # fail before Ray starts
-    with ray_session(config), _progress_bar() as progress:
-        if listing:
-            index.run(config, path, progress, listing)
-        if EXPLAIN_STAGE in stages:
-            explain.run(config, path, progress)
+    if FUSE_STAGE in stages and INDEX_STAGE in stages:
+        _check_fuse_first(config, path)
+    if listing or EXPLAIN_STAGE in stages:
+        with ray_session(config), _progress_bar() as progress:
+            if listing:
+                index.run(config, path, progress, listing)
+            if EXPLAIN_STAGE in stages:
+                explain.run(config, path, progress)
     if FUSE_STAGE in stages:
         from pipeline import fuse
         summary = fuse.run(config, path)
@@ -49,6 +57,16 @@ def run_stages(config: dict, stages: list[str]) -> Path:
               f"({summary['shards_already_done']} already done) from {len(summary['members'])} members")
     print(f"store: {path.resolve()}  ({time.perf_counter() - started:.0f} s)")
     return path
+
+
+def _check_fuse_first(config: dict, path: Path) -> None:
+    """A fuse config the store would refuse stops generate-labels before any stage records anything."""
+    from pipeline import fuse
+
+    if (path / "zarr.json").is_file():
+        group = open_store(path, mode="r")
+        if fuse_settings(group):
+            fuse.check_accepted(config, group)
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -118,18 +136,21 @@ STAGE_COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
+    add_parser = functools.partial(commands.add_parser, parents=[common])
     for name in STAGE_COMMANDS:
-        stage = commands.add_parser(name, help=f"run: {' -> '.join(STAGE_COMMANDS[name])}")
+        stage = add_parser(name, help=f"run: {' -> '.join(STAGE_COMMANDS[name])}")
         stage.add_argument("--config", default="conf/sample.yaml")
         stage.add_argument("overrides", nargs="*", help="key=value settings, e.g. explain.batch_size=4")
-    inspect = commands.add_parser("inspect", help="summarise, draw and verify a store")
+    inspect = add_parser("inspect", help="summarise, draw and verify a store")
     inspect.add_argument("store", type=Path)
     inspect.add_argument("--overlay", type=int, nargs="*", default=[], help="image indices for overlay sheets")
     inspect.add_argument("--contact", action="store_true", help="write a contact sheet of images and masks")
     inspect.add_argument("--verify", action="store_true", help="check every finished shard; exit 1 on problems")
     inspect.add_argument("--out", type=Path, default=None, help="folder for pictures (default: beside the store)")
-    export = commands.add_parser("export-paddleseg", help="write labels in the released PSSL (PaddleSeg) layout")
+    export = add_parser("export-paddleseg", help="write labels in the released PSSL (PaddleSeg) layout")
     export.add_argument("store", type=Path)
     export.add_argument("out", type=Path)
     export.add_argument("--ignore-as", choices=["255", "background", "foreground"], default="255",
@@ -137,14 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--write-images", action="store_true",
                         help="also write the images, renamed where PaddleSeg could not resolve them")
     export.set_defaults(handler=_export_paddleseg)
-    imported = commands.add_parser("import-paddleseg", help="make a store from released PSSL labels")
+    imported = add_parser("import-paddleseg", help="make a store from released PSSL labels")
     imported.add_argument("root", type=Path, help="folder with train.txt and the <wnid>/*_eiseg.npz files")
     imported.add_argument("store", type=Path)
     imported.add_argument("--imagenet-root", type=Path, default=None, help="folder holding train/<wnid>/*.JPEG")
     imported.add_argument("--map-size", type=int, default=224)
     imported.add_argument("--shard-size", type=int, default=256)
     imported.set_defaults(handler=_import_paddleseg)
-    quality = commands.add_parser("label-quality", help="mIoU of members, models and the ensemble vs true masks")
+    quality = add_parser("label-quality", help="mIoU of members, models and the ensemble vs true masks")
     quality.add_argument("store", type=Path)
     quality.add_argument("ground_truth", type=Path, help="folder of <image stem>.png masks")
     quality.add_argument("--gt-encoding", default="voc", help="voc: 0 bg, 255 ignore, k class; binary01; binary255; imagenet-s: id = R + 256 G, "
@@ -153,11 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     quality.set_defaults(handler=_label_quality)
     inspect.set_defaults(handler=_inspect)
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> int:
         if hasattr(args, "handler"):
             return args.handler(args)
-        run_stages(load_config(args.config, args.overrides), STAGE_COMMANDS[args.command])
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+        config = load_config(args.config, args.overrides, schema=PipelineConfig, context=config_context())
+        run_stages(config, STAGE_COMMANDS[args.command])
+        return 0
+
+    return run_cli(command, debug=args.debug)

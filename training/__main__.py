@@ -1,4 +1,4 @@
-"""`python -m training <command> --config conf/X.yaml [key=value ...]`; bad input -> one line, exit 1.
+"""`python -m training <command> --config conf/X.yaml [key=value ...]`; bad input -> one line, exit 1 (--debug: traceback).
 
 Also `python -m training convert-pdparams IN.pdparams OUT.pt --model NAME` (no config).
 """
@@ -8,37 +8,33 @@ import argparse
 import sys
 
 from core.config import load_config
-from core.errors import PsslError
+from core.errors import run_cli
+from core.schema import FinetuneConfig, PretrainConfig
 from training import convert_pdparams, finetune_voc, pretrain
+from training.models import MODELS
 
-# Each command takes the resolved config dict.
+# Each command takes the resolved config dict, checked first against its schema.
 COMMANDS = {"pretrain": pretrain.run, "finetune-voc": finetune_voc.run, "eval-voc": finetune_voc.run_eval}
+SCHEMAS = {"pretrain": PretrainConfig, "finetune-voc": FinetuneConfig, "eval-voc": FinetuneConfig}
 CONVERT = "convert-pdparams"
-
-
-def one_line(error: BaseException) -> str:
-    """An error re-raised from a DataLoader worker carries the worker's traceback: keep its last line."""
-    text = str(error).strip()
-    if "Traceback" in text:
-        text = text.splitlines()[-1].split(": ", 1)[-1]
-    return " ".join(text.split())
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        if argv[:1] == [CONVERT]:
-            return convert_pdparams.main(argv[1:])
-        parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
-        parser.add_argument("command", choices=sorted([*COMMANDS, CONVERT]))
-        parser.add_argument("--config", required=True, help="YAML config under conf/")
-        parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
-        args = parser.parse_intermixed_args(argv)
-        COMMANDS[args.command](load_config(args.config, args.overrides))
-    except PsslError as error:
-        print(f"error: {one_line(error)}", file=sys.stderr)
-        return 1
-    return 0
+    if argv[:1] == [CONVERT]:
+        return run_cli(lambda: convert_pdparams.main(argv[1:]))
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser.add_argument("command", choices=sorted([*COMMANDS, CONVERT]))
+    parser.add_argument("--config", required=True, help="YAML config under conf/")
+    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    args = parser.parse_intermixed_args(argv)
+
+    def command() -> None:
+        config = load_config(args.config, args.overrides, schema=SCHEMAS[args.command], context={"seg_models": MODELS})
+        COMMANDS[args.command](config)
+
+    return run_cli(command, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,313 @@
+"""Every config key and value the commands accept, checked before any work starts (pydantic models).
+
+This module is the one place a new config key is declared: add a field to its section with its type,
+default and range. A key that no section declares is refused with the closest valid key; a value of
+the wrong type or out of range is refused with the key and the rule. Names that only the running
+code knows (classifier archs, explainers and their parameters, segmentation models) are checked
+against the `context` the command passes to `validate`, so core/ still imports nothing else.
+Validation never changes the config: the dict is used and recorded exactly as written.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
+                      ValidationError, ValidationInfo, field_validator, model_validator)
+
+from core.images import DEFAULT_MAX_PIXELS
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- the label pipeline (python -m pipeline; conf/sample.yaml, conf/imagenet.yaml) -----------------
+class RunSection(Section):
+    name: str = "sample"
+    root: str = "runs"
+    store: str | None = None
+
+
+class DataSection(Section):
+    source: Literal["sample", "imagefolder", "filelist"] = "sample"
+    root: str | None = None
+    file_list: str | None = None
+    min_side: PositiveInt = 16
+    max_pixels: PositiveInt = DEFAULT_MAX_PIXELS
+    class_map: str | None = None  # lines `folder_name class_id`
+    class_ids_by_position: bool = False  # ImageFolder ids = position of the folder (not for part of ImageNet)
+
+
+class StoreSection(Section):
+    map_size: PositiveInt = 224
+    shard_size: PositiveInt = 256
+
+
+class RaySection(Section):
+    address: str | None = None
+    num_cpus: PositiveInt | None = None
+    cpus_per_worker: PositiveFloat = 1
+    gpus_per_worker: NonNegativeFloat = 0
+    workers: PositiveInt | None = None
+    object_store_memory: int = Field(256 * 2**20, ge=80 * 2**20)  # Ray refuses less than ~75 MiB
+    temp_dir: str = "/tmp/ray_pssl"
+    verbose: bool = False
+
+
+class ModelSpec(BaseModel):
+    """One classifier; keys beyond these are the arch's own (e.g. a known-answer network's width)."""
+    model_config = ConfigDict(extra="allow")
+    arch: str
+    name: str | None = None
+    weights: str | None = None
+    cam_layer: str | None = None
+    input_size: PositiveInt | None = None
+
+
+class ExplainSection(Section):
+    seed: int = 0
+    batch_size: PositiveInt = 8
+    num_classes: PositiveInt = 1000
+    models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name
+    explainers: dict[str, dict[str, Any] | None] = Field(min_length=1)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _arch_names_as_specs(cls, models):
+        return [{"arch": m} if isinstance(m, str) else m for m in models] if isinstance(models, list) else models
+
+    @field_validator("models")
+    @classmethod
+    def _known_archs(cls, models: list[ModelSpec], info: ValidationInfo) -> list[ModelSpec]:
+        problem = _context(info, "arch_problem")
+        for model in models:
+            if problem is not None and problem(model.arch):
+                raise ValueError(problem(model.arch))
+        names = [model.name or model.arch.rsplit(":", 1)[-1].replace(".", "_") for model in models]
+        doubled = sorted({name for name in names if names.count(name) > 1})
+        if doubled:
+            raise ValueError(f"model names {doubled} appear twice (give each a distinct name:)")
+        return models
+
+    @field_validator("explainers")
+    @classmethod
+    def _known_explainers(cls, explainers: dict, info: ValidationInfo) -> dict:
+        known = _context(info, "explainers")
+        if known is None:
+            return explainers
+        for name, params in explainers.items():
+            if name not in known:
+                raise ValueError(f"unknown explainer {name!r}{_closest(name, known)}; valid: {', '.join(sorted(known))}")
+            accepted = [p for p in inspect.signature(known[name]).parameters if p not in ("self", "layer")]
+            for param in params or {}:
+                if param not in accepted:
+                    raise ValueError(f"{name}: unknown parameter {param!r}{_closest(param, accepted)}; "
+                                     f"valid: {', '.join(accepted)}")
+        return explainers
+
+
+class FuseSection(Section):
+    models: list[str] | None = None
+    explainers: list[str] | None = None
+    fg_threshold: float | None = Field(None, ge=0, le=1)
+    bg_threshold: float | None = Field(None, ge=0, le=1)
+    weight_by_probability: bool = False
+    write_consensus: bool = False
+    overwrite: bool = False
+    num_workers: PositiveInt | None = None
+    shards_per_batch: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FuseSection":
+        if self.fg_threshold is not None and self.bg_threshold is not None and not self.bg_threshold < self.fg_threshold:
+            raise ValueError(f"needs bg_threshold < fg_threshold, got bg={self.bg_threshold}, fg={self.fg_threshold}")
+        return self
+
+
+class PipelineConfig(Section):
+    run: RunSection = RunSection()
+    data: DataSection = DataSection()
+    store: StoreSection = StoreSection()
+    ray: RaySection = RaySection()
+    explain: ExplainSection | None = None
+    fuse: FuseSection = FuseSection()
+
+
+# --- training (python -m training; conf/pretrain_*.yaml, conf/finetune_voc_*.yaml) -----------------
+class TrainingRun(Section):
+    out_dir: str
+    resume: str | None = "auto"
+
+
+class ColorJitter(Section):
+    brightness: NonNegativeFloat = 0
+    contrast: NonNegativeFloat = 0
+    saturation: NonNegativeFloat = 0
+    prob: float = Field(0, ge=0, le=1)
+
+
+class AugmentSection(Section):
+    resize_by_short: PositiveInt | None = None
+    scale: list[PositiveFloat] | None = Field(None, min_length=2, max_length=2)
+    crop: PositiveInt | None = None
+    image_pad: float = 127.5
+    flip_prob: float = Field(0, ge=0, le=1)
+    color: ColorJitter | None = None
+    mean: list[float] = Field(min_length=3, max_length=3)
+    std: list[PositiveFloat] = Field(min_length=3, max_length=3)
+
+
+class SegModelSection(Section):
+    name: str
+    init: Literal["backbone", "pretrained"] | None = None
+    pretrained: str | None = None
+    backbone_weights: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str, info: ValidationInfo) -> str:
+        known = _context(info, "seg_models")
+        if known is not None and name not in known:
+            raise ValueError(f"unknown model {name!r}{_closest(name, known)}; valid names: {', '.join(sorted(known))}")
+        return name
+
+
+class LossSection(Section):
+    background_alpha: NonNegativeFloat | None = None
+    head_weights: list[NonNegativeFloat] | None = None
+    detail_weight: NonNegativeFloat = 1.0
+
+
+class TrainSection(Section):
+    epochs: PositiveInt | None = None
+    iterations: PositiveInt | None = None
+    batch_size: PositiveInt
+    accumulate: PositiveInt = 1
+    lr: PositiveFloat
+    backbone_lr_mult: NonNegativeFloat = 1.0
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: NonNegativeFloat = 0
+    schedule: Literal["poly", "constant"] = "poly"
+    power: PositiveFloat = 0.9
+    warmup_steps: NonNegativeInt = 0
+    warmup_start_factor: float = Field(0.1, gt=0, le=1)
+    amp: bool = True
+    workers: NonNegativeInt = 0
+    seed: int = 0
+    checkpoint_every_steps: NonNegativeInt = 0
+    checkpoint_every_epochs: NonNegativeInt = 1
+    log_every_steps: PositiveInt = 50
+    image_every_steps: NonNegativeInt = 0
+    max_steps: PositiveInt | None = None
+
+
+class PretrainData(Section):
+    format: Literal["store", "paddleseg"] = "store"
+    store: str | None = None
+    root: str | None = None
+    pssl_root: str | None = None
+    imagenet_root: str | None = None
+    list_file: str | None = None
+    check_files: bool = True
+
+
+class PretrainConfig(Section):
+    run: TrainingRun
+    num_classes: int = Field(ge=2)
+    ignore_index: NonNegativeInt
+    data: PretrainData
+    augment: AugmentSection
+    model: SegModelSection
+    loss: LossSection = LossSection()
+    train: TrainSection
+
+
+class VocData(Section):
+    root: str | None = None
+    train_split: str = "train_aug"
+    train_labels: str = "SegmentationClassAug"
+    val_split: str = "val"
+    val_labels: str = "SegmentationClass"
+    class_names: list[str] | None = None
+
+
+class EvalMode(Section):
+    name: str
+    scales: list[PositiveFloat] = Field(min_length=1)
+    flip: bool = False
+
+
+class EvalSection(Section):
+    checkpoint: str | None = None
+    modes: list[EvalMode] = Field(min_length=1)
+    size_divisor: PositiveInt = 32
+    num_samples: NonNegativeInt = 8
+    workers: NonNegativeInt = 0
+    progress_every: PositiveInt = 200
+
+
+class FinetuneConfig(Section):
+    run: TrainingRun
+    data: VocData
+    augment: AugmentSection
+    model: SegModelSection
+    loss: LossSection = LossSection()
+    train: TrainSection
+    eval: EvalSection
+
+
+# --- checking --------------------------------------------------------------------------------------
+def _context(info: ValidationInfo, key: str):
+    return (info.context or {}).get(key)
+
+
+def _closest(word: str, choices) -> str:
+    match = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def valid_keys(schema: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key a schema accepts (sections and their fields)."""
+    keys = []
+    for name, field in schema.model_fields.items():
+        keys.append(prefix + name)
+        for candidate in _models_in(field.annotation):
+            keys += valid_keys(candidate, f"{prefix}{name}.")
+    return keys
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, Section):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
+def problems(config: dict, schema: type[BaseModel], context: dict | None = None) -> list[tuple[str, str]]:
+    """[(dotted key, what is wrong)] for every key and value the schema refuses; [] when it is valid."""
+    try:
+        schema.model_validate(config, context=context or {})
+    except ValidationError as error:
+        keys = valid_keys(schema)
+        found = []
+        for item in error.errors():
+            key = ".".join(str(part) for part in item["loc"] if _is_key(part))
+            if item["type"] == "extra_forbidden":
+                found.append((key, "unknown key" + _closest_key(key, keys)))
+            else:
+                found.append((key, item["msg"].removeprefix("Value error, ")))
+        return list(dict.fromkeys(found))
+    return []
+
+
+def _is_key(part) -> bool:
+    """Config keys and list positions, not the union-branch tags pydantic puts in an error's location."""
+    return isinstance(part, int) or (part.islower() and "[" not in part and part not in ("str", "int", "float",
+                                                                                         "bool", "list", "dict"))
+
+
+def _closest_key(key: str, keys: list[str]) -> str:
+    parent = key.rpartition(".")[0]
+    siblings = [k for k in keys if k.rpartition(".")[0] == parent]
+    match = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6) or difflib.get_close_matches(key, keys, n=1)
+    return f"; did you mean {match[0]}?" if match else ""

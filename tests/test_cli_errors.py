@@ -1,0 +1,63 @@
+"""Every mistake a user makes every day ends in one line (traceback only with --debug), never wrong data."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core.config import get
+from pipeline.cli import store_path
+from tests.conftest import tiny_config, write_image_folder
+from tests.test_cli import ROOT, pipeline_command, run_cli
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr
+    return lines[-1]
+
+
+def test_a_read_only_run_root_is_one_line(tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=1, per_class=1)
+    config = tiny_config(tmp_path, data, run={"root": "/sys/pssl_read_only"})
+    result = run_cli(pipeline_command(config, tmp_path, "index"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert one_error_line(result) == "error: Operation not permitted: /sys/pssl_read_only"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=1, per_class=1)
+    config = tiny_config(tmp_path, data, run={"root": "/sys/pssl_read_only"})
+    result = run_cli(pipeline_command(config, tmp_path, "index") + ["--debug"])
+    assert result.returncode == 1 and "Traceback" in result.stderr and "PermissionError" in result.stderr
+
+
+def test_a_classifier_that_cannot_load_is_one_line_without_retry_advice(tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=1, per_class=2)
+    config = tiny_config(tmp_path, data, ray={"workers": 1, "temp_dir": "/tmp/ray_pssl_errors"})
+    config["explain"]["models"] = [{"arch": "tiny_cnn", "name": "cnn_a", "classes": 10,
+                                    "weights": str(tmp_path / "missing.pt")}]
+    result = run_cli(pipeline_command(config, tmp_path, "generate-labels"))
+    line = one_error_line(result)
+    assert result.returncode == 1 and line == f"error: weights file not found: {tmp_path / 'missing.pt'}"
+    assert "re-run" not in result.stderr
+
+
+def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=2, per_class=4)
+    config = tiny_config(tmp_path, data, ray={"workers": 1, "temp_dir": "/tmp/ray_pssl_errors"})
+    store = store_path(config)
+    process = subprocess.Popen(pipeline_command(config, tmp_path, "generate-labels"), cwd=ROOT, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (store / "progress" / "index").exists():
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines[-1] == "interrupted; re-run the same command to resume" and "Traceback" not in stderr
+    assert get(config, "run.name") in str(store)

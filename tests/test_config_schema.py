@@ -1,0 +1,82 @@
+"""Strict configs: every key and value is checked before any work, and a mistake is one line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.config import ConfigError, load_config
+from core.schema import FinetuneConfig, PipelineConfig, PretrainConfig
+from pipeline.cli import config_context
+from training.models import MODELS
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_OF = {"sample.yaml": PipelineConfig, "imagenet.yaml": PipelineConfig}
+SCHEMA_OF.update({p.name: PretrainConfig for p in (ROOT / "conf").glob("pretrain_*.yaml")})
+SCHEMA_OF.update({p.name: FinetuneConfig for p in (ROOT / "conf").glob("finetune_voc_*.yaml")})
+CONTEXT = {**config_context(), "seg_models": MODELS}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMA_OF))
+def test_every_shipped_config_is_valid(name):
+    load_config(ROOT / "conf" / name, schema=SCHEMA_OF[name], context=CONTEXT)
+
+
+def test_the_project_ships_no_command_config_without_a_schema():
+    others = {"bench.yaml", "known_answer.yaml", "known_answer_report.yaml"}  # read by benchmarks/ only
+    assert {p.name for p in (ROOT / "conf").glob("*.yaml")} == set(SCHEMA_OF) | others
+
+
+@pytest.mark.parametrize("override, message", [
+    ("fuse.fg_treshold=0.9", "fuse.fg_treshold: unknown key; did you mean fuse.fg_threshold?"),
+    ("explain.modelz=[x]", "explain.modelz: unknown key; did you mean explain.models?"),
+    ("fuse.fg_threshold=2", "fuse.fg_threshold: Input should be less than or equal to 1"),
+    ("store.shard_size=0", "store.shard_size: Input should be greater than 0"),
+    ("store.map_size=-1", "store.map_size: Input should be greater than 0"),
+    ("explain.models=[resnet5]", "explain.models: unknown arch 'resnet5'"),
+    ("explain.explainers={gradcam: {}}", "unknown explainer 'gradcam' (did you mean 'grad_cam'?)"),
+    ("explain.explainers.lime.sample=3", "lime: unknown parameter 'sample' (did you mean 'samples'?)"),
+    ("fuse.bg_threshold=0.5", "fuse: needs bg_threshold < fg_threshold"),
+])
+def test_a_bad_override_names_the_key(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(ROOT / "conf" / "sample.yaml", [override], schema=PipelineConfig, context=CONTEXT)
+    assert message in str(error.value) and f"(override {override})" in str(error.value)
+
+
+def test_a_misspelt_key_in_a_training_yaml_names_the_file(tmp_path):
+    config = yaml.safe_load((ROOT / "conf" / "pretrain_sample.yaml").read_text())
+    config["train"]["learning_rate"] = config["train"].pop("lr")
+    path = tmp_path / "pretrain.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"train.learning_rate: unknown key.* \(in .*pretrain.yaml\)"):
+        load_config(path, schema=PretrainConfig, context=CONTEXT)
+
+
+def test_the_cli_refuses_a_misspelt_yaml_key_in_seconds_before_any_work(tmp_path):
+    config = yaml.safe_load((ROOT / "conf" / "sample.yaml").read_text())
+    config["run"]["root"] = str(tmp_path / "runs")
+    config["fuse"]["fg_treshold"] = 0.9
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pipeline", "generate-labels", "--config", str(path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "fuse.fg_treshold: unknown key; did you mean fuse.fg_threshold?" in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing written, Ray never started
+    assert seconds < 30, f"refusing a bad key took {seconds:.1f} s"
+
+
+def test_the_training_cli_refuses_a_bad_value(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training", "pretrain", "--config", "conf/pretrain_sample.yaml",
+                             f"run.out_dir={tmp_path / 'out'}", "train.lr=-1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "train.lr: Input should be greater than 0 (override train.lr=-1)" in result.stderr
+    assert not (tmp_path / "out").exists()
