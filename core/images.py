@@ -5,6 +5,7 @@ unreadable, truncated, tiny and decompression-bomb files raise BadImage with the
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise BadImage(f"refused: {error}") from None
     except FileNotFoundError:
+        if Path(path).is_symlink():
+            raise BadImage(f"broken symbolic link to {os.readlink(path)}") from None
         raise BadImage("file not found") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise BadImage(f"unreadable: {type(error).__name__}: {error}") from None

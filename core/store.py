@@ -22,6 +22,7 @@ import importlib.metadata
 from pathlib import Path
 
 import numpy as np
+import yaml
 import zarr
 
 from core.errors import PsslError
@@ -152,16 +153,27 @@ def open_store(path: str | Path, mode: str = "r+") -> zarr.Group:
 
 
 def create_store(path: str | Path, config: dict) -> zarr.Group:
+    """Open or create the store; `config` is recorded only when it is created (see record_config)."""
     group = zarr.open_group(str(path), mode="a", use_consolidated=False)
     if "created" not in group.attrs:
         group.attrs.update(
             {
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                 "versions": package_versions(),
+                "config": config,
             }
         )
-    group.attrs["config"] = config
     return group
+
+
+def record_config(group: zarr.Group, path: str | Path, config: dict) -> None:
+    """The config a stage was accepted with, in the store and as config.yaml beside it.
+
+    Called by a stage only after its checks against the store pass, so a refused run leaves both
+    describing what the store holds.
+    """
+    group.attrs["config"] = config
+    (Path(path).parent / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def n_images(group: zarr.Group) -> int:

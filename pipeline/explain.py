@@ -21,11 +21,13 @@ import torch.nn.functional as F
 import zarr
 
 from core.config import ConfigError, get
-from core.images import load_rgb
-from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS,
-                        INDEX_TARGET, STATUS_OK, UNKNOWN_CLASS, StoreError, data_root, done_shards, map_size, mark_done,
-                        n_images, open_store, prediction_name, q99_name, require_array, saliency_name, scale_name,
-                        score_name, shard_count, shard_size, shard_slice, top1_name, write_layout)
+from core.errors import PsslError
+from core.images import BadImage, load_rgb
+from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_KEY, INDEX_PATH,
+                        INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, STATUS_BAD, STATUS_OK, UNKNOWN_CLASS, StoreError,
+                        data_root, done_shards, map_size, mark_done, n_images, open_store, prediction_name, q99_name,
+                        record_config, require_array, saliency_name, scale_name, score_name, shard_count, shard_size,
+                        shard_slice, top1_name, write_layout)
 from explainers import EXPLAINERS, create_explainer
 from pipeline.classifiers import load_classifier, normalize_spec
 from pipeline.fuse_kernel import q99_of_maps
@@ -88,14 +90,24 @@ class ModelWorker:
         return self.classifier
 
     def _load(self, shard: int) -> tuple[slice, np.ndarray, list[tuple[int, torch.Tensor]]]:
-        """The shard's rows, its ok rows, and their images decoded once, resized and batched."""
+        """The shard's rows, its ok rows, and their images decoded once, resized and batched.
+
+        An image that vanished or broke since indexing is left out (its maps stay zero) and kept in
+        `self.lost` for the driver to record as bad, so the rest of its shard is still explained.
+        """
         selection = shard_slice(shard, self.k, self.n)
-        ok = np.flatnonzero(self.group[INDEX_STATUS][selection] == STATUS_OK)
         paths = self.group[INDEX_PATH][selection]
-        rgbs = [load_rgb(self.root / paths[i], min_side=1) for i in ok]
+        ok, rgbs, self.lost = [], [], []
+        for i in np.flatnonzero(self.group[INDEX_STATUS][selection] == STATUS_OK):
+            try:
+                rgbs.append(load_rgb(self.root / paths[i], min_side=1))
+                ok.append(i)
+            except BadImage as error:
+                self.lost.append((selection.start + int(i), f"since indexing: {error}"))
         size = self.classifier.input_size
-        return selection, ok, [(start, resize_batch(rgbs[start:start + self.batch_size], size, self.device))
-                               for start in range(0, len(rgbs), self.batch_size)]
+        return selection, np.array(ok, int), [
+            (start, resize_batch(rgbs[start:start + self.batch_size], size, self.device))
+            for start in range(0, len(rgbs), self.batch_size)]
 
     @torch.no_grad()  # not inference_mode: a model loaded here is reused by explainers that need autograd
     def _score(self, model: str, selection: slice, ok: np.ndarray, batches: list) -> None:
@@ -117,13 +129,14 @@ class ModelWorker:
             probs[known] = 0
             self.group[prediction_name(model)][selection] = probs.astype(np.float16)
 
-    def classify(self, model: str, shard: int) -> int:
+    def classify(self, model: str, shard: int) -> list[tuple[int, str]]:
+        """Write the shard's scores; returns the (row, reason) of images lost since indexing."""
         self._use(model)
         selection, ok, batches = self._load(shard)
         self._score(model, selection, ok, batches)
-        return len(ok)
+        return self.lost
 
-    def explain(self, model: str, shard: int, score: bool = False) -> int:
+    def explain(self, model: str, shard: int, score: bool = False) -> list[tuple[int, str]]:
         """Run every explainer on the shard's targets; with `score`, also write the scores (one decode)."""
         net = self._use(model).net
         selection, ok, batches = self._load(shard)
@@ -142,14 +155,15 @@ class ModelWorker:
             self.group[saliency_name(model, explainer_name)][selection] = maps
             self.group[scale_name(model, explainer_name)][selection] = scales
             self.group[q99_name(model, explainer_name)][selection] = q99_of_maps(maps)
-        return len(ok)
+        return self.lost
 
-    def classify_and_explain(self, model: str, shard: int) -> int:
+    def classify_and_explain(self, model: str, shard: int) -> list[tuple[int, str]]:
         return self.explain(model, shard, score=True)
 
 
 def run_on_pool(actors: list, method: str, work: list[tuple[str, int]], on_done, in_flight_per_actor: int = 2) -> list:
-    """Keep every actor busy with (model, shard) items; returns [(model, shard, error)] that failed for good."""
+    """Keep every actor busy with (model, shard) items, calling on_done(model, shard, result) as each
+    returns; returns [(model, shard, error)] that failed for good."""
     queue, running, failures = list(work), {}, []
 
     def submit(actor):
@@ -164,8 +178,8 @@ def run_on_pool(actors: list, method: str, work: list[tuple[str, int]], on_done,
         (ref,), _ = ray.wait(list(running), num_returns=1)
         item, actor = running.pop(ref)
         try:
-            ray.get(ref)
-            on_done(*item)
+            result = ray.get(ref)
+            on_done(*item, result)
         except ray.exceptions.RayError as error:
             failures.append((*item, error))
         submit(actor)
@@ -186,6 +200,7 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     unknown = bool(np.any((group[INDEX_CLASS_ID][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
     for model in specs:
         _require_model_arrays(group, model, list(explainer_specs), n, size, unknown, num_classes)
+    record_config(group, store_path, config)
     images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
     # Known classes need no ensemble vote: one pass decodes each image once and writes scores and maps.
     # Unknown ones need every model's probabilities first: classify all, resolve targets, then explain.
@@ -198,9 +213,12 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
                for stage, _ in passes}
     actors = _start_actors(config, store_path, specs, explainer_specs, num_classes, max(map(len, pending.values())))
 
+    lost: dict[int, str] = {}
+
     def on_done(stage):
-        def mark(model, shard):
+        def mark(model, shard, lost_images):
             mark_done(group, stage, model, shard)
+            lost.update(lost_images)
             progress.update(int(images_per_shard[shard]))
         return mark
 
@@ -211,6 +229,7 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
             progress.set_description(stage)
             progress.update(int(images_per_shard.sum()) * len(specs) - sum(images_per_shard[s] for _, s in pending[stage]))
             failures = run_on_pool(actors, method, pending[stage], on_done(stage))
+            _record_lost(group, lost)
             if failures:
                 break
             if stage == CLASSIFY_STAGE:
@@ -219,9 +238,22 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
         for actor in actors:
             ray.kill(actor)
     if failures:
+        for *_, error in failures:  # a config or input mistake fails every retry the same way: say it alone
+            if isinstance(error, ray.exceptions.RayTaskError) and isinstance(error.cause, PsslError):
+                raise error.cause
         lines = "; ".join(f"{model} shard {shard}: {type(error).__name__}: {error}" for model, shard, error in failures[:3])
         raise StageError(f"{len(failures)} shard(s) failed ({lines}); re-run the same command to retry them")
     return group
+
+
+def _record_lost(group: zarr.Group, lost: dict[int, str]) -> None:
+    """Images that vanished or broke after indexing become bad, with the reason (driver-only write)."""
+    if lost:
+        rows = np.array(sorted(lost))
+        status, errors = group[INDEX_STATUS][:], group[INDEX_ERROR][:]
+        status[rows] = STATUS_BAD
+        errors[rows] = [lost[row] for row in rows]
+        group[INDEX_STATUS][:], group[INDEX_ERROR][:] = status, errors
 
 
 def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,

@@ -28,8 +28,8 @@ from core.config import ConfigError, get
 from core.images import image_at_map_size
 from core.store import (BACKGROUND, CONSENSUS, EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS,
                         MASK, STATUS_OK, WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done, n_images,
-                        open_store, progress_name, q99_name, read_flags, require_array, saliency_name, score_name,
-                        shard_count, shard_size, store_explainers, store_models, write_layout)
+                        open_store, progress_name, q99_name, read_flags, record_config, require_array, saliency_name,
+                        score_name, shard_count, shard_size, store_explainers, store_models, write_layout)
 from pipeline.fuse_kernel import as_bits, fuse_pixels, normalise_rows, q99_of_maps
 from pipeline.fuse_rules import REFINEMENTS, THRESHOLD_RULES, crf_consensus, image_thresholds, smooth_maps
 
@@ -246,22 +246,29 @@ def _runs(shards: list[int], limit: int) -> list[tuple[int, int]]:
     return runs
 
 
-def _check_previous(group: zarr.Group, settings: dict, n_shards: int) -> None:
-    """Refuse a changed fuse config unless overwrite is set; with overwrite, forget the old labels."""
+def check_accepted(config: dict, group: zarr.Group) -> bool:
+    """Refuse a fuse config that differs from the one the store was fused with, unless fuse.overwrite
+    is set; True when the old labels are to be replaced. Writes nothing, so it can run before any stage."""
+    settings = resolve_config(config, group)
     previous = fuse_settings(group)
     wanted = {k: settings[k] for k in LABEL_KEYS}
     if not previous:
-        return
+        return False
     old = {k: previous.get(k) for k in LABEL_KEYS}
     if old == wanted:
-        return
+        return False
     if not settings["overwrite"]:
         changed = {k: (old[k], wanted[k]) for k in LABEL_KEYS if old[k] != wanted[k]}
         raise FuseConfigError(f"store was fused with another fuse config (changed: {changed}); "
                               "set fuse.overwrite=true to replace its labels, or use a new run")
+    return True
+
+
+def _forget_labels(group: zarr.Group, settings: dict, n_shards: int) -> None:
+    """Before an accepted overwrite: every fuse flag off, and the consensus gone if no longer wanted."""
     if progress_name(FUSE_STAGE, FUSE_KEY) in group:
         group[progress_name(FUSE_STAGE, FUSE_KEY)][:] = np.zeros(n_shards, bool)
-    if not wanted["write_consensus"] and CONSENSUS in group:
+    if not settings["write_consensus"] and CONSENSUS in group:
         del group[CONSENSUS]
 
 
@@ -295,9 +302,11 @@ def run(config: dict, store_path: str | Path) -> dict:
             if score_name(model) not in group:
                 raise StoreError(f"fuse.weight_by_probability: {score_name(model)} is missing from {store_path}")
 
-    _check_previous(group, settings, n_shards)
+    if check_accepted(config, group):
+        _forget_labels(group, settings, n_shards)
     outputs = _output_arrays(group, n, s, settings["write_consensus"])
     write_layout(group, fuse={key: settings[key] for key in LABEL_KEYS})
+    record_config(group, store_path, config)
 
     done = done_shards(group, FUSE_STAGE, FUSE_KEY, n_shards)
     explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards) for m in models])

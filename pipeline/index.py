@@ -15,8 +15,8 @@ from core.config import get
 from core.images import DEFAULT_MAX_PIXELS, BadImage, load_rgb
 from core.store import (INDEX_CLASS_ID, INDEX_CLASS_SOURCE, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH,
                         INDEX_STAGE, INDEX_STATUS, INDEX_WIDTH, STATUS_BAD, STATUS_OK, create_index_arrays,
-                        create_store, done_shards, is_indexed, mark_done, n_images, shard_count, shard_slice,
-                        write_layout)
+                        create_store, done_shards, is_indexed, mark_done, n_images, record_config, shard_count,
+                        shard_slice, write_layout)
 from pipeline.sources import DatasetError, Listing, enumerate_images
 
 
@@ -40,6 +40,7 @@ def run(config: dict, store_path: Path, progress, listing: Listing | None = None
     n, k = len(paths), int(get(config, "store.shard_size"))
     group = create_store(store_path, config)
     _require_index_arrays(group, listing, k, int(get(config, "store.map_size")))
+    record_config(group, store_path, config)
     n_shards = shard_count(n, k)
     pending = [s for s, done in enumerate(done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards)) if not done]
     min_side = int(get(config, "data.min_side", 16))
