@@ -244,7 +244,7 @@ class EvalSection(Section):
     size_divisor: PositiveInt = 32
     num_samples: NonNegativeInt = 8
     workers: NonNegativeInt = 0
-    progress_every: PositiveInt = 200
+    progress_every: NonNegativeInt = 200  # 0 = no progress lines
 
 
 class FinetuneConfig(Section):

@@ -13,6 +13,7 @@ from core.config import get, load_config
 from core.errors import run_cli
 from core.schema import PipelineConfig
 from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, open_store
+from core.store_lock import store_lock
 from pipeline.sources import enumerate_images
 
 def config_context() -> dict:
@@ -35,11 +36,16 @@ def _progress_bar() -> tqdm:
 
 
 def run_stages(config: dict, stages: list[str]) -> Path:
+    path = store_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with store_lock(path):
+        return _run_locked(config, stages, path)
+
+
+def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
     from pipeline import explain, index
     from pipeline.ray_runtime import ray_session
 
-    path = store_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages else None  # fail before Ray starts
     if FUSE_STAGE in stages and INDEX_STAGE in stages:
@@ -102,8 +108,9 @@ def _export_paddleseg(args: argparse.Namespace) -> int:
 def _import_paddleseg(args: argparse.Namespace) -> int:
     from pipeline import paddleseg_format
 
-    summary = paddleseg_format.import_released(args.root, args.store, imagenet_root=args.imagenet_root,
-                                               map_size=args.map_size, shard_size=args.shard_size)
+    with store_lock(args.store):
+        summary = paddleseg_format.import_released(args.root, args.store, imagenet_root=args.imagenet_root,
+                                                   map_size=args.map_size, shard_size=args.shard_size)
     print(f"imported into {args.store}: {summary}")
     return 0
 
