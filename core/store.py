@@ -119,8 +119,8 @@ def flag_covers(stage: str, key: str) -> tuple[str, ...]:
         return tuple(name for name in INDEX_SCHEMA if name != INDEX_TARGET)
     if stage == CLASSIFY_STAGE:
         return (f"scores/{key}/", prediction_name(key))
-    if stage == EXPLAIN_STAGE:
-        return (f"saliency/{key}/", INDEX_TARGET)
+    if stage == EXPLAIN_STAGE:  # scores too: a known-class run writes them in the explain pass
+        return (f"saliency/{key}/", f"scores/{key}/", INDEX_TARGET)
     if stage == FUSE_STAGE:
         return (LABELS_PREFIX,)
     return ()
@@ -251,6 +251,16 @@ def create_index_arrays(group: zarr.Group, n: int, overwrite: bool = False) -> d
     return {name: group.create_array(name, shape=(n,), dtype=dtype, chunks=(k,), fill_value=fill, overwrite=True)
             if overwrite else require_array(group, name, (n,), dtype, fill_value=fill)
             for name, (dtype, fill) in INDEX_SCHEMA.items()}
+
+
+def mark_bad(group: zarr.Group, reasons: dict[int, str]) -> None:
+    """Record images as bad input with their reasons (driver-only: the index arrays have one writer)."""
+    if reasons:
+        rows = np.array(sorted(reasons))
+        status, errors = group[INDEX_STATUS][:], group[INDEX_ERROR][:]
+        status[rows] = STATUS_BAD
+        errors[rows] = [reasons[row] for row in rows]
+        group[INDEX_STATUS][:], group[INDEX_ERROR][:] = status, errors
 
 
 def done_shards(group: zarr.Group, stage: str, key: str, n_shards: int) -> np.ndarray:

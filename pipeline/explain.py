@@ -23,11 +23,12 @@ import zarr
 from core.config import ConfigError, get
 from core.errors import PsslError
 from core.images import BadImage, load_rgb
-from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_KEY, INDEX_PATH,
-                        INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, STATUS_BAD, STATUS_OK, UNKNOWN_CLASS, StoreError,
-                        data_root, done_shards, map_size, mark_done, n_images, open_store, prediction_name, q99_name,
-                        record_config, require_array, saliency_name, scale_name, score_name, shard_count, shard_size,
-                        shard_slice, top1_name, write_layout)
+from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_KEY, INDEX_PATH, INDEX_STAGE,
+                        INDEX_STATUS, INDEX_TARGET, STATUS_OK, UNKNOWN_CLASS, StoreError, data_root, done_shards,
+                        map_size, mark_bad, mark_done, n_images, open_store, prediction_name, q99_name, record_config,
+                        require_array, saliency_name, scale_name, score_name, shard_count, shard_size, shard_slice,
+                        top1_name, write_layout)
+from core.store_check import covered_names, list_arrays, report_redone, unflag_damaged
 from explainers import EXPLAINERS, create_explainer
 from pipeline.classifiers import load_classifier, normalize_spec
 from pipeline.fuse_kernel import q99_of_maps
@@ -206,6 +207,8 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     # Unknown ones need every model's probabilities first: classify all, resolve targets, then explain.
     passes = ([(CLASSIFY_STAGE, "classify"), (EXPLAIN_STAGE, "explain")] if unknown
               else [(EXPLAIN_STAGE, "classify_and_explain")])
+    for model in specs:
+        _redo_damaged(group, store_path, model, k, n)
     if not unknown:
         _resolve_targets(group, list(specs), n, k)
     pending = {stage: [(model, shard) for model in specs
@@ -229,7 +232,7 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
             progress.set_description(stage)
             progress.update(int(images_per_shard.sum()) * len(specs) - sum(images_per_shard[s] for _, s in pending[stage]))
             failures = run_on_pool(actors, method, pending[stage], on_done(stage))
-            _record_lost(group, lost)
+            mark_bad(group, lost)  # images that vanished or broke since indexing
             if failures:
                 break
             if stage == CLASSIFY_STAGE:
@@ -246,14 +249,13 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     return group
 
 
-def _record_lost(group: zarr.Group, lost: dict[int, str]) -> None:
-    """Images that vanished or broke after indexing become bad, with the reason (driver-only write)."""
-    if lost:
-        rows = np.array(sorted(lost))
-        status, errors = group[INDEX_STATUS][:], group[INDEX_ERROR][:]
-        status[rows] = STATUS_BAD
-        errors[rows] = [lost[row] for row in rows]
-        group[INDEX_STATUS][:], group[INDEX_ERROR][:] = status, errors
+def _redo_damaged(group: zarr.Group, store_path: Path, model: str, k: int, n: int) -> None:
+    """A flagged shard whose maps, scores or predictions are missing or damaged is classified and explained
+    again (index/target is left out: it is resolved afresh on every run)."""
+    flags = [(CLASSIFY_STAGE, model), (EXPLAIN_STAGE, model)]
+    arrays = list_arrays(group)
+    names = sorted({name for stage, key in flags for name in covered_names(arrays, stage, key)} - {INDEX_TARGET})
+    report_redone(f"{EXPLAIN_STAGE} {model}", unflag_damaged(store_path, group, flags, names, k, n))
 
 
 def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,

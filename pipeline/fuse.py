@@ -30,6 +30,8 @@ from core.store import (BACKGROUND, CONSENSUS, EXPLAIN_STAGE, FOREGROUND, FUSE_K
                         MASK, STATUS_OK, WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done, n_images,
                         open_store, progress_name, q99_name, read_flags, record_config, require_array, saliency_name,
                         score_name, shard_count, shard_size, store_explainers, store_models, write_layout)
+from core.store_check import (clear_flags, damaged_flagged, damaged_shards, discard_damaged, repair_command,
+                              report_redone)
 from pipeline.fuse_kernel import as_bits, fuse_pixels, normalise_rows, q99_of_maps
 from pipeline.fuse_rules import REFINEMENTS, THRESHOLD_RULES, crf_consensus, image_thresholds, smooth_maps
 
@@ -272,6 +274,18 @@ def _forget_labels(group: zarr.Group, settings: dict, n_shards: int) -> None:
         del group[CONSENSUS]
 
 
+def _refuse_damaged_inputs(group: zarr.Group, store_path: str | Path, members: list[tuple[str, str]],
+                           weighted: bool, todo: list[int], k: int, n: int) -> None:
+    """Maps of a missing or damaged shard would read as zeros and make wrong labels: stop and say how to repair."""
+    names = [f(m, e) for m, e in members for f in (saliency_name, q99_name)]
+    names += [score_name(m) for m in dict.fromkeys(m for m, _ in members)] if weighted else []
+    damaged = {**damaged_shards(store_path, group, names, todo, k, n),
+               **damaged_shards(store_path, group, [INDEX_STATUS], range(shard_count(n, k)), k, n)}
+    if damaged:
+        raise StoreError(f"fuse: {damaged[min(damaged)][0]} ({len(damaged)} damaged shard(s)); "
+                         f"{repair_command(store_path)}")
+
+
 def _output_arrays(group: zarr.Group, n: int, s: int, write_consensus: bool) -> list[zarr.Array]:
     """Create (or reopen) the label arrays.
 
@@ -302,15 +316,24 @@ def run(config: dict, store_path: str | Path) -> dict:
             if score_name(model) not in group:
                 raise StoreError(f"fuse.weight_by_probability: {score_name(model)} is missing from {store_path}")
 
-    if check_accepted(config, group):
+    replace = check_accepted(config, group)
+    damaged = {} if replace else damaged_flagged(store_path, group, [(FUSE_STAGE, FUSE_KEY)],
+                                                 [MASK, WEIGHT, CONSENSUS], k, n)
+    done = np.zeros(n_shards, bool) if replace else read_flags(group, FUSE_STAGE, FUSE_KEY, n_shards)
+    done[list(damaged)] = False
+    explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards) for m in models])
+    todo = [int(i) for i in np.flatnonzero(explained & ~done)]
+    _refuse_damaged_inputs(group, store_path, members, settings["weight_by_probability"], todo, k, n)
+
+    report_redone(FUSE_STAGE, damaged)
+    discard_damaged(store_path, group, [MASK, WEIGHT, CONSENSUS], list(damaged), k, n)
+    clear_flags(group, [(FUSE_STAGE, FUSE_KEY)], list(damaged))
+    if replace:
         _forget_labels(group, settings, n_shards)
     outputs = _output_arrays(group, n, s, settings["write_consensus"])
     write_layout(group, fuse={key: settings[key] for key in LABEL_KEYS})
     record_config(group, store_path, config)
-
-    done = done_shards(group, FUSE_STAGE, FUSE_KEY, n_shards)
-    explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards) for m in models])
-    todo = [int(i) for i in np.flatnonzero(explained & ~done)]
+    done_shards(group, FUSE_STAGE, FUSE_KEY, n_shards)  # creates the flags on a first run
 
     ok = np.asarray(group[INDEX_STATUS][:]) == STATUS_OK
     probabilities = (np.stack([np.asarray(group[score_name(m)][:], np.float32) for m, _ in members])

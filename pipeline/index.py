@@ -15,9 +15,12 @@ from core.config import get
 from core.images import DEFAULT_MAX_PIXELS, BadImage, load_rgb
 from core.store import (INDEX_CLASS_ID, INDEX_CLASS_SOURCE, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH,
                         INDEX_STAGE, INDEX_STATUS, INDEX_WIDTH, STATUS_BAD, STATUS_OK, create_index_arrays,
-                        create_store, done_shards, is_indexed, mark_done, n_images, record_config, shard_count,
-                        shard_slice, write_layout)
+                        create_store, done_shards, is_indexed, mark_bad, mark_done, n_images, record_config,
+                        shard_count, shard_size, shard_slice, write_layout)
+from core.store_check import damaged_shards, report_redone, unflag_damaged
 from pipeline.sources import DatasetError, Listing, enumerate_images
+
+VANISHED = "since indexing: file not found"
 
 
 @ray.remote(num_cpus=1, max_retries=3)
@@ -36,10 +39,12 @@ def validate_images(root: str, paths: list[str], min_side: int, max_pixels: int)
 def run(config: dict, store_path: Path, progress, listing: Listing | None = None) -> zarr.Group:
     """Create or reopen the store and validate the images of shards not yet indexed."""
     listing = listing or enumerate_images(config, store_path.parent)
-    root, paths = listing.root, listing.paths
-    n, k = len(paths), int(get(config, "store.shard_size"))
+    root, k = listing.root, int(get(config, "store.shard_size"))
     group = create_store(store_path, config)
-    _require_index_arrays(group, listing, k, int(get(config, "store.map_size")))
+    if is_indexed(group):
+        _repair(group, store_path, listing)
+    paths = _require_index_arrays(group, listing, k, int(get(config, "store.map_size")))
+    n = len(paths)
     record_config(group, store_path, config)
     n_shards = shard_count(n, k)
     pending = [s for s, done in enumerate(done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards)) if not done]
@@ -65,16 +70,43 @@ def run(config: dict, store_path: Path, progress, listing: Listing | None = None
     return group
 
 
-def _require_index_arrays(group: zarr.Group, listing: Listing, k: int, map_size: int) -> None:
+def _repair(group: zarr.Group, store_path: Path, listing: Listing) -> None:
+    """Damaged index shards: what the listing gives (paths, classes) is rewritten from it, and shards whose
+    validation results are damaged lose their flag, so they are validated again."""
+    n, k = n_images(group), shard_size(group)
+    if n == len(listing.paths):
+        columns = {INDEX_PATH: np.array(listing.paths, dtype=str),
+                   INDEX_CLASS_ID: np.array(listing.class_ids, dtype=np.int16),
+                   INDEX_CLASS_SOURCE: np.array(listing.class_sources, dtype=np.uint8)}
+        damaged = damaged_shards(store_path, group, list(columns), range(shard_count(n, k)), k, n)
+        report_redone(INDEX_STAGE, damaged)
+        for shard in damaged:
+            rows = shard_slice(shard, k, n)
+            for name, values in columns.items():
+                group[name][rows] = values[rows]
+    report_redone(INDEX_STAGE, unflag_damaged(store_path, group, [(INDEX_STAGE, INDEX_KEY)],
+                                              [INDEX_STATUS, INDEX_HEIGHT, INDEX_WIDTH, INDEX_ERROR], k, n))
+
+
+def _require_index_arrays(group: zarr.Group, listing: Listing, k: int, map_size: int) -> list[str]:
+    """Write the index of a new store, or check the listing against an indexed one; returns the store's paths.
+
+    Files that vanished since indexing are recorded as bad (the rest of their shard is kept); any other
+    change of the image list is refused.
+    """
     root, paths = listing.root, listing.paths
     if is_indexed(group):
-        if n_images(group) != len(paths) or list(group[INDEX_PATH][:]) != paths:
+        recorded = [str(p) for p in group[INDEX_PATH][:]]
+        present = set(paths)
+        if recorded != paths and [p for p in recorded if p in present] != paths:
             raise DatasetError(f"the images under {root} changed since this store was indexed; "
                                "use a new run name (run.name=...)")
-        return
+        mark_bad(group, {i: VANISHED for i, p in enumerate(recorded) if p not in present})
+        return recorded
     write_layout(group, data_root=str(root.resolve()), shard_size=k, map_size=map_size, classes=listing.classes)
     arrays = create_index_arrays(group, len(paths), overwrite=True)
     arrays[INDEX_PATH][:] = np.array(paths, dtype=str)
     arrays[INDEX_CLASS_ID][:] = np.array(listing.class_ids, dtype=np.int16)
     arrays[INDEX_CLASS_SOURCE][:] = np.array(listing.class_sources, dtype=np.uint8)
     write_layout(group, index_written=True)
+    return paths

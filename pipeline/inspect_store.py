@@ -16,7 +16,7 @@ from core.store import (CLASS_SOURCES, CONSENSUS, FOREGROUND, IGNORE, INDEX_CLAS
                         fused_members, is_progress_flag, labelled_images, map_size, n_images, open_store, saliency_name,
                         shard_count, shard_size, store_explainers, store_models)
 from pipeline.pictures import contact_sheet, overlay_sheet
-from pipeline.verify import list_arrays, storage_files
+from core.store_check import list_arrays, storage_files
 
 MAX_BAD_LISTED = 20
 CONTACT_IMAGES = 48
@@ -134,18 +134,29 @@ def summarize(store_path: str | Path) -> str:
            "", "arrays"]
     out += ["  " + line for line in array_table(root, arrays)]
     out += ["", "completion"] + ["  " + line for line in completion(root, group, arrays, n_shards, n)]
-    out += ["", "inputs"] + ["  " + line for line in [class_id_sources(group)] + bad_inputs(group)]
-    stats = label_statistics(group)
-    out += ["", "labels"]
-    if stats is None:
-        out.append("  not fused yet")
-    else:
-        out += [f"  fuse config: {fuse_settings(group)}",
-                f"  over {stats['images']} fused images with status ok:",
-                f"  foreground {stats['foreground_fraction']:.1%}, ignore {stats['ignore_fraction']:.1%}, "
-                f"mean weight over non-ignore {stats['mean_weight_decided']:.3f}",
-                f"  consensus stored: {'yes' if CONSENSUS in group else 'no'}"]
+    out += ["", "inputs"] + ["  " + line for line in _readable(lambda: [class_id_sources(group)] + bad_inputs(group))]
+    out += ["", "labels"] + ["  " + line for line in _readable(lambda: label_lines(group))]
     return "\n".join(out)
+
+
+def label_lines(group: zarr.Group) -> list[str]:
+    stats = label_statistics(group)
+    if stats is None:
+        return ["not fused yet"]
+    return [f"fuse config: {fuse_settings(group)}",
+            f"over {stats['images']} fused images with status ok:",
+            f"foreground {stats['foreground_fraction']:.1%}, ignore {stats['ignore_fraction']:.1%}, "
+            f"mean weight over non-ignore {stats['mean_weight_decided']:.3f}",
+            f"consensus stored: {'yes' if CONSENSUS in group else 'no'}"]
+
+
+def _readable(lines) -> list[str]:
+    """A section of the report, or one line saying it could not be read: a damaged store is reported, not raised."""
+    try:
+        return lines()
+    except Exception as error:  # noqa: BLE001 - any codec failure of a damaged shard
+        return [f"unreadable: {type(error).__name__}: {' '.join(str(error).split())[:200]} "
+                "(`inspect --verify` names the damaged shards)"]
 
 
 def write_pictures(store_path: str | Path, out_dir: str | Path | None = None, overlay: list[int] = (),

@@ -5,6 +5,7 @@ from PIL import Image
 
 from core.store import (EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_PATH, INDEX_STATUS, MASK, WEIGHT,
                         mark_done, open_store, progress_name, saliency_name)
+from core.store_check import list_arrays
 from pipeline import fuse, inspect_store, verify
 from pipeline.synthetic_store import make_synthetic_store
 
@@ -43,7 +44,7 @@ def test_summary_of_unfused_store(tmp_path):
 
 
 def test_compression_ratio_counts_written_shards(fused_store):
-    lines = inspect_store.array_table(fused_store, verify.list_arrays(open_store(fused_store)))
+    lines = inspect_store.array_table(fused_store, list_arrays(open_store(fused_store)))
     mask_line = next(line for line in lines if line.startswith(f"{MASK} "))
     on_disk, _ = inspect_store.stored_bytes(fused_store, MASK)
     assert float(mask_line.split()[-1]) == pytest.approx(10 * 16 * 16 / on_disk, abs=0.05)
@@ -80,7 +81,10 @@ def test_verify_names_a_truncated_shard_file(fused_store):
     data = shard_file.read_bytes()
     shard_file.write_bytes(data[: len(data) // 2])
     problems = verify.verify_store(fused_store)
-    assert len(problems) == 1 and problems[0].startswith(f"{MASK}: shard 2: cannot decode")
+    assert problems == [f"{MASK}: shard 2: file {MASK}/c/2/0/0 is damaged "
+                        "(shard index checksum mismatch (truncated or overwritten))"]
+    full = verify.verify_store(fused_store, full=True)
+    assert len(full) == 1 and full[0].startswith(f"{MASK}: shard 2: cannot decode")
 
 
 def test_verify_checks_only_flagged_shards(tmp_path):

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 
 from core.store import (BACKGROUND, FOREGROUND, INDEX_PATH, INDEX_STATUS, INDEX_TARGET, MASK, STATUS_OK, WEIGHT,
-                        WEIGHT_SCALE, StoreError, class_names, fused_images, open_store)
+                        WEIGHT_SCALE, StoreError, class_names, fused_images, n_images, open_store, shard_count,
+                        shard_size)
+from core.store_check import damaged_shards, repair_command
 from core.store import data_root as recorded_data_root
 from training.datasets.base import AugmentedSegmentationDataset, DataError, check_files_exist, load_image_tensor
 from training.datasets.transforms import resize_label_weight
@@ -42,6 +44,8 @@ class PsslStoreDataset(AugmentedSegmentationDataset):
             raise DataError(f"store {self.store_path} does not say where its images are "
                             "(no 'data_root' attribute); set data.root=<directory>")
         self.data_root = Path(root)
+        n, k = n_images(group), shard_size(group)
+        self._refuse_damaged(group, [INDEX_STATUS, INDEX_TARGET, INDEX_PATH], range(shard_count(n, k)), k, n)
         status = np.asarray(group[INDEX_STATUS][:])
         target = np.asarray(group[INDEX_TARGET][:], dtype=np.int64)
         ok = status == STATUS_OK
@@ -54,6 +58,7 @@ class PsslStoreDataset(AugmentedSegmentationDataset):
                         "status not ok": int((fused & ~ok).sum()),
                         "no target class": int((fused & ok & ~has_target).sum())}
         usable = fused & ok & has_target
+        self._refuse_damaged(group, [MASK, WEIGHT], np.unique(np.flatnonzero(usable) // k), k, n)
         self._check_classes(group, target[usable], num_classes)
         self.rows = np.nonzero(usable)[0]
         if len(self.rows) == 0:
@@ -64,6 +69,13 @@ class PsslStoreDataset(AugmentedSegmentationDataset):
         if check_files:
             check_files_exist([self.data_root / p for p in self.paths], "image file")
         self._arrays = None  # opened lazily in each DataLoader worker
+
+    def _refuse_damaged(self, group, names: list[str], shards, k: int, n: int) -> None:
+        """A missing label shard would read as all-ignore and train on nothing: refuse, naming the shard."""
+        damaged = damaged_shards(self.store_path, group, names, shards, k, n)
+        if damaged:
+            raise DataError(f"store {self.store_path}: {damaged[min(damaged)][0]} ({len(damaged)} damaged "
+                            f"shard(s)); {repair_command(self.store_path)}")
 
     def _check_classes(self, group, targets: np.ndarray, num_classes: int) -> None:
         classes = class_names(group)
