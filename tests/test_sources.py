@@ -1,7 +1,6 @@
 """Class ids of an ImageFolder tree: ImageNet WordNet ids get their standard id, never their position."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from tqdm import tqdm
 
