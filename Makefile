@@ -18,7 +18,8 @@ PARITY_STAMP := $(PARITY_VENV)/.installed-$(shell cksum < $(PARITY_REQUIREMENTS)
 PARITY_DIR ?= runs/parity
 
 export RAY_USAGE_STATS_ENABLED := 0
-export RAY_AUTH_MODE := disabled
+# RAY_AUTH_MODE / RAY_AUTH_TOKEN come from your environment, so `ARGS="ray.address=..."` can join a
+# cluster that uses token auth; a local run (no ray.address) defaults to disabled (pipeline/ray_runtime.py).
 export PYTHONHASHSEED := 0
 
 .PHONY: venv generate-labels explain fuse inspect label-quality pretrain finetune-voc eval-voc bench test test-all test-parity
