@@ -6,10 +6,11 @@ import subprocess
 import sys
 import time
 
-from core.config import get
+from core.store import INDEX_KEY, INDEX_STAGE, progress_name
 from pipeline.cli import store_path
-from tests.conftest import tiny_config, write_image_folder
-from tests.test_cli import ROOT, pipeline_command, run_cli
+from tests.helpers.cli import ROOT, pipeline_command, run_cli
+from tests.helpers.images import write_image_folder
+from tests.helpers.pipeline import tiny_config
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -51,7 +52,7 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
     process = subprocess.Popen(pipeline_command(config, tmp_path, "generate-labels"), cwd=ROOT, text=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (store / "progress" / "index").exists():
+    while time.monotonic() < deadline and not (store / progress_name(INDEX_STAGE, INDEX_KEY)).exists():
         time.sleep(0.05)
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
@@ -59,4 +60,3 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
     assert process.returncode == 130, stderr
     lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert lines[-1] == "interrupted; re-run the same command to resume" and "Traceback" not in stderr
-    assert get(config, "run.name") in str(store)

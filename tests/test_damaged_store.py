@@ -9,24 +9,15 @@ from tqdm import tqdm
 
 from core.store import INDEX_PATH, INDEX_STATUS, MASK, WEIGHT, open_store, saliency_name
 from core.store_check import list_arrays, storage_files
-from pipeline import explain, fuse, index
+from pipeline import index
 from pipeline.cli import store_path
-from tests.conftest import tiny_config, write_image_folder
-from tests.test_cli import pipeline_command, run_cli
+from tests.helpers.cli import pipeline_command, run_cli
+from tests.helpers.images import write_image_folder
+from tests.helpers.pipeline import generate_labels, tiny_config
 from training.datasets.base import DataError
 from training.datasets.pssl_store import PsslStoreDataset
 
 FUSE = {"fg_threshold": 0.4, "bg_threshold": 0.2, "num_workers": 1}
-
-
-def generate_labels(config: dict):
-    path = store_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tqdm(disable=True) as progress:
-        index.run(config, path, progress)
-        explain.run(config, path, progress)
-    fuse.run(config, path)
-    return open_store(path)
 
 
 def shard_file(store, name: str, shard: int):

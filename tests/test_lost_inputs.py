@@ -9,8 +9,8 @@ from core.store import (EXPLAIN_STAGE, IGNORE, INDEX_ERROR, INDEX_PATH, INDEX_ST
 from core.store_check import list_arrays
 from pipeline import explain, fuse, index
 from pipeline.cli import store_path
-from tests.conftest import tiny_config, write_image_folder
-from tests.test_damaged_store import generate_labels
+from tests.helpers.images import write_image_folder
+from tests.helpers.pipeline import generate_labels, tiny_config
 
 
 def test_broken_link_and_vanished_file_are_bad_and_the_shard_is_still_explained(ray_local, tmp_path):

@@ -19,8 +19,9 @@ import yaml
 
 from core.store import FUSE_KEY, FUSE_STAGE, open_store, progress_name
 from pipeline.cli import store_path
-from tests.conftest import tiny_config, write_image_folder
-from tests.test_cli import ROOT
+from tests.helpers.cli import ROOT
+from tests.helpers.images import write_image_folder
+from tests.helpers.pipeline import tiny_config
 
 RAY = Path(sys.executable).with_name("ray")
 

@@ -12,8 +12,7 @@ import pytest
 from core.store import MASK, open_store
 from core.store_lock import StoreLocked, lock_path, store_lock
 from pipeline.synthetic_store import make_synthetic_store
-from tests.test_cli import pipeline_command, run_cli
-from tests.test_recorded_config import fuse_config
+from tests.helpers.cli import fuse_only_config, pipeline_command, run_cli
 
 
 def hold_lock(store, process: psutil.Process) -> None:
@@ -27,7 +26,7 @@ def test_a_second_run_on_the_same_store_stops_at_once(tmp_path):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
         hold_lock(store, psutil.Process(other.pid))
-        result = run_cli(pipeline_command(fuse_config(store, 0.5), tmp_path, "fuse"))
+        result = run_cli(pipeline_command(fuse_only_config(store, 0.5), tmp_path, "fuse"))
         assert result.returncode == 1 and result.stderr.count("\n") == 1
         assert f"is in use by pid {other.pid} on {socket.gethostname()}" in result.stderr
         assert MASK not in open_store(store)  # nothing was fused
@@ -44,7 +43,7 @@ def test_a_stale_lock_is_taken_over_with_a_message(tmp_path):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     lock_path(store).write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "started": 1.0}))
-    result = run_cli(pipeline_command(fuse_config(store, 0.5), tmp_path, "fuse"))
+    result = run_cli(pipeline_command(fuse_only_config(store, 0.5), tmp_path, "fuse"))
     assert result.returncode == 0, result.stderr
     assert f"taking over the stale lock {lock_path(store)} (pid {gone.pid}" in result.stderr
     assert (open_store(store)[MASK][:] != 255).any() and not lock_path(store).exists()

@@ -8,7 +8,7 @@ import zarr
 from tqdm import tqdm
 
 from core.store import INDEX_TARGET, q99_name, saliency_name, scale_name, score_name
-from pipeline import explain, index
+from pipeline import explain, fuse, index
 from pipeline.cli import store_path
 from tests.helpers.models import TINY_CNN
 
@@ -36,6 +36,13 @@ def tiny_config(tmp_path: Path, data_root: Path, **sections) -> dict:
 
 
 MEMBERS = [(m, e) for m in ("cnn_a", "cnn_b") for e in ("grad_cam", "smooth_grad", "lime")]
+
+
+def generate_labels(config: dict) -> zarr.Group:
+    """index, explain and fuse in-process, as `generate-labels` runs them (config needs a fuse section)."""
+    run_stages(config)
+    fuse.run(config, store_path(config))
+    return zarr.open_group(str(store_path(config)), mode="r+", use_consolidated=False)
 
 
 def run_stages(config: dict) -> zarr.Group:

@@ -4,30 +4,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import yaml
 import zarr
 
 from core.store import EXPLAIN_STAGE, progress_name
+from tests.helpers.cli import ROOT, pipeline_command, run_cli
 from tests.helpers.images import write_image_folder
 from tests.helpers.pipeline import run_stages, saliency_arrays, tiny_config
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def pipeline_command(config: dict, tmp_path: Path, command: str = "generate-labels") -> list[str]:
-    path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return [sys.executable, "-m", "pipeline", command, "--config", str(path)]
-
-
-def run_cli(arguments: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True, timeout=300)
-
 
 def test_missing_data_directory_is_a_one_line_error(tmp_path):
     result = run_cli(pipeline_command(tiny_config(tmp_path, tmp_path / "nowhere"), tmp_path, "index"))

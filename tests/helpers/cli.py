@@ -1,0 +1,25 @@
+"""Running the pipeline's command line as a user does: a config file written to disk, a subprocess."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pipeline_command(config: dict, tmp_path: Path, command: str = "generate-labels") -> list[str]:
+    path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return [sys.executable, "-m", "pipeline", command, "--config", str(path)]
+
+
+def run_cli(arguments: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def fuse_only_config(store: Path, fg: float) -> dict:
+    """A `fuse` command's config for an existing store (e.g. a synthetic one)."""
+    return {"run": {"store": str(store)}, "fuse": {"fg_threshold": fg, "bg_threshold": 0.2, "num_workers": 1}}
