@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 from benchmarks.known_answer.commands import CommandFailed, CommandLog, shown  # noqa: E402
 from core.config import ConfigError, load_config  # noqa: E402
+from core.schema import BenchConfig  # noqa: E402
 
 IMAGE_LINK = re.compile(r"(!\[[^\]]*\]\()([^)\s]+)(\))")
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="gather the existing result files, run nothing")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, schema=BenchConfig)
         benchmarks = config["benchmarks"]
         names = [bench["name"] for bench in benchmarks]
         unknown = sorted(set(args.only or []) - set(names))

@@ -257,6 +257,145 @@ class FinetuneConfig(Section):
     eval: EvalSection
 
 
+# --- the benchmark runner (python -m benchmarks.run_all; conf/bench.yaml) --------------------------
+class BenchEntry(Section):
+    name: str
+    args: list[str] = Field(min_length=1)  # after `python`
+    output: str  # the markdown it writes
+
+
+class BenchConfig(Section):
+    report: str
+    logs: str
+    benchmarks: list[BenchEntry] = Field(min_length=1)
+
+
+# --- the known-answer world (benchmarks/known_answer; conf/known_answer*.yaml) ----------------------
+def _pair():
+    """An inclusive [low, high] range."""
+    return Field(min_length=2, max_length=2)
+
+
+
+class WorldSection(Section):
+    instances: list[PositiveInt] = _pair()
+    object_radius: list[PositiveFloat] = _pair()
+    edge_margin: NonNegativeFloat
+    aspect: list[PositiveFloat] = _pair()
+    colour_jitter: NonNegativeFloat
+    clutter: list[NonNegativeInt] = _pair()
+    distractor_radius: list[PositiveFloat] = _pair()
+    occluders: list[NonNegativeInt] = _pair()
+    occluder_attempts: NonNegativeInt
+    min_visible: float = Field(ge=0, le=1)
+    background_mottle: NonNegativeFloat
+    background_pattern: NonNegativeFloat
+    background_lines: list[NonNegativeInt] = _pair()
+    noise_std: NonNegativeFloat
+
+
+class Splits(Section):
+    train: NonNegativeInt
+    val: NonNegativeInt
+
+
+class SegmentationImages(Splits):
+    aug_extra: NonNegativeInt = 0
+
+
+class ClassificationSection(Section):
+    image_size: PositiveInt
+    per_class: Splits
+
+
+class SegmentationSection(Section):
+    image_size: PositiveInt
+    images: SegmentationImages
+    classes_per_image: list[PositiveInt] = _pair()
+    ignore_border: NonNegativeInt
+    jpeg_quality: int = Field(ge=1, le=100)
+
+
+class KnownAnswerClassifier(BaseModel):
+    """One classifier of the world; its size keys depend on the family."""
+    model_config = ConfigDict(extra="allow")
+    family: Literal["vgg", "resnet", "convmixer"]
+
+
+class ClassifiersSection(Section):
+    output: str
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat = 0
+    label_smoothing: float = Field(0, ge=0, lt=1)
+    models: dict[str, KnownAnswerClassifier] = Field(min_length=1)
+
+
+class KnownAnswerConfig(Section):
+    seed: int = 0
+    root: str
+    classes: list[str] = Field(min_length=2)
+    world: WorldSection
+    classification: ClassificationSection
+    segmentation: SegmentationSection
+    classifiers: ClassifiersSection
+
+
+class ReportWorld(Section):
+    config: str
+    set: dict[str, Any] = {}  # nested keys of the world config to change
+
+
+class LabelSubset(Section):
+    split: Literal["train", "val"]
+    per_class: PositiveInt
+
+
+class ThresholdGrid(Section):
+    start: float = Field(ge=0, le=1)
+    stop: float = Field(ge=0, le=1)
+    step: PositiveFloat
+
+
+class ReportLabels(Section):
+    tuning: LabelSubset
+    heldout: LabelSubset
+    thresholds: ThresholdGrid
+    bg_fraction: float = Field(ge=0, lt=1)
+    min_members: PositiveInt
+    overlay_images: NonNegativeInt
+    pipeline: dict[str, Any]  # a generate-labels config without its paths and models: checked when it runs
+
+
+class ReportTask(Section):
+    config: str
+    threads: PositiveInt | None = None
+    set: dict[str, Any] = {}  # nested keys of that training config, checked by its own schema when it runs
+
+
+class ReportFinetune(Section):
+    pssl_config: str
+    baseline_config: str
+    threads: PositiveInt | None = None
+    set: dict[str, Any] = {}
+
+
+class ReportDownstream(Section):
+    seeds: list[int] = Field(min_length=1)
+    pretrain: ReportTask
+    finetune: ReportFinetune
+
+
+class KnownAnswerReportConfig(Section):
+    world: ReportWorld
+    work_dir: str
+    out_dir: str
+    labels: ReportLabels
+    downstream: ReportDownstream
+    quick: dict[str, Any] = {}  # --quick: {dotted.key: value}
+
+
 # --- checking --------------------------------------------------------------------------------------
 def _context(info: ValidationInfo, key: str):
     return (info.context or {}).get(key)

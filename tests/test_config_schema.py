@@ -10,12 +10,14 @@ import pytest
 import yaml
 
 from core.config import ConfigError, load_config
-from core.schema import FinetuneConfig, PipelineConfig, PretrainConfig
+from core.schema import (BenchConfig, FinetuneConfig, KnownAnswerConfig, KnownAnswerReportConfig, PipelineConfig,
+                         PretrainConfig)
 from pipeline.cli import config_context
 from training.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_OF = {"sample.yaml": PipelineConfig, "imagenet.yaml": PipelineConfig}
+SCHEMA_OF = {"sample.yaml": PipelineConfig, "imagenet.yaml": PipelineConfig, "bench.yaml": BenchConfig,
+             "known_answer.yaml": KnownAnswerConfig, "known_answer_report.yaml": KnownAnswerReportConfig}
 SCHEMA_OF.update({p.name: PretrainConfig for p in (ROOT / "conf").glob("pretrain_*.yaml")})
 SCHEMA_OF.update({p.name: FinetuneConfig for p in (ROOT / "conf").glob("finetune_voc_*.yaml")})
 CONTEXT = {**config_context(), "seg_models": MODELS}
@@ -26,9 +28,8 @@ def test_every_shipped_config_is_valid(name):
     load_config(ROOT / "conf" / name, schema=SCHEMA_OF[name], context=CONTEXT)
 
 
-def test_the_project_ships_no_command_config_without_a_schema():
-    others = {"bench.yaml", "known_answer.yaml", "known_answer_report.yaml"}  # read by benchmarks/ only
-    assert {p.name for p in (ROOT / "conf").glob("*.yaml")} == set(SCHEMA_OF) | others
+def test_the_project_ships_no_config_without_a_schema():
+    assert {p.name for p in (ROOT / "conf").glob("*.yaml")} == set(SCHEMA_OF)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -71,6 +72,11 @@ def test_the_cli_refuses_a_misspelt_yaml_key_in_seconds_before_any_work(tmp_path
     assert "fuse.fg_treshold: unknown key; did you mean fuse.fg_threshold?" in result.stderr
     assert not (tmp_path / "runs").exists()  # nothing written, Ray never started
     assert seconds < 30, f"refusing a bad key took {seconds:.1f} s"
+
+
+def test_a_known_answer_range_must_be_a_pair():
+    with pytest.raises(ConfigError, match=r"world.instances: List should have at most 2 items .*\(override"):
+        load_config(ROOT / "conf" / "known_answer.yaml", ["world.instances=[1, 2, 3]"], schema=KnownAnswerConfig)
 
 
 def test_the_training_cli_refuses_a_bad_value(tmp_path):

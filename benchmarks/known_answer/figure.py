@@ -9,6 +9,7 @@ segmentation images beside their palette label PNGs.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +22,8 @@ from PIL import Image  # noqa: E402
 from benchmarks.known_answer import layouts  # noqa: E402
 from benchmarks.known_answer.generate import generate, world_categories  # noqa: E402
 from core.config import load_config  # noqa: E402
+from core.errors import run_cli  # noqa: E402
+from core.schema import KnownAnswerConfig  # noqa: E402
 
 DIM = 0.25  # brightness kept outside the mask in the overlay
 
@@ -60,15 +63,19 @@ def draw(config: dict, out: Path, per_class: int) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="conf/known_answer.yaml")
     parser.add_argument("--out", default="docs/img/known_answer_examples.png")
     parser.add_argument("--per-class", type=int, default=4)
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
     args = parser.parse_args(argv)
-    print(draw(load_config(args.config, args.overrides), Path(args.out), args.per_class))
+
+    def command() -> None:
+        print(draw(load_config(args.config, args.overrides, schema=KnownAnswerConfig), Path(args.out), args.per_class))
+
+    return run_cli(command)  # a bad config: one line, exit 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,6 +10,7 @@ config finds it and does nothing.
 from __future__ import annotations
 
 import argparse
+import sys
 import hashlib
 import json
 import time
@@ -21,6 +22,8 @@ from benchmarks.known_answer import layouts
 from benchmarks.known_answer.categories import CATEGORIES, Category
 from benchmarks.known_answer.scene import finish, render, sample_scene
 from core.config import ConfigError, load_config
+from core.errors import run_cli
+from core.schema import KnownAnswerConfig
 
 MANIFEST = "world.json"
 SPLIT_CODES = {"train": 0, "val": 1, "seg_train": 2, "seg_val": 3, "seg_aug": 4}
@@ -122,13 +125,13 @@ def generate(config: dict) -> Path:
     return root
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="conf/known_answer.yaml")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. classification.image_size=64")
     args = parser.parse_args(argv)
-    generate(load_config(args.config, args.overrides))
+    return run_cli(lambda: generate(load_config(args.config, args.overrides, schema=KnownAnswerConfig)))  # a bad config or input: one line, exit 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -33,7 +33,8 @@ import yaml
 from benchmarks.known_answer import downstream, labels, overlays
 from benchmarks.known_answer.commands import CommandFailed, CommandLog, as_overrides, python_command, shown
 from benchmarks.known_answer.models import KNOWN_ANSWER_ARCH
-from core.config import ConfigError, apply_overrides, get, load_config
+from core.config import ConfigError, apply_overrides, check, get, load_config
+from core.schema import KnownAnswerConfig, KnownAnswerReportConfig
 from core.store import INDEX_CLASS_ID, open_store, top1_name
 from pipeline import label_quality
 
@@ -46,7 +47,9 @@ def resolve(config_path: str, quick: bool, overrides: list[str]) -> dict:
     config = load_config(config_path)
     if quick:
         config = apply_overrides(config, as_overrides(get(config, "quick")))
-    return apply_overrides(config, overrides)
+    config = apply_overrides(config, overrides)
+    check(config, KnownAnswerReportConfig)
+    return config
 
 
 def world_overrides(config: dict) -> list[str]:
@@ -58,7 +61,7 @@ def prepare_world(log: CommandLog, config: dict) -> tuple[dict, dict]:
     world_path = get(config, "world.config")
     log.run("classifiers", python_command("benchmarks.known_answer.train_classifiers", "--config", world_path,
                                           *world_overrides(config)))
-    world = load_config(world_path, world_overrides(config))
+    world = load_config(world_path, world_overrides(config), schema=KnownAnswerConfig)
     summary = json.loads((Path(world["classifiers"]["output"]) / "summary.json").read_text())
     return world, summary
 
