@@ -15,9 +15,10 @@ class ConfigError(PsslError, ValueError):
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), schema=None,
-                context: dict | None = None) -> dict:
+                context=None) -> dict:
     """The YAML file with its overrides applied; with a `core.schema` model, every key and value is
-    checked first and the first problems are raised as one ConfigError line."""
+    checked and the problems are raised as one ConfigError line. `context` (a dict, or a function
+    making one, called only once keys and values pass) names what the schema checks names against."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -29,7 +30,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), s
         raise ConfigError(f"{path} must hold a mapping of sections, not {type(config).__name__}")
     config = apply_overrides(config, overrides)
     if schema is not None:
-        check(config, schema, context, origin=lambda key: _origin(key, path, overrides))
+        origin = lambda key: _origin(key, path, overrides)  # noqa: E731
+        check(config, schema, None, origin)  # keys and values first: no registry needed, so it is quick
+        if context is not None:  # then the names only the running code knows (may import torch)
+            check(config, schema, context() if callable(context) else context, origin)
     return config
 
 

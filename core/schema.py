@@ -64,6 +64,11 @@ class ModelSpec(BaseModel):
     cam_layer: str | None = None
     input_size: PositiveInt | None = None
 
+    @property
+    def display_name(self) -> str:
+        """The name the store uses, as pipeline.classifiers.normalize_spec gives it."""
+        return self.name or self.arch.rsplit(":", 1)[-1].replace(".", "_")
+
 
 class ExplainSection(Section):
     seed: int = 0
@@ -84,7 +89,7 @@ class ExplainSection(Section):
         for model in models:
             if problem is not None and problem(model.arch):
                 raise ValueError(problem(model.arch))
-        names = [model.name or model.arch.rsplit(":", 1)[-1].replace(".", "_") for model in models]
+        names = [model.display_name for model in models]
         doubled = sorted({name for name in names if names.count(name) > 1})
         if doubled:
             raise ValueError(f"model names {doubled} appear twice (give each a distinct name:)")
@@ -132,6 +137,18 @@ class PipelineConfig(Section):
     ray: RaySection = RaySection()
     explain: ExplainSection | None = None
     fuse: FuseSection = FuseSection()
+
+    @model_validator(mode="after")
+    def _fuse_members_are_explained(self) -> "PipelineConfig":
+        """fuse.models / fuse.explainers must name what explain makes (else fuse would refuse after explain)."""
+        if self.explain is not None:
+            made = {"models": [model.display_name for model in self.explain.models],
+                    "explainers": list(self.explain.explainers)}
+            for key, known in made.items():
+                unknown = [name for name in getattr(self.fuse, key) or [] if name not in known]
+                if unknown:
+                    raise ValueError(f"fuse.{key}: {unknown} are not in explain.{key} ({known})")
+        return self
 
 
 # --- training (python -m training; conf/pretrain_*.yaml, conf/finetune_voc_*.yaml) -----------------
@@ -434,7 +451,10 @@ def problems(config: dict, schema: type[BaseModel], context: dict | None = None)
             if item["type"] == "extra_forbidden":
                 found.append((key, "unknown key" + _closest_key(key, keys)))
             else:
-                found.append((key, item["msg"].removeprefix("Value error, ")))
+                what = item["msg"].removeprefix("Value error, ")
+                if not key and ": " in what:  # a whole-config rule names its key first
+                    key, what = what.split(": ", 1)
+                found.append((key, what))
         return list(dict.fromkeys(found))
     return []
 

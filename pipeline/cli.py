@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     def command() -> int:
         if hasattr(args, "handler"):
             return args.handler(args)
-        config = load_config(args.config, args.overrides, schema=PipelineConfig, context=config_context())
+        config = load_config(args.config, args.overrides, schema=PipelineConfig, context=config_context)
         run_stages(config, STAGE_COMMANDS[args.command])
         return 0
 

@@ -15,8 +15,8 @@ from core.config import get
 from core.images import DEFAULT_MAX_PIXELS, BadImage, load_rgb
 from core.store import (INDEX_CLASS_ID, INDEX_CLASS_SOURCE, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH,
                         INDEX_STAGE, INDEX_STATUS, INDEX_WIDTH, STATUS_BAD, STATUS_OK, create_index_arrays,
-                        create_store, done_shards, is_indexed, mark_bad, mark_done, n_images, record_config,
-                        shard_count, shard_size, shard_slice, write_layout)
+                        create_store, done_shards, is_indexed, map_size, mark_bad, mark_done, n_images,
+                        record_config, shard_count, shard_size, shard_slice, write_layout)
 from core.store_check import damaged_shards, report_redone, unflag_damaged
 from pipeline.sources import DatasetError, Listing, enumerate_images
 
@@ -88,7 +88,7 @@ def _repair(group: zarr.Group, store_path: Path, listing: Listing) -> None:
                                               [INDEX_STATUS, INDEX_HEIGHT, INDEX_WIDTH, INDEX_ERROR], k, n))
 
 
-def _require_index_arrays(group: zarr.Group, listing: Listing, k: int, map_size: int) -> list[str]:
+def _require_index_arrays(group: zarr.Group, listing: Listing, k: int, size: int) -> list[str]:
     """Write the index of a new store, or check the listing against an indexed one; returns the store's paths.
 
     Files that vanished since indexing are recorded as bad (the rest of their shard is kept); any other
@@ -96,6 +96,10 @@ def _require_index_arrays(group: zarr.Group, listing: Listing, k: int, map_size:
     """
     root, paths = listing.root, listing.paths
     if is_indexed(group):
+        for key, recorded, wanted in (("shard_size", shard_size(group), k), ("map_size", map_size(group), size)):
+            if recorded != wanted:
+                raise DatasetError(f"store.{key}={wanted}, but this store was made with store.{key}={recorded}: "
+                                   "use that value or a new run name (run.name=...)")
         recorded = [str(p) for p in group[INDEX_PATH][:]]
         present = set(paths)
         if recorded != paths and [p for p in recorded if p in present] != paths:
@@ -103,7 +107,7 @@ def _require_index_arrays(group: zarr.Group, listing: Listing, k: int, map_size:
                                "use a new run name (run.name=...)")
         mark_bad(group, {i: VANISHED for i, p in enumerate(recorded) if p not in present})
         return recorded
-    write_layout(group, data_root=str(root.resolve()), shard_size=k, map_size=map_size, classes=listing.classes)
+    write_layout(group, data_root=str(root.resolve()), shard_size=k, map_size=size, classes=listing.classes)
     arrays = create_index_arrays(group, len(paths), overwrite=True)
     arrays[INDEX_PATH][:] = np.array(paths, dtype=str)
     arrays[INDEX_CLASS_ID][:] = np.array(listing.class_ids, dtype=np.int16)

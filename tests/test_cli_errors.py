@@ -60,3 +60,14 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
     assert process.returncode == 130, stderr
     lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert lines[-1] == "interrupted; re-run the same command to resume" and "Traceback" not in stderr
+
+
+def test_a_changed_shard_size_on_an_indexed_store_is_refused(tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=1, per_class=3)
+    config = tiny_config(tmp_path, data, ray={"workers": 1, "temp_dir": "/tmp/ray_pssl_errors"})
+    assert run_cli(pipeline_command(config, tmp_path, "index")).returncode == 0
+    config["store"]["shard_size"] = 3
+    result = run_cli(pipeline_command(config, tmp_path, "index"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert one_error_line(result) == ("error: store.shard_size=3, but this store was made with store.shard_size=2: "
+                                      "use that value or a new run name (run.name=...)")

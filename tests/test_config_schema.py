@@ -42,6 +42,7 @@ def test_the_project_ships_no_config_without_a_schema():
     ("explain.explainers={gradcam: {}}", "unknown explainer 'gradcam' (did you mean 'grad_cam'?)"),
     ("explain.explainers.lime.sample=3", "lime: unknown parameter 'sample' (did you mean 'samples'?)"),
     ("fuse.bg_threshold=0.5", "fuse: needs bg_threshold < fg_threshold"),
+    ("fuse.models=[efficientnet_lite3]", "fuse.models: ['efficientnet_lite3'] are not in explain.models"),
 ])
 def test_a_bad_override_names_the_key(override, message):
     with pytest.raises(ConfigError) as error:
