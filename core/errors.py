@@ -21,11 +21,12 @@ def one_line(error: BaseException) -> str:
     return " ".join(text.split()) or type(error).__name__
 
 
-def run_cli(command: Callable[[], int | None], debug: bool = False) -> int:
+def run_cli(command: Callable[[], object], debug: bool = False) -> int:
     """Run a CLI command: a user error (bad config, input, store, or a file that cannot be read or
     written) prints one line and returns 1, Ctrl-C returns 130; `debug` shows the traceback instead."""
     try:
-        return command() or 0
+        code = command()
+        return code if isinstance(code, int) else 0  # a command may return its result rather than a code
     except KeyboardInterrupt:
         if debug:
             raise

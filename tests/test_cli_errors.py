@@ -10,6 +10,7 @@ from core.store import INDEX_KEY, INDEX_STAGE, progress_name
 from pipeline.cli import store_path
 from tests.helpers.cli import ROOT, pipeline_command, run_cli
 from tests.helpers.images import write_image_folder
+from tests.helpers.models import TINY_CNN
 from tests.helpers.pipeline import tiny_config
 
 
@@ -37,7 +38,7 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_a_classifier_that_cannot_load_is_one_line_without_retry_advice(tmp_path):
     data = write_image_folder(tmp_path / "data", classes=1, per_class=2)
     config = tiny_config(tmp_path, data, ray={"workers": 1, "temp_dir": "/tmp/ray_pssl_errors"})
-    config["explain"]["models"] = [{"arch": "tiny_cnn", "name": "cnn_a", "classes": 10,
+    config["explain"]["models"] = [{"arch": TINY_CNN, "name": "cnn_a", "classes": 10,
                                     "weights": str(tmp_path / "missing.pt")}]
     result = run_cli(pipeline_command(config, tmp_path, "generate-labels"))
     line = one_error_line(result)
