@@ -28,6 +28,7 @@ import numpy as np
 from benchmarks.known_answer import report
 from benchmarks.known_answer.commands import CommandLog
 from core.config import get, load_config
+from core.schema import LabelVariantsConfig
 from core.store import open_store, store_explainers, store_models
 from pipeline import label_quality
 
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=CONFIG)
     parser.add_argument("--only", nargs="*", choices=["real", "known_answer"], help="score only these worlds")
     args = parser.parse_args(argv)
-    config = load_config(args.config)
+    config = load_config(args.config, schema=LabelVariantsConfig)
     if args.command == "prepare":
         prepare(config)
         return 0

@@ -112,6 +112,17 @@ class ExplainSection(Section):
         return explainers
 
 
+class CrfSection(Section):
+    """pipeline.fuse's dense CRF: every key is needed when fuse.refine=crf."""
+    temperature: PositiveFloat
+    iterations: PositiveInt
+    smooth_xy: PositiveFloat
+    smooth_weight: NonNegativeFloat
+    appearance_xy: PositiveFloat
+    appearance_rgb: PositiveFloat
+    appearance_weight: NonNegativeFloat
+
+
 class FuseSection(Section):
     models: list[str] | None = None
     explainers: list[str] | None = None
@@ -122,11 +133,20 @@ class FuseSection(Section):
     overwrite: bool = False
     num_workers: PositiveInt | None = None
     shards_per_batch: PositiveInt | None = None
+    threshold_rule: Literal["fixed", "otsu"] = "fixed"
+    otsu_range: list[float] = Field([0.0, 1.0], min_length=2, max_length=2)
+    smooth: dict[str, NonNegativeFloat] | None = None  # {explainer: Gaussian sigma as a fraction of the side}
+    refine: Literal["none", "crf"] | None = "none"
+    crf: CrfSection | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "FuseSection":
         if self.fg_threshold is not None and self.bg_threshold is not None and not self.bg_threshold < self.fg_threshold:
             raise ValueError(f"needs bg_threshold < fg_threshold, got bg={self.bg_threshold}, fg={self.fg_threshold}")
+        if not 0 <= self.otsu_range[0] <= self.otsu_range[1] <= 1:
+            raise ValueError(f"otsu_range must be [low, high] with 0 <= low <= high <= 1, got {self.otsu_range}")
+        if self.refine == "crf" and self.crf is None:
+            raise ValueError("refine=crf needs the fuse.crf section")
         return self
 
 
@@ -145,9 +165,13 @@ class PipelineConfig(Section):
             made = {"models": [model.display_name for model in self.explain.models],
                     "explainers": list(self.explain.explainers)}
             for key, known in made.items():
-                unknown = [name for name in getattr(self.fuse, key) or [] if name not in known]
+                chosen = getattr(self.fuse, key) or []
+                unknown = [name for name in chosen if name not in known]
                 if unknown:
                     raise ValueError(f"fuse.{key}: {unknown} are not in explain.{key} ({known})")
+            blurred = [name for name in self.fuse.smooth or {} if name not in made["explainers"]]
+            if blurred:
+                raise ValueError(f"fuse.smooth: {blurred} are not in explain.explainers ({made['explainers']})")
         return self
 
 
@@ -411,6 +435,34 @@ class KnownAnswerReportConfig(Section):
     labels: ReportLabels
     downstream: ReportDownstream
     quick: dict[str, Any] = {}  # --quick: {dotted.key: value}
+
+
+# --- the label variants benchmark (python -m benchmarks.label_variants; conf/label_variants.yaml) --
+class VariantsRealWorld(Section):
+    store: str
+    ground_truth: str
+    encoding: str
+
+
+class VariantsKnownAnswer(Section):
+    report_config: str
+    work_dir: str
+    explainers: dict[str, dict[str, Any] | None] = Field(min_length=1)
+
+
+class LabelVariant(Section):
+    name: str
+    fuse: FuseSection
+    reliability: bool = False
+
+
+class LabelVariantsConfig(Section):
+    real: VariantsRealWorld
+    known_answer: VariantsKnownAnswer
+    member_thresholds: list[float] = Field(min_length=1)
+    out: str
+    reliability_plot: str
+    variants: list[LabelVariant] = Field(min_length=1)
 
 
 # --- checking --------------------------------------------------------------------------------------
