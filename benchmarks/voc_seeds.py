@@ -21,11 +21,13 @@ import yaml
 from PIL import Image
 from tqdm import tqdm
 
-from core.config import ConfigError, apply_overrides, load_config
+from core.config import ConfigError, load_config
+from core.errors import PsslError, one_line
+from core.schema import PipelineConfig
 from core.store import FOREGROUND, MASK, labelled_images, open_store
 from pipeline import cli
 from pipeline.label_quality import GT_IGNORE, decode_ground_truth
-from training.voc import NUM_VOC_CLASSES, VOCDataError, read_split_ids, resolve_voc_dir
+from training.voc import NUM_VOC_CLASSES, read_split_ids, resolve_voc_dir
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -106,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = (Path("runs") / f"voc_seeds_{args.split}").resolve()  # Ray workers run elsewhere
         class_map = read_class_map(args.class_map) if args.class_map else None
         file_list = write_file_list(voc_dir, ids, class_map, run_dir / "file_list.txt")
-        config = apply_overrides(load_config(args.config), [
+        config = load_config(args.config, [
             f"run.store={run_dir / 'pssl.zarr'}", "data.source=filelist", f"data.root={voc_dir}",
-            f"data.file_list={file_list}", *args.overrides])
+            f"data.file_list={file_list}", *args.overrides], schema=PipelineConfig, context=cli.config_context)
         store = cli.run_stages(config, cli.STAGE_COMMANDS["generate-labels"])
         result = score(store, voc_dir, ids)
-    except (VOCDataError, *cli.USER_ERRORS) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (PsslError, OSError) as error:  # training.voc.VOCDataError is a PsslError
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
     text = format_result(result)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
