@@ -204,6 +204,7 @@ class SegModelSection(Section):
     init: Literal["backbone", "pretrained"] | None = None
     pretrained: str | None = None
     backbone_weights: str | None = None
+    variant: Literal["pytorch", "paddleseg"] | None = None  # training.models.VARIANTS; None: from the weights
 
     @field_validator("name")
     @classmethod

@@ -11,7 +11,7 @@ import yaml
 
 from core.config import ConfigError, load_config
 from core.schema import (BenchConfig, FinetuneConfig, KnownAnswerConfig, KnownAnswerReportConfig, LabelVariantsConfig,
-                         PipelineConfig, PretrainConfig)
+                         PipelineConfig, PretrainConfig, SegModelSection)
 from pipeline.cli import config_context
 from training.models import MODELS
 
@@ -82,6 +82,12 @@ def test_the_cli_refuses_a_misspelt_yaml_key_in_seconds_before_any_work(tmp_path
 def test_a_known_answer_range_must_be_a_pair():
     with pytest.raises(ConfigError, match=r"world.instances: List should have at most 2 items .*\(override"):
         load_config(ROOT / "conf" / "known_answer.yaml", ["world.instances=[1, 2, 3]"], schema=KnownAnswerConfig)
+
+
+def test_the_schema_knows_the_model_variants():
+    from training.models import VARIANTS
+
+    assert set(VARIANTS) == set(SegModelSection.model_fields["variant"].annotation.__args__[0].__args__)
 
 
 def test_the_training_cli_refuses_a_bad_value(tmp_path):
