@@ -8,7 +8,8 @@ name, label value and root attribute is spelled here and nowhere else.
 | index/{path,class_id,class_source,height,width,status,error} | index (`progress/index/images`) |
 | index/target | explain (`progress/explain/<model>`, resolved before any map) |
 | scores/<model>/{target_prob,top1}, predictions/<model> | classify (`progress/classify/<model>`) |
-| saliency/<model>/<explainer>{,_scale,_q99} | explain (`progress/explain/<model>`) |
+| saliency/<model>/<explainer>{,_scale,_q99} | explain (`progress/explain/<model>`); the map array's |
+|   | `encoding` attribute says how it keeps the maps (ENCODINGS; pipeline/stored_maps.py reads them all) |
 | pssl/{mask,weight,consensus} | fuse (`progress/fuse/labels`) |
 
 Per-image arrays have one image per chunk and `shard_size` images per shard, so one task writing one
@@ -61,6 +62,15 @@ WEIGHT_SCALE = 255  # pssl/weight holds confidence x 255
 LABELS_PREFIX = "pssl/"
 MASK, WEIGHT, CONSENSUS = LABELS_PREFIX + "mask", LABELS_PREFIX + "weight", LABELS_PREFIX + "consensus"
 
+# --- how each saliency array keeps its maps: its ENCODING attribute (absent: ENCODING_FULL) ------------
+ENCODING = "encoding"
+ENCODING_FULL = "float16_map"  # [N, S, S] float16: map / its max-abs (every store before encodings existed)
+ENCODING_GRID = "feature_grid"  # [N, h, w] float32: the raw CAM at its layer's grid; INPUT_SIZE says how to resize it
+ENCODING_UNIT = "uint8_unit"  # [N, S, S] uint8: round(UNIT_LEVELS * min(1, relu(map) / q99)), all that fusion reads
+INPUT_SIZE = "input_size"  # ENCODING_GRID: the classifier's input size the CAM was upsampled to before map_size
+UNIT_LEVELS = 255
+ENCODINGS = (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT)
+
 # --- stages and their progress flags (progress/<stage>/<key>) ---------------------------------------
 INDEX_STAGE, INDEX_KEY = "index", "images"
 CLASSIFY_STAGE = "classify"  # key: the model
@@ -89,6 +99,14 @@ def scale_name(model: str, explainer: str) -> str:
 def q99_name(model: str, explainer: str) -> str:
     """The 99th percentile of each stored map's positive part, the fuse rule's per-map scale (NaN = not stored)."""
     return f"saliency/{model}/{explainer}_q99"
+
+
+def map_encoding(array: zarr.Array) -> str:
+    """How a saliency array keeps its maps (ENCODINGS); stores written before encodings: ENCODING_FULL."""
+    encoding = array.attrs.get(ENCODING, ENCODING_FULL)
+    if encoding not in ENCODINGS:
+        raise StoreError(f"{array.path} has unknown encoding {encoding!r} (written by a newer version?)")
+    return encoding
 
 
 def score_name(model: str) -> str:

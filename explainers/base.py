@@ -12,21 +12,40 @@ class Explainer(ABC):
 
     Maps stay raw (no normalisation) and on the images' device: normalising is the store's job,
     done once in one place. `seed` makes every call reproducible without touching global RNGs.
+    An explainer with `needs_gradients = False` only calls the model without gradients, so the
+    explain stage may hand it any tensor-in, logits-out callable (a faster runtime) instead.
     """
+
+    needs_gradients = True
+    feature_grid = False  # True: `explain_grid` gives the coarse map that `explain` upsamples (a compact store keeps it)
 
     def __init__(self, seed: int = 0):
         self.seed = int(seed)
 
     def explain(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Return float32 maps [B, H, W] for images [B, 3, H, W] and targets [B]."""
+        images, targets = self._checked(images, targets)
+        return self._maps(model, images, targets).to(device=images.device, dtype=torch.float32)
+
+    def explain_grid(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Return the float32 coarse maps [B, h, w] that `explain` upsamples (feature_grid explainers only)."""
+        if not self.feature_grid:
+            raise TypeError(f"{type(self).__name__} has no feature grid")
+        images, targets = self._checked(images, targets)
+        return self._grid(model, images, targets).to(device=images.device, dtype=torch.float32)
+
+    def _grid(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def _checked(images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B, 3, H, W], got shape {tuple(images.shape)}")
         if targets.ndim != 1 or targets.shape[0] != images.shape[0]:
             raise ValueError(f"targets must be [B] with B={images.shape[0]}, got shape {tuple(targets.shape)}")
         if targets.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"targets must be integer class ids, got dtype {targets.dtype}")
-        maps = self._maps(model, images.float(), targets.to(device=images.device, dtype=torch.long))
-        return maps.to(device=images.device, dtype=torch.float32)
+        return images.float(), targets.to(device=images.device, dtype=torch.long)
 
     @abstractmethod
     def _maps(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -24,9 +24,20 @@ class GradCam(Explainer):
             raise TypeError(f"grad_cam needs layer=<nn.Module> to explain, got {type(layer).__name__}")
         self.layer = layer
 
-    def _maps(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    feature_grid = True
+
+    def _grid(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         cam = LayerGradCam(model, self.layer).attribute(images, target=targets, relu_attributions=True)
         if cam.ndim != 4 or cam.shape[1] != 1:
             raise ValueError(f"Grad-CAM layer output must be [B, C, h, w] feature maps, got a map of shape "
                              f"{tuple(cam.shape)}")
-        return F.interpolate(cam.detach(), size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return cam.detach()[:, 0]
+
+    def _maps(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return upsample_grid(self._grid(model, images, targets), tuple(images.shape[-2:]))
+
+
+def upsample_grid(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[B, h, w] coarse maps -> [B, *size], the one resize every Grad-CAM-like map gets (the store
+    regenerates full maps from the grid with this same call)."""
+    return F.interpolate(cam[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]

@@ -12,6 +12,7 @@ the unfinished shards. Actors that die are restarted by Ray and their shard retr
 from __future__ import annotations
 
 import inspect
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +24,18 @@ import zarr
 from core.config import ConfigError, get
 from core.errors import PsslError
 from core.images import BadImage, load_rgb
-from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_KEY, INDEX_PATH, INDEX_STAGE,
+from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_KEY, INDEX_PATH, INDEX_STAGE,
                         INDEX_STATUS, INDEX_TARGET, STATUS_OK, UNKNOWN_CLASS, StoreError, data_root, done_shards,
-                        map_size, mark_bad, mark_done, n_images, open_store, prediction_name, q99_name, record_config,
+                        map_encoding, map_size, mark_bad, mark_done, n_images, open_store, prediction_name, q99_name, record_config,
                         require_array, saliency_name, scale_name, score_name, shard_count, shard_size, shard_slice,
                         top1_name, write_layout)
 from core.store_check import covered_names, list_arrays, report_redone, unflag_damaged
-from explainers import EXPLAINERS, create_explainer
+from explainers import EXPLAINERS, create_explainer, upsample_grid
 from pipeline.classifiers import load_classifier, normalize_spec
 from pipeline.fuse_kernel import q99_of_maps
+from pipeline.stored_maps import create_map_array, encode, to_stored_maps
 from pipeline.ray_runtime import StageError, cluster_cpus
+from pipeline.runtime import RunOptions, no_grad_forward
 
 
 def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
@@ -40,14 +43,6 @@ def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> tor
     batch = [F.interpolate(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), size=(size, size),
                            mode="bilinear", antialias=True, align_corners=False) for rgb in rgbs]
     return (torch.cat(batch) / 255.0).clamp_(0, 1).to(device)
-
-
-def to_stored_maps(maps: torch.Tensor, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resize raw maps to the stored size and divide each by its max-abs, so float16 keeps them exactly."""
-    resized = F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]
-    scale = resized.flatten(1).abs().amax(dim=1)
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return (resized / safe[:, None, None]).cpu().numpy().astype(np.float16), scale.cpu().numpy().astype(np.float32)
 
 
 def build_explainers(classifier, specs: dict, seed: int) -> dict:
@@ -73,7 +68,7 @@ class ModelWorker:
     """
 
     def __init__(self, store_path: str, model_specs: dict, explainer_specs: dict, batch_size: int, seed: int,
-                 num_classes: int):
+                 num_classes: int, options: RunOptions):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.group = open_store(store_path)
         self.root = Path(data_root(self.group))
@@ -81,34 +76,42 @@ class ModelWorker:
         self.n = n_images(self.group)
         self.model_specs, self.explainer_specs = model_specs, explainer_specs
         self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
-        self.classifier, self.explainers = None, {}
+        self.options, self.runtime_cache = options, Path(store_path).parent / "runtime_cache"
+        self.classifier, self.explainers, self.forward = None, {}, None
+        self.model_lock = threading.Lock()  # two calls in flight (max_concurrency=2): one computes, one decodes
 
     def _use(self, model: str):
         if self.classifier is None or self.classifier.name != model:
             self.classifier = None  # release the previous model before loading the next
             self.classifier = load_classifier(self.model_specs[model], self.device)
             self.explainers = build_explainers(self.classifier, self.explainer_specs, self.seed)
+            self.forward, _ = no_grad_forward(self.classifier, self.options.runtime, self.runtime_cache, self.device)
+            self.options.prepare(self.classifier.net)
         return self.classifier
 
-    def _load(self, shard: int) -> tuple[slice, np.ndarray, list[tuple[int, torch.Tensor]]]:
-        """The shard's rows, its ok rows, and their images decoded once, resized and batched.
+    def _decode(self, shard: int) -> tuple[slice, np.ndarray, list[np.ndarray], list[tuple[int, str]]]:
+        """The shard's rows, its ok rows, their decoded images and the (row, reason) of images lost since indexing.
 
-        An image that vanished or broke since indexing is left out (its maps stay zero) and kept in
-        `self.lost` for the driver to record as bad, so the rest of its shard is still explained.
+        No model is needed, so this runs outside the model lock while the other in-flight call computes
+        (the next shard is decoded meanwhile). An image that vanished or broke since indexing is left
+        out (its maps stay zero) and returned for the driver to record as bad.
         """
         selection = shard_slice(shard, self.k, self.n)
         paths = self.group[INDEX_PATH][selection]
-        ok, rgbs, self.lost = [], [], []
+        ok, rgbs, lost = [], [], []
         for i in np.flatnonzero(self.group[INDEX_STATUS][selection] == STATUS_OK):
             try:
                 rgbs.append(load_rgb(self.root / paths[i], min_side=1))
                 ok.append(i)
             except BadImage as error:
-                self.lost.append((selection.start + int(i), f"since indexing: {error}"))
+                lost.append((selection.start + int(i), f"since indexing: {error}"))
+        return selection, np.array(ok, int), rgbs, lost
+
+    def _batches(self, rgbs: list[np.ndarray]) -> list[tuple[int, torch.Tensor]]:
+        """The decoded images resized to the loaded model's input and batched."""
         size = self.classifier.input_size
-        return selection, np.array(ok, int), [
-            (start, resize_batch(rgbs[start:start + self.batch_size], size, self.device))
-            for start in range(0, len(rgbs), self.batch_size)]
+        return [(start, resize_batch(rgbs[start:start + self.batch_size], size, self.device))
+                for start in range(0, len(rgbs), self.batch_size)]
 
     @torch.no_grad()  # not inference_mode: a model loaded here is reused by explainers that need autograd
     def _score(self, model: str, selection: slice, ok: np.ndarray, batches: list) -> None:
@@ -116,7 +119,8 @@ class ModelWorker:
         count = selection.stop - selection.start
         probs = np.zeros((count, self.num_classes), np.float32)
         for start, batch in batches:
-            logits = self.classifier.net(batch)
+            with self.options.precision(self.device):
+                logits = self.forward(batch)
             if logits.shape[1] != self.num_classes:
                 raise ConfigError(f"{model} predicts {logits.shape[1]} classes but explain.num_classes is "
                                   f"{self.num_classes}")
@@ -132,31 +136,50 @@ class ModelWorker:
 
     def classify(self, model: str, shard: int) -> list[tuple[int, str]]:
         """Write the shard's scores; returns the (row, reason) of images lost since indexing."""
-        self._use(model)
-        selection, ok, batches = self._load(shard)
-        self._score(model, selection, ok, batches)
-        return self.lost
+        selection, ok, rgbs, lost = self._decode(shard)
+        with self.model_lock:
+            self._use(model)
+            self._score(model, selection, ok, self._batches(rgbs))
+        return lost
 
     def explain(self, model: str, shard: int, score: bool = False) -> list[tuple[int, str]]:
         """Run every explainer on the shard's targets; with `score`, also write the scores (one decode)."""
+        selection, ok, rgbs, lost = self._decode(shard)
+        with self.model_lock:
+            self._explain(model, selection, ok, rgbs, score)
+        return lost
+
+    def _explain(self, model: str, selection: slice, ok: np.ndarray, rgbs: list[np.ndarray], score: bool) -> None:
         net = self._use(model).net
-        selection, ok, batches = self._load(shard)
+        batches = self._batches(rgbs)
         if score:
             self._score(model, selection, ok, batches)
         count = selection.stop - selection.start
         targets = self.group[INDEX_TARGET][selection]
         size = self.map_size
         for explainer_name, explainer in self.explainers.items():
+            array = self.group[saliency_name(model, explainer_name)]
+            keep_grid = map_encoding(array) == ENCODING_GRID
             maps = np.zeros((count, size, size), np.float16)
+            grids = np.zeros((count, *array.shape[1:]), np.float32) if keep_grid else None
             scales = np.zeros(count, np.float32)
             for start, batch in batches:
                 rows = ok[start:start + len(batch)]
                 target = torch.as_tensor(targets[rows], dtype=torch.long, device=self.device)
-                maps[rows], scales[rows] = to_stored_maps(explainer.explain(net, batch, target), size)
-            self.group[saliency_name(model, explainer_name)][selection] = maps
+                runner, images = ((net, self.options.images(batch)) if explainer.needs_gradients
+                                  else (self.forward, batch))
+                with self.options.precision(self.device):
+                    if keep_grid:  # the same upsampling explain() applies, with the grid kept for the store
+                        grid = explainer.explain_grid(runner, images, target)
+                        grids[rows] = grid.cpu().numpy()
+                        raw = upsample_grid(grid, tuple(images.shape[-2:]))
+                    else:
+                        raw = explainer.explain(runner, images, target)
+                maps[rows], scales[rows] = to_stored_maps(raw, size)
+            q99 = q99_of_maps(maps)
+            array[selection] = encode(array, maps, grids, q99)
             self.group[scale_name(model, explainer_name)][selection] = scales
-            self.group[q99_name(model, explainer_name)][selection] = q99_of_maps(maps)
-        return self.lost
+            self.group[q99_name(model, explainer_name)][selection] = q99
 
     def classify_and_explain(self, model: str, shard: int) -> list[tuple[int, str]]:
         return self.explain(model, shard, score=True)
@@ -192,15 +215,17 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     specs = {spec["name"]: spec for spec in map(normalize_spec, get(config, "explain.models"))}
     explainer_specs = get(config, "explain.explainers")
     num_classes = int(get(config, "explain.num_classes", 1000))
-    n, k, size = n_images(group), shard_size(group), map_size(group)
+    options = RunOptions.from_config(get(config, "explain"))
+    n, k = n_images(group), shard_size(group)
     n_shards = shard_count(n, k)
     if not done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
         raise StoreError(f"{store_path} is not fully indexed yet: run the index stage first")
     write_layout(group, models=list(specs), explainers=list(explainer_specs))
     status = group[INDEX_STATUS][:]
     unknown = bool(np.any((group[INDEX_CLASS_ID][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
+    compact = bool(get(config, "store.compact", True))
     for model in specs:
-        _require_model_arrays(group, model, list(explainer_specs), n, size, unknown, num_classes)
+        _require_model_arrays(group, specs[model], list(explainer_specs), n, compact, unknown, num_classes)
     record_config(group, store_path, config)
     images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
     # Known classes need no ensemble vote: one pass decodes each image once and writes scores and maps.
@@ -214,7 +239,8 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     pending = {stage: [(model, shard) for model in specs
                        for shard in np.flatnonzero(~done_shards(group, stage, model, n_shards)).tolist()]
                for stage, _ in passes}
-    actors = _start_actors(config, store_path, specs, explainer_specs, num_classes, max(map(len, pending.values())))
+    actors = _start_actors(config, store_path, specs, explainer_specs, num_classes, options,
+                           max(map(len, pending.values())))
 
     lost: dict[int, str] = {}
 
@@ -259,29 +285,47 @@ def _redo_damaged(group: zarr.Group, store_path: Path, model: str, k: int, n: in
 
 
 def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,
-                  pending: int) -> list:
+                  options: RunOptions, pending: int) -> list:
     if not pending:
         return []
     cpus = float(get(config, "ray.cpus_per_worker", 1))
     gpus = float(get(config, "ray.gpus_per_worker", 0))
     workers = get(config, "ray.workers", None) or max(1, int(cluster_cpus() // cpus))
     worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=3,
-                                                   max_task_retries=3)
+                                                   max_task_retries=3, max_concurrency=2)
     arguments = (str(store_path), specs, explainer_specs, int(get(config, "explain.batch_size", 8)),
-                 int(get(config, "explain.seed", 0)), num_classes)
+                 int(get(config, "explain.seed", 0)), num_classes, options)
     return [worker_class.remote(*arguments) for _ in range(min(int(workers), pending))]
 
 
-def _require_model_arrays(group: zarr.Group, model: str, explainers: list[str], n: int, size: int,
+def _require_model_arrays(group: zarr.Group, spec: dict, explainers: list[str], n: int, compact: bool,
                           unknown: bool, classes: int) -> None:
+    model = spec["name"]
     for explainer in explainers:
-        require_array(group, saliency_name(model, explainer), (n, size, size), np.float16, (size, size))
+        if saliency_name(model, explainer) in group:
+            pass  # keeps the encoding it was started with
+        elif compact and getattr(EXPLAINERS.get(explainer), "feature_grid", False):
+            grid, input_size = _feature_grid(spec)
+            create_map_array(group, model, explainer, n, ENCODING_GRID, grid, input_size)
+        else:
+            create_map_array(group, model, explainer, n, ENCODING_UNIT if compact else ENCODING_FULL)
         require_array(group, scale_name(model, explainer), (n,), np.float32)
         require_array(group, q99_name(model, explainer), (n,), np.float32, fill_value=np.nan)
     require_array(group, score_name(model), (n,), np.float16)
     require_array(group, top1_name(model), (n,), np.int16, fill_value=-1)
     if unknown:
         require_array(group, prediction_name(model), (n, classes), np.float16, (classes,))
+
+
+def _feature_grid(spec: dict) -> tuple[tuple[int, int], int]:
+    """(h, w) of the classifier's CAM layer output at its input size, and that input size."""
+    classifier = load_classifier(spec)
+    shapes = []
+    handle = classifier.cam_layer.register_forward_hook(lambda module, inputs, output: shapes.append(output.shape))
+    with torch.inference_mode():
+        classifier.net(torch.zeros(1, 3, classifier.input_size, classifier.input_size))
+    handle.remove()
+    return tuple(int(x) for x in shapes[-1][-2:]), classifier.input_size
 
 
 def _resolve_targets(group: zarr.Group, models: list[str], n: int, k: int) -> None:

@@ -34,6 +34,7 @@ from core.store_check import (clear_flags, damaged_flagged, damaged_shards, disc
                               report_redone)
 from pipeline.fuse_kernel import as_bits, fuse_pixels, normalise_rows, q99_of_maps
 from pipeline.fuse_rules import REFINEMENTS, THRESHOLD_RULES, crf_consensus, image_thresholds, smooth_maps
+from pipeline.stored_maps import StoredMaps
 
 LABELS = np.dtype([("mask", "u1"), ("weight", "u1")])
 FUSED = np.dtype(LABELS.descr + [("consensus", "f2")])
@@ -225,7 +226,7 @@ def image_consensus(group: zarr.Group, index: int) -> np.ndarray:
     members = [tuple(m) for m in settings["members"]]
     probabilities = (np.array([[group[score_name(m)][index]] for m, _ in members], np.float32)
                      if settings["weight_by_probability"] else None)
-    fused = fuse_labels([group[saliency_name(m, e)][index][None] for m, e in members], settings,
+    fused = fuse_labels([StoredMaps(group, m, e)[index][None] for m, e in members], settings,
                         member_weights(probabilities, len(members), 1),
                         np.array([group[INDEX_STATUS][index] == STATUS_OK]),
                         q99=stored_q99(group, members, slice(index, index + 1)),
@@ -340,7 +341,7 @@ def run(config: dict, store_path: str | Path) -> dict:
                      if settings["weight_by_probability"] else None)
     weights = member_weights(probabilities, len(members), n)
     q99 = stored_q99(group, members)
-    sources = [da.from_zarr(a, chunks=a.shards) for a in (group[saliency_name(m, e)] for m, e in members)]
+    sources = [da.from_array(StoredMaps(group, m, e), chunks=(k, s, s), asarray=False) for m, e in members]
     rule = {key: settings[key] for key in LABEL_KEYS}
     keep_consensus = settings["write_consensus"]
 

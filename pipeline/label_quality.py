@@ -48,6 +48,7 @@ from core.store import (  # noqa: E402
     store_models,
 )
 from pipeline.fuse import fuse_labels, member_weights, normalise, resolve_config, stored_q99  # noqa: E402
+from pipeline.stored_maps import StoredMaps  # noqa: E402
 
 GT_IGNORE = -1  # decoded ground truth: int32, 0 background, > 0 the class (1 for binary masks), -1 ignore
 ENCODINGS = ("voc", "binary01", "binary255", "imagenet-s")
@@ -190,7 +191,7 @@ def variant_scores(store_path: str | Path, gt_dir: str | Path, config: dict, enc
             continue
         probabilities = (np.array([[float(group[score_name(m)][i])] for m, _ in members], np.float32)
                          if settings["weight_by_probability"] else None)
-        fused = fuse_labels([group[saliency_name(m, e)][i][None] for m, e in members], settings,
+        fused = fuse_labels([StoredMaps(group, m, e)[i][None] for m, e in members], settings,
                             member_weights(probabilities, len(members), 1), np.array([True]),
                             q99=stored_q99(group, members, slice(i, i + 1)),
                             images=lambda _, i=i: image_at_map_size(group, i), keep_consensus=False)
@@ -281,7 +282,7 @@ def evaluate(store_path: str | Path, gt_dir: str | Path, subsets: dict[str, list
     # counts[subset][class] = [intersection_fg, union_fg, intersection_bg, union_bg] per threshold
     counts: dict[str, dict[int, np.ndarray]] = {name: {} for name in subsets}
     for i, gt in truth.items():
-        normalised = {x: normalise(group[saliency_name(*x)][i][None])[0] for x in needed}
+        normalised = {x: normalise(StoredMaps(group, *x)[i][None])[0] for x in needed}
         valid = gt != GT_IGNORE
         is_fg = (gt > 0) & valid
         is_bg = (gt == 0) & valid

@@ -16,8 +16,9 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from core.images import image_at_map_size  # noqa: E402
-from core.store import IGNORE, INDEX_PATH, MASK, WEIGHT, WEIGHT_SCALE, saliency_name  # noqa: E402
+from core.store import IGNORE, INDEX_PATH, MASK, WEIGHT, WEIGHT_SCALE  # noqa: E402
 from pipeline.fuse import image_consensus, normalise  # noqa: E402
+from pipeline.stored_maps import StoredMaps  # noqa: E402
 
 # mask values background, foreground, ignore -> black, white, red
 MASK_COLOURS = ListedColormap(["black", "white", "tab:red"])
@@ -31,7 +32,7 @@ def mask_codes(mask: np.ndarray) -> np.ndarray:
 def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) -> Path:
     panels = [("image", image_at_map_size(group, index), {})]
     for model, explainer in members:
-        stored = group[saliency_name(model, explainer)][index][None]
+        stored = StoredMaps(group, model, explainer)[index][None]
         panels.append((f"{model}\n{explainer}", normalise(stored)[0], {"cmap": "jet", "vmin": 0, "vmax": 1}))
     panels.append(("consensus", image_consensus(group, index), {"cmap": "jet", "vmin": 0, "vmax": 1}))
     panels.append(("mask (red: ignore)", mask_codes(group[MASK][index]), {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2}))

@@ -9,9 +9,12 @@ import numpy as np
 import psutil
 import pytest
 
-from core.store import (EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_PATH, INDEX_STATUS, INDEX_TARGET, STATUS_BAD,
-                        STATUS_OK, prediction_name, progress_name, q99_name, saliency_name, scale_name, score_name)
+from core.store import (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR,
+                        INDEX_PATH, INDEX_STATUS, INDEX_TARGET, STATUS_BAD, STATUS_OK, map_encoding, prediction_name,
+                        progress_name, q99_name, saliency_name, scale_name, score_name)
+from pipeline.fuse import normalise
 from pipeline.fuse_kernel import q99_of_maps
+from pipeline.stored_maps import StoredMaps
 from tests.helpers.bad_inputs import write_corpus
 from tests.helpers.images import write_image_folder
 from tests.helpers.pipeline import MEMBERS, RAY_TEST_DIR, run_stages, saliency_arrays, tiny_config
@@ -27,29 +30,53 @@ def reference(ray_local, dataset, tmp_path_factory):
     return run_stages(tiny_config(tmp_path_factory.mktemp("reference"), dataset))
 
 
-def test_every_member_is_written_with_image_aligned_shards(reference):
+@pytest.fixture(scope="module")
+def full(ray_local, dataset, tmp_path_factory):
+    """The same run keeping every map whole (store.compact=false), the layout of stores before encodings."""
+    return run_stages(tiny_config(tmp_path_factory.mktemp("full"), dataset, store={"map_size": 16, "shard_size": 2,
+                                                                                   "compact": False}))
+
+
+def test_every_member_is_written_with_image_aligned_shards(full):
     n, size, k = 6, 16, 2
-    assert list(reference[INDEX_CLASS_ID][:]) == [0, 0, 0, 1, 1, 1]
-    assert list(reference[INDEX_TARGET][:]) == [0, 0, 0, 1, 1, 1]
-    assert (reference[INDEX_STATUS][:] == STATUS_OK).all()
+    assert list(full[INDEX_CLASS_ID][:]) == [0, 0, 0, 1, 1, 1]
+    assert list(full[INDEX_TARGET][:]) == [0, 0, 0, 1, 1, 1]
+    assert (full[INDEX_STATUS][:] == STATUS_OK).all()
     for model, explainer in MEMBERS:
-        maps = reference[saliency_name(model, explainer)]
+        maps = full[saliency_name(model, explainer)]
+        assert map_encoding(maps) == ENCODING_FULL
         assert maps.dtype == np.float16 and maps.shape == (n, size, size)
         assert maps.chunks == (1, size, size) and maps.shards == (k, size, size)
-        scale = reference[scale_name(model, explainer)][:]
+        scale = full[scale_name(model, explainer)][:]
         # stored as map / max-abs; a random net's Grad-CAM may be all zero (relu), then so is its scale
         assert np.array_equal(np.abs(maps[:]).reshape(n, -1).max(axis=1), (scale > 0).astype(np.float16))
         if explainer != "grad_cam":
             assert (scale > 0).all()
         # the q99 that fusion divides by is stored beside the map, for exactly the stored values
-        q99 = reference[q99_name(model, explainer)][:]
+        q99 = full[q99_name(model, explainer)][:]
         np.testing.assert_array_equal(q99, q99_of_maps(maps[:]))
         np.testing.assert_allclose(q99, np.quantile(np.maximum(maps[:].astype(np.float32), 0).reshape(n, -1), 0.99,
                                                     axis=1), rtol=1e-6)
     for model in ("cnn_a", "cnn_b"):
-        assert reference[progress_name(EXPLAIN_STAGE, model)][:].all()
-        probs = reference[score_name(model)][:]
+        assert full[progress_name(EXPLAIN_STAGE, model)][:].all()
+        probs = full[score_name(model)][:]
         assert ((probs > 0) & (probs < 1)).all()
+
+
+def test_compact_store_regenerates_the_full_maps(reference, full):
+    """Grad-CAM kept at its 4x4 grid decodes bit-identically; the others keep what fusion reads to 1/255."""
+    for model, explainer in MEMBERS:
+        stored, whole = reference[saliency_name(model, explainer)], full[saliency_name(model, explainer)][:]
+        q99 = full[q99_name(model, explainer)][:]
+        np.testing.assert_array_equal(reference[q99_name(model, explainer)][:], q99)
+        decoded = StoredMaps(reference, model, explainer)[:]
+        if explainer == "grad_cam":
+            assert map_encoding(stored) == ENCODING_GRID and stored.shape == (6, 4, 4)
+            np.testing.assert_array_equal(decoded, whole)
+        else:
+            assert map_encoding(stored) == ENCODING_UNIT and stored.dtype == np.uint8
+            np.testing.assert_allclose(normalise(decoded, q99), normalise(whole, q99), atol=0.5 / 255 + 1e-3)
+    assert StoredMaps(reference, "cnn_a", "lime")[3].shape == (16, 16)
 
 
 def test_same_config_gives_bit_identical_saliency(reference, dataset, tmp_path):
@@ -92,10 +119,10 @@ def test_bad_inputs_are_recorded_and_do_not_touch_other_images(ray_local, datase
             assert not group[saliency_name("cnn_a", "grad_cam")][row].any()
     reference_paths = list(reference[INDEX_PATH][:])
     for model, explainer in MEMBERS:
-        for row, path in enumerate(reference_paths):
-            np.testing.assert_allclose(group[saliency_name(model, explainer)][paths.index(path)].astype(np.float32),
-                                       reference[saliency_name(model, explainer)][row].astype(np.float32),
-                                       atol=2e-3, err_msg=f"{model}/{explainer} {path}")
+        maps, expected = StoredMaps(group, model, explainer), StoredMaps(reference, model, explainer)
+        for row, path in enumerate(reference_paths):  # batch-mates differ: float noise may move a level by one
+            np.testing.assert_allclose(maps[paths.index(path)].astype(np.float32), expected[row].astype(np.float32),
+                                       atol=2e-3 + 1 / 255, err_msg=f"{model}/{explainer} {path}")
 
 
 def _in_this_ray_session(process: psutil.Process) -> bool:

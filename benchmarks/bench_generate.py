@@ -1,0 +1,68 @@
+"""`make generate-labels` on the embedded default, before -> after this stage's speed and size work, in one run.
+
+"before" is the same code with every new switch off (explain.runtime=eager, explain.channels_last=false,
+store.compact=false: eager fp32 forwards and whole float16 maps, as the pipeline ran before them);
+"after" is the default config. Each runs from a clean run directory as a separate process, one after
+the other, with the load average printed beside its time; then the two stores are compared
+(benchmarks/bench_store.py: bytes per image, label pixels changed).
+
+    .venv/bin/python -m benchmarks.bench_generate [--rounds 1] [--out results/bench_generate.md]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import bench_store
+
+VARIANTS = {
+    "before (eager, whole maps)": ["explain.runtime=eager", "explain.channels_last=false", "store.compact=false"],
+    "after (defaults)": [],
+}
+
+
+def generate(root: Path, overrides: list[str]) -> tuple[float, str, str]:
+    """(wall seconds, load average before, after) of one generate-labels run from a clean run directory."""
+    shutil.rmtree(root, ignore_errors=True)
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    started = time.perf_counter()
+    environment = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONHASHSEED": "0"}
+    subprocess.run([sys.executable, "-m", "pipeline", "generate-labels", "--config", "conf/sample.yaml",
+                    f"run.root={root}", f"ray.temp_dir=/tmp/ray_{root.name}", *overrides], check=True,
+                   stdout=subprocess.DEVNULL, env=environment)
+    return time.perf_counter() - started, load_before, " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=1, help="before/after pairs, alternating")
+    parser.add_argument("--root", type=Path, default=Path("runs/bench_generate"))
+    parser.add_argument("--out", type=Path, default=Path("results/bench_generate.md"))
+    args = parser.parse_args(argv)
+    rows = []
+    for round_ in range(args.rounds):
+        for index, (name, overrides) in enumerate(VARIANTS.items()):
+            seconds, load_before, load_after = generate(args.root / f"v{index}", overrides)
+            rows.append(f"| {round_ + 1} | {name} | {seconds:.0f} | {load_before} | {load_after} |")
+            print(rows[-1], flush=True)
+    store_out = args.out.with_name(args.out.stem + "_store.md")
+    bench_store.main(["--full", str(args.root / "v0" / "sample" / "pssl.zarr"),
+                      "--compact", str(args.root / "v1" / "sample" / "pssl.zarr"), "--out", str(store_out)])
+    command = " ".join(["python -m benchmarks.bench_generate", *(argv if argv is not None else sys.argv[1:])])
+    lines = [f"# `make generate-labels` on the embedded default, before -> after (command: `{command}`)", "",
+             f"Overrides of \"before\": {' '.join(VARIANTS['before (eager, whole maps)'])}. {os.cpu_count()} cores; "
+             "the machine is shared, so the load average (1 / 5 / 15 min) is given at each run's start and end.", "",
+             "| round | variant | wall s | load at start | load at end |", "|---|---|---:|---|---|", *rows, "",
+             store_out.read_text().replace("# ", "## ", 1)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""No-grad forward passes (classify, LIME's perturbed batches) through the fastest runtime that agrees.
+
+Eager PyTorch is not this CPU's limit: the same EfficientNet-Lite0 ran 6-10x faster under ONNX
+Runtime with softmax within 1e-6 (benchmarks/bench_lime.py prints the runtimes side by side).
+`explain.runtime` picks one: `auto` (ONNX Runtime on a CPU when it is installed, else eager),
+`eager`, or `onnxruntime`. A model is exported once per weights (the file name carries a hash of
+the weights, input size and torch version; the exporter is deterministic), cached beside the store,
+and checked against eager on a fixed probe batch before use: top-1 identical and softmax within
+1e-4, else eager is used and a one-line notice says why. Explainers that need gradients
+(Grad-CAM, SmoothGrad) always run the eager network.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from core.config import ConfigError
+
+RUNTIMES = ("auto", "eager", "onnxruntime")
+AUTOCAST = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
+SOFTMAX_TOLERANCE = 1e-4
+OPSET = 17
+PROBE_IMAGES = 4
+
+Forward = Callable[[torch.Tensor], torch.Tensor]  # [B, 3, S, S] in [0, 1] -> logits [B, classes]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the explain stage runs its networks: `explain.runtime`, `explain.channels_last`, `explain.autocast`.
+
+    channels_last made EfficientNet-Lite0's forward + input-gradient backward 20-25% cheaper on this CPU
+    (benchmarks/bench_explain.py measures both); autocast (bf16/fp16) is opt-in, for GPUs, because
+    it changes the maps (benchmarks/gpu_bench.py measures by how much).
+    """
+    runtime: str = "auto"
+    channels_last: bool = True
+    autocast: str | None = None
+
+    def __post_init__(self):
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"explain.runtime must be one of {list(RUNTIMES)}, got {self.runtime!r}")
+        if self.autocast not in AUTOCAST:
+            raise ConfigError(f"explain.autocast must be null, bf16 or fp16, got {self.autocast!r}")
+
+    @classmethod
+    def from_config(cls, explain: dict) -> "RunOptions":
+        return cls(str(explain.get("runtime", "auto")), bool(explain.get("channels_last", True)),
+                   explain.get("autocast"))
+
+    def prepare(self, net: nn.Module) -> nn.Module:
+        """The network as the gradient explainers run it (channels_last weights when asked)."""
+        return net.to(memory_format=torch.channels_last) if self.channels_last else net
+
+    def images(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+    def precision(self, device: torch.device):
+        """The autocast context forward passes run in (a no-op for fp32)."""
+        dtype = AUTOCAST[self.autocast]
+        return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def eager_forward(net: nn.Module) -> Forward:
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return net(images)
+    return forward
+
+
+class OnnxForward:
+    """An ONNX Runtime session behind the same tensor-in, tensor-out call as the eager network."""
+
+    def __init__(self, model_file: Path, threads: int):
+        import onnxruntime
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {"images": pixels})[0]).to(images.device)
+
+
+def fingerprint(net: nn.Module, input_size: int) -> str:
+    """Hash of the weights, input size and torch version: the exported file is valid exactly as long as these."""
+    digest = hashlib.sha256(f"{torch.__version__}|{input_size}|{OPSET}".encode())
+    for name, tensor in net.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def export_onnx(net: nn.Module, input_size: int, path: Path) -> Path:
+    """Export once (TorchScript exporter: byte-identical output for the same weights), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    probe = torch.zeros(1, 3, input_size, input_size)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.onnx.export(net, (probe,), temporary, dynamo=False, opset_version=OPSET, input_names=["images"],
+                          output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+        os.replace(temporary, path)  # concurrent workers write identical bytes; the last rename wins harmlessly
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return path
+
+
+def agreement(net: nn.Module, forward: Forward, input_size: int) -> tuple[bool, float]:
+    """(top-1 identical and softmax within tolerance, max softmax difference) on a fixed probe batch."""
+    generator = torch.Generator().manual_seed(0)
+    probe = torch.rand(PROBE_IMAGES, 3, input_size, input_size, generator=generator)
+    with torch.inference_mode():
+        expected = net(probe).softmax(dim=1)
+    got = forward(probe).softmax(dim=1)
+    difference = float((expected - got).abs().max())
+    return bool((expected.argmax(1) == got.argmax(1)).all()) and difference <= SOFTMAX_TOLERANCE, difference
+
+
+def onnxruntime_installed() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def no_grad_forward(classifier, runtime: str, cache_dir: Path, device: torch.device) -> tuple[Forward, str]:
+    """The forward the classify pass and LIME use for a loaded classifier, and the runtime's name.
+
+    Call it before `RunOptions.prepare`: the export and the agreement check read the eager network.
+    """
+    net, input_size = classifier.net, classifier.input_size
+    RunOptions(runtime)  # validates the name
+    wanted = runtime == "onnxruntime" or (runtime == "auto" and device.type == "cpu" and onnxruntime_installed())
+    if not wanted:
+        return eager_forward(net), "eager"
+    if device.type != "cpu":
+        raise ConfigError("explain.runtime=onnxruntime runs on the CPU only; use auto or eager with a GPU")
+    if not onnxruntime_installed():
+        raise ConfigError("explain.runtime=onnxruntime but onnxruntime is not installed (pip install -r requirements.txt)")
+    model_file = Path(cache_dir) / f"{classifier.name}-{fingerprint(net, input_size)}.onnx"
+    if not model_file.is_file():
+        export_onnx(net, input_size, model_file)
+    forward = OnnxForward(model_file, torch.get_num_threads())
+    agrees, difference = agreement(net, forward, input_size)
+    if not agrees:
+        print(f"explain.runtime: onnxruntime disagrees with eager on {model_file.name} (softmax differs by "
+              f"{difference:.1e} or top-1 changed); using eager", file=sys.stderr)
+        return eager_forward(net), "eager"
+    return forward, "onnxruntime"

@@ -1,0 +1,51 @@
+"""The map encodings and their one reader: bit-identical Grad-CAM grids, unit levels, older stores as they are."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.store import ENCODING, ENCODING_FULL, StoreError, map_encoding, open_store, saliency_name, store_explainers, \
+    store_models
+from explainers import GradCam
+from pipeline.classifiers import load_classifier
+from pipeline.fuse import normalise
+from pipeline.fuse_kernel import q99_of_maps
+from pipeline.stored_maps import StoredMaps, from_unit, grid_to_maps, to_stored_maps, to_unit
+from pipeline.synthetic_store import make_synthetic_store
+
+
+def test_grid_decodes_to_the_very_maps_explain_stores():
+    classifier = load_classifier({"arch": "tiny_cnn", "name": "cnn", "seed": 1, "classes": 10, "input_size": 40})
+    images = torch.rand(3, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([0, 4, 9])
+    cam = GradCam(layer=classifier.cam_layer)
+    whole = to_stored_maps(cam.explain(classifier.net, images, targets), 24)[0]
+    grid = cam.explain_grid(classifier.net, images, targets)
+    assert grid.shape == (3, 5, 5) and whole.any()
+    np.testing.assert_array_equal(grid_to_maps(grid.numpy(), 40, 24), whole)
+
+
+def test_unit_levels_keep_what_fusion_reads():
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=(4, 16, 16)).astype(np.float16)
+    maps[3] = np.where(maps[3] > 2.5, maps[3], 0)  # fewer than 1% positive pixels: q99 is 0
+    q99 = q99_of_maps(maps)
+    assert q99[3] == 0 and q99[:3].min() > 0
+    decoded = from_unit(to_unit(maps, q99), q99)
+    np.testing.assert_allclose(normalise(decoded, q99), normalise(maps, q99), atol=0.5 / 255 + 1e-3)
+
+
+def test_a_store_written_before_encodings_reads_as_it_is(tmp_path):
+    make_synthetic_store(tmp_path / "old.zarr", 6, map_size=16, shard=4)
+    group = open_store(tmp_path / "old.zarr")
+    model, explainer = store_models(group)[0], store_explainers(group)[0]
+    array = group[saliency_name(model, explainer)]
+    assert ENCODING not in array.attrs and map_encoding(array) == ENCODING_FULL
+    maps = StoredMaps(group, model, explainer)
+    np.testing.assert_array_equal(maps[:], array[:])
+    np.testing.assert_array_equal(maps[2], array[2])
+    np.testing.assert_array_equal(maps[1:3, :, 4], array[1:3, :, 4])
+    array.attrs[ENCODING] = "jpeg"
+    with pytest.raises(StoreError, match="unknown encoding"):
+        StoredMaps(group, model, explainer)
