@@ -42,6 +42,7 @@ class DataSection(Section):
 class StoreSection(Section):
     map_size: PositiveInt = 224
     shard_size: PositiveInt = 256
+    compact: bool = True  # maps at their feature grid / as 8-bit levels (pipeline/stored_maps.py)
 
 
 class RaySection(Section):
@@ -74,6 +75,9 @@ class ExplainSection(Section):
     seed: int = 0
     batch_size: PositiveInt = 8
     num_classes: PositiveInt = 1000
+    runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
+    channels_last: bool = True
+    autocast: Literal["bf16", "fp16"] | None = None
     models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name
     explainers: dict[str, dict[str, Any] | None] = Field(min_length=1)
 

@@ -7,13 +7,14 @@ import torch
 from core.config import ConfigError
 from explainers import Lime
 from pipeline.classifiers import load_classifier
+from tests.helpers.models import TINY_CNN
 from pipeline.runtime import agreement, export_onnx, fingerprint, no_grad_forward
 
 CPU = torch.device("cpu")
 
 
 def tiny(seed: int):
-    return load_classifier({"arch": "tiny_cnn", "name": "cnn", "seed": seed, "classes": 10, "input_size": 32})
+    return load_classifier({"arch": TINY_CNN, "name": "cnn", "seed": seed, "classes": 10, "input_size": 32})
 
 
 def test_onnxruntime_matches_eager_and_is_exported_once(tmp_path):

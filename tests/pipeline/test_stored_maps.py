@@ -9,6 +9,7 @@ from core.store import ENCODING, ENCODING_FULL, StoreError, map_encoding, open_s
     store_models
 from explainers import GradCam
 from pipeline.classifiers import load_classifier
+from tests.helpers.models import TINY_CNN
 from pipeline.fuse import normalise
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.stored_maps import StoredMaps, from_unit, grid_to_maps, to_stored_maps, to_unit
@@ -16,7 +17,7 @@ from pipeline.synthetic_store import make_synthetic_store
 
 
 def test_grid_decodes_to_the_very_maps_explain_stores():
-    classifier = load_classifier({"arch": "tiny_cnn", "name": "cnn", "seed": 1, "classes": 10, "input_size": 40})
+    classifier = load_classifier({"arch": TINY_CNN, "name": "cnn", "seed": 1, "classes": 10, "input_size": 40})
     images = torch.rand(3, 3, 40, 40, generator=torch.Generator().manual_seed(0))
     targets = torch.tensor([0, 4, 9])
     cam = GradCam(layer=classifier.cam_layer)
