@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from benchmarks.result_file import write_result
 from core.config import load_config
 from pipeline import explain, index
 from pipeline.classifiers import load_classifier
@@ -166,9 +167,7 @@ def main() -> None:
              "| explainer | images | pipeline img/s (scores + maps, Zarr written) | raw model img/s (1 forward + explainer's passes) | efficiency |",
              "|---|---:|---:|---:|---:|"]
     lines += [f"| {n} | {c} | {p:.3f} | {r:.3f} | {e:.2f} |" for n, c, p, r, e in table]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

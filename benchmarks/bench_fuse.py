@@ -26,6 +26,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from benchmarks.result_file import write_result
 from core.store import (clear_labels, n_images, open_store, q99_name, saliency_name, shard_size, store_explainers,
                         store_models)
 from pipeline import fuse
@@ -197,9 +198,7 @@ def main() -> None:
             print(f"{case}: read {rows[-1]['read_ms']:.2f} ms/image, fuse {rows[-1]['fuse_ms']:.2f} ms/image, "
                   f"ratio {rows[-1]['ratio']:.2f}, CPU ratio {rows[-1]['cpu_ratio']:.2f}", flush=True)
     text = report(rows, args, kernel_load)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_result(text, args.out)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks import bench_store
+from benchmarks.result_file import write_result
 
 VARIANTS = {
     "before (eager, whole maps)": ["explain.runtime=eager", "explain.channels_last=false", "store.compact=false"],
@@ -59,9 +60,7 @@ def main(argv=None) -> None:
              "the machine is shared, so the load average (1 / 5 / 15 min) is given at each run's start and end.", "",
              "| round | variant | wall s | load at start | load at end |", "|---|---|---:|---|---|", *rows, "",
              store_out.read_text().replace("# ", "## ", 1)]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

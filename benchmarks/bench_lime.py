@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import torch.nn.functional as F  # noqa: E402
 from lime import lime_image  # noqa: E402
 from skimage.io import imread  # noqa: E402
 
+from benchmarks.result_file import write_result  # noqa: E402
 from explainers import GradCam, Lime, SmoothGrad  # noqa: E402
 from pipeline.classifiers import load_classifier  # noqa: E402
 from pipeline.runtime import eager_forward, no_grad_forward  # noqa: E402
@@ -179,10 +180,7 @@ def main(argv=None) -> None:
         no_grad = no_grad_forward(classifier, "auto", Path(cache), torch.device("cpu"))[0]
         lines += explainer_table(model, classifier, torch.cat([image, photo("camera.png", classifier.input_size)]),
                                  args.repeats, no_grad)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_result("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import psutil
 from PIL import Image
 
 from benchmarks.bench_explain import Timeline
+from benchmarks.result_file import write_result
 from core.config import load_config
 from pipeline import explain, index
 from pipeline.ray_runtime import ray_session
@@ -80,9 +81,7 @@ def main() -> None:
              "| process | peak RSS, first tenth of explain (MiB) | peak RSS, last tenth (MiB) |", "|---|---:|---:|",
              f"| driver | {mib([s[1] for s in first]):.0f} | {mib([s[1] for s in last]):.0f} |",
              f"| busiest model worker | {mib([s[2] for s in first]):.0f} | {mib([s[2] for s in last]):.0f} |"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from numcodecs import Zstd
 
-from core.store import (INDEX_STATUS, MASK, STATUS_OK, UNIT_LEVELS, WEIGHT, fuse_settings, fused_members, n_images, open_store,
-                        q99_name, saliency_name)
+from benchmarks.result_file import write_result
+from core.store import (INDEX_STATUS, MASK, STATUS_OK, UNIT_LEVELS, WEIGHT, fuse_settings, fused_members, n_images,
+                        open_store, q99_name, saliency_name)
 from explainers import EXPLAINERS
 from pipeline.fuse import fuse_maps, member_weights, stored_q99
 from pipeline.stored_maps import StoredMaps, from_unit, to_unit
@@ -111,10 +112,7 @@ def main(argv=None) -> None:
               "| levels | SmoothGrad + LIME KB / image | mask pixels changed | weight pixels changed |",
               "|---:|---:|---:|---:|",
               *[f"| {levels} | {kb:.1f} | {mask:.2e} | {weight:.2e} |" for levels, (mask, weight, kb) in sweep.items()]]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_result("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

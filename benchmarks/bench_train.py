@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from benchmarks.result_file import write_result
 from core.config import get, load_config
 from core.store import INDEX_HEIGHT, INDEX_PATH, INDEX_WIDTH, open_store
 from pipeline import fuse
@@ -148,9 +149,7 @@ def main() -> None:
         store = build_store(Path(tmp), args.images)
         result = bench(config, store, args.steps)
     text = report(result, config, args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_result(text, args.out)
 
 
 if __name__ == "__main__":

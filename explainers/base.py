@@ -17,7 +17,9 @@ class Explainer(ABC):
     """
 
     needs_gradients = True
-    feature_grid = False  # True: `explain_grid` gives the coarse map that `explain` upsamples (a compact store keeps it)
+    # True: the class defines `_grid`, the coarse map `explain` upsamples, which `explain_grid` returns
+    # and a compact store keeps
+    feature_grid = False
 
     def __init__(self, seed: int = 0):
         self.seed = int(seed)
@@ -33,9 +35,6 @@ class Explainer(ABC):
             raise TypeError(f"{type(self).__name__} has no feature grid")
         images, targets = self._checked(images, targets)
         return self._grid(model, images, targets).to(device=images.device, dtype=torch.float32)
-
-    def _grid(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
 
     @staticmethod
     def _checked(images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

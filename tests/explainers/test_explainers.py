@@ -105,28 +105,30 @@ class ConvPoolLinear(nn.Module):
         return self.fc(self.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
-def test_grad_cam_equals_the_cam_identity_on_a_pooled_linear_net():
+@pytest.fixture
+def pooled_case():
+    """A ConvPoolLinear net, 12x12 images, targets, and its [B, K, H, W] features at full resolution
+    (so the CAM explainers' upsampling is the identity)."""
     torch.manual_seed(0)
     net = ConvPoolLinear().eval()
     images = torch.rand(2, 3, 12, 12)
-    targets = torch.tensor([1, 3])
+    return net, images, torch.tensor([1, 3]), net.relu(net.conv(images))
+
+
+def test_grad_cam_equals_the_cam_identity_on_a_pooled_linear_net(pooled_case):
+    net, images, targets, features = pooled_case
     maps = GradCam(layer=net.relu).explain(net, images, targets)
     # d logit_t / d A_k(i, j) = w[t, k] / (H W) everywhere, so alpha_k = w[t, k] / (H W).
-    features = net.relu(net.conv(images))  # [B, K, H, W] at full resolution: the upsampling is the identity
     weights = net.fc.weight[targets]  # [B, K]
     expected = torch.relu(torch.einsum("bk,bkhw->bhw", weights, features)) / (12 * 12)
     assert expected.abs().max() > 0
     torch.testing.assert_close(maps, expected.detach(), rtol=1e-5, atol=1e-7)
 
 
-def test_layer_cam_weights_each_activation_by_its_own_positive_gradient():
-    torch.manual_seed(0)
-    net = ConvPoolLinear().eval()
-    images = torch.rand(2, 3, 12, 12)
-    targets = torch.tensor([1, 3])
+def test_layer_cam_weights_each_activation_by_its_own_positive_gradient(pooled_case):
+    net, images, targets, features = pooled_case
     maps = LayerCam(layer=net.relu).explain(net, images, targets)
     # d logit_t / d A_k(i, j) = w[t, k] / (H W): only channels with a positive class weight count.
-    features = net.relu(net.conv(images))
     weights = torch.relu(net.fc.weight[targets]) / (12 * 12)
     expected = torch.relu(torch.einsum("bk,bkhw->bhw", weights, features))
     assert expected.abs().max() > 0
