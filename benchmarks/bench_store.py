@@ -2,11 +2,13 @@
 
 Both stores come from real `generate-labels` runs of the same config: `--full` with every map kept
 whole (store.compact=false, or any store written before encodings), `--compact` as the explain stage
-now writes it. Reported: bytes on disk per image by array group; and the fraction of label pixels
-the encoding changes, measured on the full store alone so nothing but the encoding differs: its
-non-grid maps are put through the compact encoding (8-bit unit levels) and fused again with the same
-settings (Grad-CAM-like maps decode bit-identically from their grid, tests/test_explain_stage.py).
-The masks of the two runs are compared too (that number also holds the runs' own float noise).
+now writes it. Reported: bytes on disk per image by array group and by explainer; and the fraction of
+label pixels the encoding changes, measured on the full store alone so nothing but the encoding
+differs: each member's full maps are put through the encoding its compact array records (levels,
+delta filter; Grad-CAM-like grids decode bit-identically, tests/pipeline/test_explain_stage.py) and
+fused again with the store's whole fuse rule (CRF included). A sweep over SmoothGrad's levels shows
+the trade-off behind `store.unit_levels`. The labels of the two runs are compared too (that number
+also holds the runs' own float noise).
 
     .venv/bin/python -m benchmarks.bench_store --full runs/full/pssl.zarr --compact runs/sample/pssl.zarr
 """
@@ -14,20 +16,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from numcodecs import Zstd
+import zarr
 
 from benchmarks.result_file import write_result
-from core.store import (INDEX_STATUS, MASK, STATUS_OK, UNIT_LEVELS, WEIGHT, fuse_settings, fused_members, n_images,
-                        open_store, q99_name, saliency_name)
-from explainers import EXPLAINERS
-from pipeline.fuse import fuse_maps, member_weights, stored_q99
+from core.images import image_at_map_size
+from core.store import (ENCODING_UNIT, INDEX_STATUS, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, fuse_settings, map_encoding,
+                        n_images, open_store, q99_name, saliency_name, unit_levels)
+from pipeline.fuse import RULE_DEFAULTS, fuse_labels, member_weights, stored_q99
 from pipeline.stored_maps import StoredMaps, from_unit, to_unit
 
-SWEEP = (255, 127, 63, 31, 15)
-CODEC = Zstd(level=0)  # zarr v3's default compressor for these arrays
+SWEPT = "smooth_grad"
+SWEEP = (255, 63, 31, 15, 7, 3)
 
 
 def bytes_by_group(path: Path) -> dict[str, int]:
@@ -40,7 +43,7 @@ def bytes_by_group(path: Path) -> dict[str, int]:
     return groups
 
 
-def member_bytes(path: Path, group, members) -> dict[str, int]:
+def member_bytes(path: Path, members) -> dict[str, int]:
     """Bytes per explainer (summed over models) of the map arrays alone."""
     per: dict[str, int] = {}
     for model, explainer in members:
@@ -49,29 +52,53 @@ def member_bytes(path: Path, group, members) -> dict[str, int]:
     return per
 
 
-def changed_by_encoding(group, levels: int = UNIT_LEVELS) -> tuple[float, float, float]:
-    """(mask pixels changed, weight pixels changed, unit-encoded KB per image) when the full store's
-    non-grid maps go through the unit encoding with `levels` levels and are fused again."""
-    settings, members = fuse_settings(group), fused_members(group)
-    n = n_images(group)
-    ok = np.asarray(group[INDEX_STATUS][:]) == STATUS_OK
-    q99 = stored_q99(group, members)
-    weights = member_weights(None, len(members), n)
-    full = [StoredMaps(group, m, e)[:] for m, e in members]
-    compact, encoded = [], 0
-    for maps, (model, explainer) in zip(full, members):
-        if getattr(EXPLAINERS.get(explainer), "feature_grid", False):
-            compact.append(maps)
-            continue
-        q = group[q99_name(model, explainer)][:]
-        stored = to_unit(maps, q, levels)
-        encoded += sum(len(CODEC.encode(image)) for image in stored)
-        compact.append(from_unit(stored, q, levels))
-    args = (weights, ok, settings["fg_threshold"], settings["bg_threshold"])
-    before = fuse_maps(full, *args, q99=q99, keep_consensus=False)
-    after = fuse_maps(compact, *args, q99=q99, keep_consensus=False)
-    return (float((before["mask"] != after["mask"])[ok].mean()), float((before["weight"] != after["weight"])[ok].mean()),
-            encoded / n / 1000)
+def encoded_bytes(array: zarr.Array, stored: np.ndarray) -> int:
+    """Bytes of `stored` written with `array`'s own filters and compressor, one chunk per image."""
+    with tempfile.TemporaryDirectory() as folder:
+        copy = zarr.create_array(folder, shape=stored.shape, dtype=stored.dtype, chunks=(1, *stored.shape[1:]),
+                                 filters=array.filters, compressors=array.compressors, fill_value=0)
+        copy[:] = stored
+        return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file() and f.name != "zarr.json")
+
+
+class Comparison:
+    """The full store's labels, and the labels after re-encoding its maps as a compact store would."""
+
+    def __init__(self, full: zarr.Group, compact: zarr.Group):
+        self.full, self.compact = full, compact
+        self.settings = {**RULE_DEFAULTS, **fuse_settings(full)}
+        self.members = [tuple(m) for m in self.settings["members"]]
+        self.n = n_images(full)
+        self.ok = np.asarray(full[INDEX_STATUS][:]) == STATUS_OK
+        self.q99 = stored_q99(full, self.members)
+        self.weights = member_weights(None, len(self.members), self.n)
+        self.images = [image_at_map_size(full, i) for i in range(self.n)]
+        self.maps = [StoredMaps(full, m, e)[:] for m, e in self.members]
+        self.before = self.labels(self.maps)
+
+    def labels(self, maps: list[np.ndarray]) -> np.ndarray:
+        return fuse_labels(maps, self.settings, self.weights, self.ok, q99=self.q99, images=lambda i: self.images[i],
+                           keep_consensus=False)
+
+    def changed(self, levels_of: dict[str, int] | None = None) -> dict[str, float]:
+        """Label pixels changed when every unit member keeps its compact array's levels (or `levels_of`)."""
+        maps, unit_bytes = [], {}
+        for maps_full, (model, explainer) in zip(self.maps, self.members):
+            array = self.compact[saliency_name(model, explainer)]
+            if map_encoding(array) != ENCODING_UNIT:
+                maps.append(maps_full)  # grids decode bit-identically
+                continue
+            levels = (levels_of or {}).get(explainer, unit_levels(array))
+            q = self.full[q99_name(model, explainer)][:]
+            stored = to_unit(maps_full, q, levels)
+            unit_bytes[explainer] = unit_bytes.get(explainer, 0) + encoded_bytes(array, stored)
+            maps.append(from_unit(stored, q, levels))
+        after = self.labels(maps)
+        ok = self.ok
+        weight_step = np.abs(after["weight"].astype(np.int16) - self.before["weight"])[ok] / WEIGHT_SCALE
+        return {"mask": float((after["mask"] != self.before["mask"])[ok].mean()),
+                "weight": float((weight_step > 0).mean()), "weight_mean_abs": float(weight_step.mean()),
+                **{f"kb:{e}": b / self.n / 1000 for e, b in unit_bytes.items()}}
 
 
 def main(argv=None) -> None:
@@ -81,17 +108,17 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/bench_store.md"))
     args = parser.parse_args(argv)
     stores = {"full": open_store(args.full, mode="r"), "compact": open_store(args.compact, mode="r")}
-    n = n_images(stores["full"])
-    members = fused_members(stores["full"])
-    sizes = {name: bytes_by_group(path) for name, path in (("full", args.full), ("compact", args.compact))}
-    per_member = {name: member_bytes(path, stores[name], members)
-                  for name, path in (("full", args.full), ("compact", args.compact))}
-    mask_changed, weight_changed, _ = changed_by_encoding(stores["full"])
-    sweep = {levels: changed_by_encoding(stores["full"], levels) for levels in SWEEP}
-    ok = np.asarray(stores["full"][INDEX_STATUS][:]) == STATUS_OK
-    between = float((stores["full"][MASK][:] != stores["compact"][MASK][:])[ok].mean())
-    weight_between = float((stores["full"][WEIGHT][:] != stores["compact"][WEIGHT][:])[ok].mean())
+    paths = {"full": args.full, "compact": args.compact}
+    comparison = Comparison(stores["full"], stores["compact"])
+    n, members = comparison.n, comparison.members
+    sizes = {name: bytes_by_group(path) for name, path in paths.items()}
+    per_member = {name: member_bytes(path, members) for name, path in paths.items()}
+    encoding = comparison.changed()
+    sweep = {levels: comparison.changed({SWEPT: levels}) for levels in SWEEP}
+    ok = comparison.ok
+    between = {name: float((stores["full"][name][:] != stores["compact"][name][:])[ok].mean()) for name in (MASK, WEIGHT)}
     groups = sorted(set(sizes["full"]) | set(sizes["compact"]))
+    total = {name: sum(size.values()) / n / 1000 for name, size in sizes.items()}
     lines = [f"# Store bytes per image: whole float16 maps vs the compact encodings ({n} images, "
              f"{len(members)} members, load average {os.getloadavg()[0]:.1f})", "",
              f"Command: `.venv/bin/python -m benchmarks.bench_store --full {args.full} --compact {args.compact}`", "",
@@ -101,17 +128,17 @@ def main(argv=None) -> None:
     lines += [f"| saliency of {e} ({sum(1 for _, x in members if x == e)} models) | "
               f"{per_member['full'].get(e, 0) / n / 1000:.1f} | {per_member['compact'].get(e, 0) / n / 1000:.2f} |"
               for e in dict.fromkeys(e for _, e in members)]
-    lines += [f"| **total** | **{sum(sizes['full'].values()) / n / 1000:.1f}** | "
-              f"**{sum(sizes['compact'].values()) / n / 1000:.1f}** |", "",
-              f"Label pixels changed by the encoding alone (the full store's maps re-encoded and fused again): "
-              f"mask {mask_changed:.2e}, weight {weight_changed:.2e}.",
-              f"Between the two runs' stored labels (encoding plus the runs' float noise: ONNX Runtime and "
-              f"channels_last against eager): mask {between:.2e}, weight {weight_between:.2e}.", "",
-              "Fewer levels for the non-grid maps (SmoothGrad, LIME; zstd as zarr writes them): smaller, but more "
-              "label pixels change:", "",
-              "| levels | SmoothGrad + LIME KB / image | mask pixels changed | weight pixels changed |",
-              "|---:|---:|---:|---:|",
-              *[f"| {levels} | {kb:.1f} | {mask:.2e} | {weight:.2e} |" for levels, (mask, weight, kb) in sweep.items()]]
+    lines += [f"| **total** | **{total['full']:.1f}** | **{total['compact']:.1f}** |", "",
+              "Label pixels changed by the encoding alone (the full store's maps put through each compact array's "
+              f"encoding and fused again with the whole fuse rule): mask **{encoding['mask']:.2e}**, weight "
+              f"{encoding['weight']:.2e} (mean |change| of the weight {encoding['weight_mean_abs']:.1e}).",
+              f"Between the two runs' stored labels (the encoding plus any float difference between the runs, "
+              f"e.g. eager against ONNX Runtime when the full store was made with explain.runtime=eager): mask {between[MASK]:.2e}, weight {between[WEIGHT]:.2e}.", "",
+              f"{SWEPT}'s levels (`store.unit_levels`; the other members as the compact store keeps them):", "",
+              f"| {SWEPT} levels | its KB / image | mask pixels changed | weight pixels changed | mean weight change |",
+              "|---:|---:|---:|---:|---:|",
+              *[f"| {levels} | {row.get(f'kb:{SWEPT}', 0):.1f} | {row['mask']:.2e} | {row['weight']:.2e} | "
+                f"{row['weight_mean_abs']:.1e} |" for levels, row in sweep.items()]]
     write_result("\n".join(lines), args.out)
 
 

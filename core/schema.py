@@ -18,6 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativ
 
 from core.images import DEFAULT_MAX_PIXELS
 
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +44,21 @@ class StoreSection(Section):
     map_size: PositiveInt = 224
     shard_size: PositiveInt = 256
     compact: bool = True  # maps at their feature grid / as 8-bit levels (pipeline/stored_maps.py)
+    # compact: levels above 0 per explainer's map (others 255); SmoothGrad's noise costs the most bytes
+    unit_levels: dict[str, int] = {"smooth_grad": 15}
+
+    @field_validator("unit_levels")
+    @classmethod
+    def _levels_of_known_explainers(cls, levels: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        """Levels for an explainer this run does not use are unused; a name no explainer has is a typo."""
+        known = _context(info, "explainers")
+        for name in levels:
+            if known is not None and name not in known:
+                raise ValueError(f"unknown explainer {name!r}{_closest(name, known)}; valid: {', '.join(sorted(known))}")
+        wrong = {name: value for name, value in levels.items() if not 1 <= value <= 255}
+        if wrong:
+            raise ValueError(f"unit_levels must be 1..255 (levels of a uint8), got {wrong}")
+        return levels
 
 
 class RaySection(Section):
@@ -144,7 +160,7 @@ class FuseSection(Section):
     crf: CrfSection | None = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> "FuseSection":
+    def _ordered(self) -> FuseSection:
         if self.fg_threshold is not None and self.bg_threshold is not None and not self.bg_threshold < self.fg_threshold:
             raise ValueError(f"needs bg_threshold < fg_threshold, got bg={self.bg_threshold}, fg={self.fg_threshold}")
         if not 0 <= self.otsu_range[0] <= self.otsu_range[1] <= 1:
@@ -163,7 +179,7 @@ class PipelineConfig(Section):
     fuse: FuseSection = FuseSection()
 
     @model_validator(mode="after")
-    def _fuse_members_are_explained(self) -> "PipelineConfig":
+    def _fuse_members_are_explained(self) -> PipelineConfig:
         """fuse.models / fuse.explainers must name what explain makes (else fuse would refuse after explain)."""
         if self.explain is not None:
             made = {"models": [model.display_name for model in self.explain.models],

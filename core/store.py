@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,9 @@ MASK, WEIGHT, CONSENSUS = LABELS_PREFIX + "mask", LABELS_PREFIX + "weight", LABE
 ENCODING = "encoding"
 ENCODING_FULL = "float16_map"  # [N, S, S] float16: map / its max-abs (every store before encodings existed)
 ENCODING_GRID = "feature_grid"  # [N, h, w] float32: the raw CAM at its layer's grid; INPUT_SIZE says how to resize it
-ENCODING_UNIT = "uint8_unit"  # [N, S, S] uint8: round(UNIT_LEVELS * min(1, relu(map) / q99)), all that fusion reads
+ENCODING_UNIT = "uint8_unit"  # [N, S, S] uint8: round(LEVELS * min(1, relu(map) / q99)), all that fusion reads
 INPUT_SIZE = "input_size"  # ENCODING_GRID: the classifier's input size the CAM was upsampled to before map_size
+LEVELS = "levels"  # ENCODING_UNIT: the number of levels above 0 (absent: UNIT_LEVELS, stores before it was chosen)
 UNIT_LEVELS = 255
 ENCODINGS = (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT)
 
@@ -82,6 +84,9 @@ PACKAGES = ("torch", "captum", "lime", "zarr", "dask", "ray", "numpy", "scikit-i
 # Write chunks even when they hold only the fill value: a finished shard then always has its file, so
 # `pipeline.verify` can tell a deleted shard from an empty one (zarr reads a missing file as fill).
 zarr.config.set({"array.write_empty_chunks": True})
+# Smooth maps are stored through numcodecs' delta filter (pipeline/stored_maps.py): zarr-python reads it
+# with numcodecs, one of its own dependencies; say so once in docs/store.md, not on every array opened.
+warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification")
 
 
 class StoreError(PsslError, RuntimeError):
@@ -107,6 +112,11 @@ def map_encoding(array: zarr.Array) -> str:
     if encoding not in ENCODINGS:
         raise StoreError(f"{array.path} has unknown encoding {encoding!r} (written by a newer version?)")
     return encoding
+
+
+def unit_levels(array: zarr.Array) -> int:
+    """How many levels above 0 an ENCODING_UNIT array spends on min(1, relu(map) / q99)."""
+    return int(array.attrs.get(LEVELS, UNIT_LEVELS))
 
 
 def score_name(model: str) -> str:
@@ -176,7 +186,7 @@ def create_store(path: str | Path, config: dict) -> zarr.Group:
     if "created" not in group.attrs:
         group.attrs.update(
             {
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "created": datetime.datetime.now(datetime.UTC).isoformat(),
                 "versions": package_versions(),
                 "config": config,
             }
@@ -244,7 +254,7 @@ def write_layout(group: zarr.Group, **attrs) -> None:
 
 
 def require_array(group: zarr.Group, name: str, shape: tuple, dtype, per_image_chunk: tuple | None = None,
-                  fill_value=0, compressors="auto") -> zarr.Array:
+                  fill_value=0, compressors="auto", filters="auto") -> zarr.Array:
     """Create `name` if missing (shards of `shard_size` images) or return it after checking its shape.
 
     `per_image_chunk` is the shape of one image's entry; None means a 1-D per-image array,
@@ -260,7 +270,8 @@ def require_array(group: zarr.Group, name: str, shape: tuple, dtype, per_image_c
     if per_image_chunk is None:
         return group.create_array(name, shape=shape, dtype=dtype, chunks=(k,), fill_value=fill_value)
     return group.create_array(name, shape=shape, dtype=dtype, chunks=(1, *per_image_chunk),
-                              shards=(k, *per_image_chunk), fill_value=fill_value, compressors=compressors)
+                              shards=(k, *per_image_chunk), fill_value=fill_value, compressors=compressors,
+                              filters=filters)
 
 
 def create_index_arrays(group: zarr.Group, n: int, overwrite: bool = False) -> dict[str, zarr.Array]:

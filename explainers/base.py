@@ -20,6 +20,9 @@ class Explainer(ABC):
     # True: the class defines `_grid`, the coarse map `explain` upsamples, which `explain_grid` returns
     # and a compact store keeps
     feature_grid = False
+    # True: the maps are smooth (bilinear upsamplings of coarse grids), so a stored map of 8-bit levels
+    # compresses 3x better after a delta filter (pipeline/stored_maps.py)
+    smooth_maps = False
 
     def __init__(self, seed: int = 0):
         self.seed = int(seed)

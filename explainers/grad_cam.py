@@ -25,6 +25,7 @@ class GradCam(Explainer):
         self.layer = layer
 
     feature_grid = True
+    smooth_maps = True
 
     def _grid(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         cam = LayerGradCam(model, self.layer).attribute(images, target=targets, relu_attributions=True)

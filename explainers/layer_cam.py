@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from captum.attr import LayerGradientXActivation
 from torch import nn
 
 from explainers.base import Explainer
+from explainers.grad_cam import upsample_grid
 
 
 class LayerCam(Explainer):
@@ -23,14 +23,19 @@ class LayerCam(Explainer):
             raise TypeError(f"layer_cam needs layer=<nn.Module> to explain, got {type(layer).__name__}")
         self.layer = layer
 
-    def _maps(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    feature_grid = True
+    smooth_maps = True
+
+    def _grid(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         method = LayerGradientXActivation(model, self.layer, multiply_by_inputs=False)
         gradients = method.attribute(images, target=targets)  # without inputs: d logit / d A
         activations = _activations(model, self.layer, images)
         if gradients.ndim != 4:
             raise ValueError(f"LayerCAM layer output must be [B, C, h, w] feature maps, got {tuple(gradients.shape)}")
-        cam = torch.relu((torch.relu(gradients) * activations).sum(dim=1, keepdim=True))
-        return F.interpolate(cam.detach(), size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return torch.relu((torch.relu(gradients) * activations).sum(dim=1)).detach()
+
+    def _maps(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return upsample_grid(self._grid(model, images, targets), tuple(images.shape[-2:]))
 
 
 def _activations(model: nn.Module, layer: nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,8 @@ class MultiScaleCam(Explainer):
     resized back to the input size before the sum.
     """
 
+    smooth_maps = True
+
     def __init__(self, layer: nn.Module, method: str = "grad_cam", scales=(1.0, 0.5, 1.5, 2.0), flip: bool = True,
                  seed: int = 0):
         super().__init__(seed)

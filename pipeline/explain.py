@@ -24,18 +24,19 @@ import zarr
 from core.config import ConfigError, get
 from core.errors import PsslError
 from core.images import BadImage, load_rgb
-from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_KEY, INDEX_PATH, INDEX_STAGE,
-                        INDEX_STATUS, INDEX_TARGET, STATUS_OK, UNKNOWN_CLASS, StoreError, data_root, done_shards,
-                        map_encoding, map_size, mark_bad, mark_done, n_images, open_store, prediction_name, q99_name, record_config,
-                        require_array, saliency_name, scale_name, score_name, shard_count, shard_size, shard_slice,
-                        top1_name, write_layout)
+from core.schema import StoreSection
+from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID,
+                        INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, STATUS_OK, UNIT_LEVELS,
+                        UNKNOWN_CLASS, StoreError, data_root, done_shards, map_encoding, map_size, mark_bad, mark_done,
+                        n_images, open_store, prediction_name, q99_name, record_config, require_array, saliency_name,
+                        scale_name, score_name, shard_count, shard_size, shard_slice, top1_name, write_layout)
 from core.store_check import covered_names, list_arrays, report_redone, unflag_damaged
 from explainers import EXPLAINERS, create_explainer, upsample_grid
 from pipeline.classifiers import load_classifier, normalize_spec
 from pipeline.fuse_kernel import q99_of_maps
-from pipeline.stored_maps import create_map_array, encode, to_stored_maps
 from pipeline.ray_runtime import StageError, cluster_cpus
 from pipeline.runtime import RunOptions, no_grad_forward
+from pipeline.stored_maps import create_map_array, encode, to_stored_maps
 
 
 def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
@@ -224,8 +225,9 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     status = group[INDEX_STATUS][:]
     unknown = bool(np.any((group[INDEX_CLASS_ID][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
     compact = bool(get(config, "store.compact", True))
+    levels = get(config, "store.unit_levels", StoreSection().unit_levels) if compact else None
     for model in specs:
-        _require_model_arrays(group, specs[model], list(explainer_specs), n, compact, unknown, num_classes)
+        _require_model_arrays(group, specs[model], list(explainer_specs), n, levels, unknown, num_classes)
     record_config(group, store_path, config)
     images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
     # Known classes need no ensemble vote: one pass decodes each image once and writes scores and maps.
@@ -298,17 +300,22 @@ def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: 
     return [worker_class.remote(*arguments) for _ in range(min(int(workers), pending))]
 
 
-def _require_model_arrays(group: zarr.Group, spec: dict, explainers: list[str], n: int, compact: bool,
+def _require_model_arrays(group: zarr.Group, spec: dict, explainers: list[str], n: int, levels: dict | None,
                           unknown: bool, classes: int) -> None:
+    """The model's arrays; `levels` ({explainer: unit levels}) None keeps every map whole (store.compact=false)."""
     model = spec["name"]
     for explainer in explainers:
+        kind = EXPLAINERS.get(explainer)
         if saliency_name(model, explainer) in group:
             pass  # keeps the encoding it was started with
-        elif compact and getattr(EXPLAINERS.get(explainer), "feature_grid", False):
+        elif levels is None:
+            create_map_array(group, model, explainer, n, ENCODING_FULL)
+        elif getattr(kind, "feature_grid", False):
             grid, input_size = _feature_grid(spec)
             create_map_array(group, model, explainer, n, ENCODING_GRID, grid, input_size)
         else:
-            create_map_array(group, model, explainer, n, ENCODING_UNIT if compact else ENCODING_FULL)
+            create_map_array(group, model, explainer, n, ENCODING_UNIT, levels=levels.get(explainer, UNIT_LEVELS),
+                             smooth=getattr(kind, "smooth_maps", False))
         require_array(group, scale_name(model, explainer), (n,), np.float32)
         require_array(group, q99_name(model, explainer), (n,), np.float32, fill_value=np.nan)
     require_array(group, score_name(model), (n,), np.float16)

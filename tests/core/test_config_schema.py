@@ -47,6 +47,8 @@ def test_the_project_ships_no_config_without_a_schema():
     ("fuse.models=[efficientnet_lite3]", "fuse.models: ['efficientnet_lite3'] are not in explain.models"),
     ("fuse.crf.temprature=0.1", "fuse.crf.temprature: unknown key; did you mean fuse.crf.temperature?"),
     ("fuse.threshold_rule=otsuu", "fuse.threshold_rule: Input should be 'fixed' or 'otsu'"),
+    ("store.unit_levels.smooth_grad=256", "unit_levels must be 1..255 (levels of a uint8), got {'smooth_grad': 256}"),
+    ("store.unit_levels={smoothgrad: 15}", "store.unit_levels: unknown explainer 'smoothgrad' (did you mean 'smooth_grad'?)"),
 ])
 def test_a_bad_override_names_the_key(override, message):
     with pytest.raises(ConfigError) as error:

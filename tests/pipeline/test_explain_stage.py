@@ -11,7 +11,7 @@ import pytest
 
 from core.store import (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR,
                         INDEX_PATH, INDEX_STATUS, INDEX_TARGET, STATUS_BAD, STATUS_OK, map_encoding, prediction_name,
-                        progress_name, q99_name, saliency_name, scale_name, score_name)
+                        progress_name, q99_name, saliency_name, scale_name, score_name, unit_levels)
 from pipeline.fuse import normalise
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.stored_maps import StoredMaps
@@ -74,8 +74,9 @@ def test_compact_store_regenerates_the_full_maps(reference, full):
             assert map_encoding(stored) == ENCODING_GRID and stored.shape == (6, 4, 4)
             np.testing.assert_array_equal(decoded, whole)
         else:
-            assert map_encoding(stored) == ENCODING_UNIT and stored.dtype == np.uint8
-            np.testing.assert_allclose(normalise(decoded, q99), normalise(whole, q99), atol=0.5 / 255 + 1e-3)
+            levels = {"smooth_grad": 15}.get(explainer, 255)  # store.unit_levels' default
+            assert map_encoding(stored) == ENCODING_UNIT and stored.dtype == np.uint8 and unit_levels(stored) == levels
+            np.testing.assert_allclose(normalise(decoded, q99), normalise(whole, q99), atol=0.5 / levels + 1e-3)
     assert StoredMaps(reference, "cnn_a", "lime")[3].shape == (16, 16)
 
 
