@@ -1,6 +1,8 @@
 """Explainers on real small torch models, real Captum and real lime, checked against values worked out by hand."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -182,9 +184,9 @@ class RegionTexture(nn.Module):
         return torch.stack([40 * (texture - texture.detach().new_tensor(0.04)), torch.zeros_like(texture)], dim=1)
 
 
-def textured_image(size=SIZE):
+def textured_image(size=SIZE, seed=3):
     """Smooth colour blobs plus fine grain, so SLIC finds real regions and hiding one changes the variance."""
-    generator = torch.Generator().manual_seed(3)
+    generator = torch.Generator().manual_seed(seed)
     blobs = F.interpolate(torch.rand(1, 3, 6, 6, generator=generator), size=(size, size), mode="bicubic")
     return (0.9 * blobs + 0.1 * torch.rand(1, 3, size, size, generator=generator)).clamp(0, 1)
 
@@ -200,8 +202,8 @@ def test_lime_puts_its_largest_weights_on_the_region_the_model_looks_at():
     assert maps[inside].mean() > 4 * maps[~inside].abs().mean()
 
 
-def test_lime_on_device_neighbourhood_matches_lime_own_loop():
-    """Same seed, same superpixels: our batched data_labels must reproduce lime's own weights."""
+def test_lime_on_device_neighbourhood_matches_lime_own_explain_instance():
+    """Same seed, same superpixels, same float32 pixels and model batches: lime's own loop gives the same map."""
     net = load_classifier({"arch": TINY_CNN, "classes": 10}).net
     image, target, seed = textured_image(), 4, 7
     explainer = Lime(samples=40, segments=12, batch_size=16, seed=seed)
@@ -209,14 +211,79 @@ def test_lime_on_device_neighbourhood_matches_lime_own_loop():
 
     def classify_hwc(batch):
         with torch.no_grad():
-            return net(torch.from_numpy(batch).permute(0, 3, 1, 2).float()).softmax(dim=1).double().numpy()
+            return net(torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()).softmax(dim=1).double().numpy()
 
     reference = lime_image.LimeImageExplainer(kernel_width=0.25, feature_selection="none", random_state=seed)
     explanation = reference.explain_instance(
-        image[0].permute(1, 2, 0).double().numpy(), classify_hwc, labels=(target,), top_labels=None,
+        image[0].permute(1, 2, 0).numpy(), classify_hwc, labels=(target,), top_labels=None,
         num_samples=40, batch_size=16, segmentation_fn=explainer.segment, random_seed=seed)
-    weights = np.zeros(explanation.segments.max() + 1)
+    weights = np.zeros(explanation.segments.max() + 1, dtype=np.float32)
     for segment, weight in explanation.local_exp[target]:
         weights[segment] = weight
     assert np.abs(weights).max() > 0
-    np.testing.assert_allclose(ours, weights[explanation.segments], rtol=1e-3, atol=1e-4 * np.abs(weights).max())
+    np.testing.assert_array_equal(ours, weights[explanation.segments])
+
+
+class CountingForward:
+    """A real network behind a callable that records the size of every batch it is handed."""
+
+    def __init__(self, net):
+        self.net, self.batch_sizes = net, []
+
+    def __call__(self, batch):
+        self.batch_sizes.append(len(batch))
+        return self.net(batch)
+
+
+@pytest.fixture(scope="module")
+def lime_case():
+    """Three distinct textured images, a 10-class tiny CNN and targets: maps well above float round-off."""
+    net = load_classifier({"arch": TINY_CNN, "classes": 10}).net
+    images = torch.cat([textured_image(seed=seed) for seed in (3, 4, 5)])
+    return net, images, torch.tensor([4, 1, 8])
+
+
+def assert_same_maps(got, expected):
+    """Equal up to the model's float round-off. This CPU rounds a model batch of one image differently from
+    larger batches (logits differ by ~1e-8), which moves the tiny net's weak LIME maps by ~1e-4 of their
+    scale; every other batch size gives bit-identical maps here. A sample fed to the wrong image or the
+    wrong row would move a map by its whole scale."""
+    scale = float(expected.abs().max())
+    assert scale > 0
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-3 * scale)
+
+
+LIME_SAMPLES = 24
+
+
+def lime(batch_size):
+    return Lime(samples=LIME_SAMPLES, segments=12, batch_size=batch_size, seed=7)
+
+
+def test_lime_batches_that_span_images_give_each_images_own_map(lime_case):
+    net, images, targets = lime_case
+    per_image = {size: torch.cat([lime(size).explain(net, images[i:i + 1], targets[i:i + 1]) for i in range(3)])
+                 for size in range(1, 9)}
+    for size in range(2, 9):
+        assert_same_maps(per_image[size], per_image[1])
+    # 5 and 7 divide no image's 24 samples; 30 holds more than one image; 72 is the whole stream; 100 more
+    for size in (5, 7, 30, 72, 100):
+        assert_same_maps(lime(size).explain(net, images, targets), per_image[1])
+
+
+def test_lime_map_of_an_image_alone_equals_its_map_among_three(lime_case):
+    net, images, targets = lime_case
+    among_three = lime(16).explain(net, images, targets)
+    for i in range(3):
+        assert_same_maps(lime(16).explain(net, images[i:i + 1], targets[i:i + 1])[0], among_three[i])
+    assert not torch.allclose(among_three[0], among_three[1])  # three different images, three different maps
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 24, 30, 100])
+def test_lime_calls_the_model_once_per_batch_of_the_whole_stream(lime_case, batch_size):
+    net, images, targets = lime_case
+    forward = CountingForward(net)
+    lime(batch_size).explain(forward, images, targets)
+    total = len(images) * LIME_SAMPLES
+    calls = math.ceil(total / batch_size)
+    assert forward.batch_sizes == [batch_size] * (calls - 1) + [total - batch_size * (calls - 1)]
