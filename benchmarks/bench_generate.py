@@ -1,7 +1,8 @@
 """`make generate-labels` on the embedded default, before -> after this stage's speed and size work, in one run.
 
 "before" is the same code with every new switch off (explain.runtime=eager, explain.channels_last=false,
-store.compact=false: eager fp32 forwards and whole float16 maps, as the pipeline ran before them);
+store.compact=false, the batch sizes of before: eager fp32 forwards and whole float16 maps, as the
+pipeline ran before them);
 "after" is the default config. Each runs from a clean run directory as a separate process, one after
 the other, with the load average printed beside its time; then the two stores are compared
 (benchmarks/bench_store.py: bytes per image, label pixels changed).
@@ -22,7 +23,8 @@ from benchmarks import bench_store
 from benchmarks.result_file import write_result
 
 VARIANTS = {
-    "before (eager, whole maps)": ["explain.runtime=eager", "explain.channels_last=false", "store.compact=false"],
+    "before (eager, whole maps)": ["explain.runtime=eager", "explain.channels_last=false", "store.compact=false",
+                                   "explain.batch_size=8", "explain.explainers.lime.batch_size=8"],
     "after (defaults)": [],
 }
 

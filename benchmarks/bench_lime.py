@@ -28,7 +28,7 @@ from pipeline.classifiers import load_classifier  # noqa: E402
 from pipeline.runtime import eager_forward, no_grad_forward  # noqa: E402
 from pipeline.sample_data import sample_path  # noqa: E402
 
-FORWARD_BATCH_SIZES = (8, 16, 32, 64)
+FORWARD_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 
 
 def best_seconds(runs: dict, repeats: int) -> dict:
