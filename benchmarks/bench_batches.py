@@ -10,14 +10,13 @@ drift falls on every value alike. This is how conf/sample.yaml's batch sizes wer
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import tempfile
 from pathlib import Path
 
 import torch
 
-from benchmarks.bench_explain import CONFIG, WORK, run_pipeline, steady_rate, write_images
+from benchmarks.bench_explain import CONFIG, WORK, explainer_config, run_pipeline, steady_rate, write_images
 from benchmarks.result_file import write_result
 from core.config import apply_overrides, load_config
 from pipeline.ray_runtime import ray_session
@@ -41,10 +40,7 @@ def main(argv=None) -> None:
         data = write_images(Path(scratch) / "data", count)
         for round_number in range(args.rounds):
             for value in args.values:
-                config = apply_overrides(copy.deepcopy(base), [f"{args.key}={value}"])
-                config["store"]["shard_size"] = shard
-                config["data"] = {"source": "imagefolder", "root": str(data), "class_ids_by_position": True}
-                config["explain"]["explainers"] = {args.explainer: config["explain"]["explainers"][args.explainer]}
+                config = explainer_config(apply_overrides(base, [f"{args.key}={value}"]), args.explainer, data, shard)
                 events = run_pipeline(config, Path(scratch) / f"{round_number}-{value}")
                 rates[value].append(steady_rate(events, "explain", workers))
                 print(f"{args.key}={value}: {rates[value][-1]:.2f} img/s", flush=True)

@@ -9,10 +9,11 @@ needs. With every class known the pipeline makes one pass per image: 1 forward f
 The bound is the best practical limit measured in the same run:
 1. each pass on every runtime that can run it (forward: eager, channels_last, ONNX Runtime; backward:
    eager, channels_last) at batch sizes 1-16, one torch thread, best of 3 short timings: this picks
-   the fastest runtime and batch for each pass;
-2. that choice run by one process per worker at once (one torch thread each, as Ray runs the
-   workers), sustained for `--bound-seconds`, just before and just after each explainer's pipeline
-   run; the faster of the two is the bound. (This VM's speed drifts by tens of percent within
+   the fastest runtime for each pass;
+2. that runtime's batch sizes run by one process per worker at once (one torch thread each, as Ray
+   runs the workers): this picks the batch;
+3. that choice run the same way, sustained for `--bound-seconds`, just before and just after each
+   explainer's pipeline run; the faster of the two is the bound. (This VM's speed drifts by tens of percent within
    minutes, and one process alone on an idle machine runs faster than each of two at once, so a short
    single-process burst times x workers is a rate no pair of workers can reach.)
 Efficiency = pipeline images/s / raw images/s (1.0 = no overhead at all).
@@ -87,12 +88,16 @@ def write_images(folder: Path, count: int) -> Path:
 
 
 def pass_step(classifier, kind: str, runtime: str, batch: int, cache: Path):
-    """A call that runs one batch of the pass `kind` on `runtime`, as the explainers run it (weights frozen)."""
-    size, net = classifier.input_size, classifier.net
-    layer_name = next(name for name, module in net.named_modules() if module is classifier.cam_layer)
+    """A call that runs one batch of the pass `kind` on `runtime`, as the explainers run it (weights frozen).
+
+    Each call works on its own copy of the network, so the hook of one backward_to_layer step never
+    stays on the classifier to slow down (and hold the activations of) the passes timed after it."""
+    size = classifier.input_size
+    layer_name = next(name for name, module in classifier.net.named_modules() if module is classifier.cam_layer)
+    net = copy.deepcopy(classifier.net)
     images = torch.rand(batch, 3, size, size)
     if runtime == "channels_last":
-        net = copy.deepcopy(net).to(memory_format=torch.channels_last)
+        net = net.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     if kind == "forward":
         forward = (no_grad_forward(classifier, "onnxruntime", cache, torch.device("cpu"))[0]
@@ -185,6 +190,15 @@ def raw_rate(passes: dict, rates: dict) -> float:
     return 1 / (1 / rates["forward"] + sum(count / rates[kind] for kind, count in passes.items()))
 
 
+def explainer_config(base: dict, explainer: str, data: Path, shard: int) -> dict:
+    """`base` run on the photos in `data` (every class known: one pass, as documented) with one explainer."""
+    config = copy.deepcopy(base)
+    config["store"]["shard_size"] = shard
+    config["data"] = {"source": "imagefolder", "root": str(data), "class_ids_by_position": True}
+    config["explain"]["explainers"] = {explainer: config["explain"]["explainers"][explainer]}
+    return config
+
+
 def run_pipeline(config: dict, root: Path) -> list:
     path = root / "pssl.zarr"
     timeline = Timeline()
@@ -214,12 +228,8 @@ def main() -> None:
     with ray_session(base), tempfile.TemporaryDirectory() as scratch:
         for name, (count, shard) in WORK.items():
             params = base["explain"]["explainers"][name] or {}
-            config = copy.deepcopy(base)
-            config["store"]["shard_size"] = shard
-            config["data"] = {"source": "imagefolder", "root": str(write_images(Path(scratch) / name / "data", count)),
-                              "class_ids_by_position": True}  # every class known: one pass, as documented
-            config["explain"]["explainers"] = {name: params}
-            events = run_pipeline(config, Path(scratch) / name)
+            data = write_images(Path(scratch) / name / "data", count)
+            events = run_pipeline(explainer_config(base, name, data, shard), Path(scratch) / name)
             rounds.append(bound_round(args.model, choice, cache, workers, args.bound_seconds))
             pipeline = steady_rate(events, "explain", workers)
             before, after = (raw_rate(passes_of(name, params), rates) for rates in rounds[-2:])

@@ -54,7 +54,7 @@ class StoreSection(Section):
         known = _context(info, "explainers")
         for name in levels:
             if known is not None and name not in known:
-                raise ValueError(f"unknown explainer {name!r}{_closest(name, known)}; valid: {', '.join(sorted(known))}")
+                raise ValueError(_unknown_explainer(name, known))
         wrong = {name: value for name, value in levels.items() if not 1 <= value <= 255}
         if wrong:
             raise ValueError(f"unit_levels must be 1..255 (levels of a uint8), got {wrong}")
@@ -123,7 +123,7 @@ class ExplainSection(Section):
             return explainers
         for name, params in explainers.items():
             if name not in known:
-                raise ValueError(f"unknown explainer {name!r}{_closest(name, known)}; valid: {', '.join(sorted(known))}")
+                raise ValueError(_unknown_explainer(name, known))
             accepted = [p for p in inspect.signature(known[name]).parameters if p not in ("self", "layer")]
             for param in params or {}:
                 if param not in accepted:
@@ -489,6 +489,10 @@ class LabelVariantsConfig(Section):
 # --- checking --------------------------------------------------------------------------------------
 def _context(info: ValidationInfo, key: str):
     return (info.context or {}).get(key)
+
+
+def _unknown_explainer(name: str, known) -> str:
+    return f"unknown explainer {name!r}{_closest(name, known)}; valid: {', '.join(sorted(known))}"
 
 
 def _closest(word: str, choices) -> str:
