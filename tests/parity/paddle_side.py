@@ -5,7 +5,9 @@ with seeded random values (so no term can hide behind PaddleSeg's zero/one initi
 real `.pdparams` with `paddle.save`, and records PaddleSeg's outputs in eval mode on a batch at
 several input sizes: the main logits, the auxiliary heads and STDC-Seg's detail head (upsampled as
 PaddleSeg's DetailAggregateLoss does). tests/parity/test_parity.py then converts the file and
-compares. Deliberately free of project imports: the project's venv has no Paddle and this one has
+compares. To keep the disk cost small (full 1001-class logits at two sizes took 9 GB, more than a CI
+machine had free), each class head is kept at `KEPT_CHANNELS` seeded channels (the first and the last
+among them) plus its per-pixel argmax over every class. Deliberately free of project imports: the project's venv has no Paddle and this one has
 no torch.
 
     python tests/parity/paddle_side.py OUT_DIR
@@ -32,8 +34,17 @@ NETWORKS = {
                                                seg_head_inter_chs=[32, 64, 64]), 21),
     "pp_liteseg_b": (lambda classes: PPLiteSeg(classes, STDC2()), 1001),
 }
-SIZES = ((256, 320), (225, 289))  # one multiple of 32, one odd size
+SIZES = ((128, 192), (113, 145))  # one multiple of 32, one odd size
 BATCH = 2
+KEPT_CHANNELS = 24
+
+
+def kept_channels(classes: int, rng: np.random.Generator) -> list[int]:
+    """Every class when there are few; else the first, the last and seeded ones between, in order."""
+    if classes <= KEPT_CHANNELS:
+        return list(range(classes))
+    middle = rng.choice(np.arange(1, classes - 1), KEPT_CHANNELS - 2, replace=False)
+    return [0, *sorted(int(c) for c in middle), classes - 1]
 
 
 def randomise(model: paddle.nn.Layer, rng: np.random.Generator) -> None:
@@ -86,6 +97,7 @@ def main() -> int:
         rng = np.random.default_rng(1000 + list(NETWORKS).index(name))
         model = build(classes)
         randomise(model, rng)
+        channels = kept_channels(classes, rng)
         folder = args.out / name
         folder.mkdir(parents=True, exist_ok=True)
         paddle.save(model.state_dict(), str(folder / "model.pdparams"))
@@ -94,9 +106,12 @@ def main() -> int:
                 images = rng.normal(0.0, 1.0, (BATCH, 3, height, width)).astype("float32")
                 np.save(folder / f"input_{height}x{width}.npy", images)
                 for key, value in all_heads(model, paddle.to_tensor(images)).items():
+                    if value.shape[1] == classes:
+                        np.save(folder / f"{key}_argmax_{height}x{width}.npy", value.argmax(1).astype("int16"))
+                        value = value[:, channels]
                     np.save(folder / f"{key}_{height}x{width}.npy", value)
         timings[name] = round(time.perf_counter() - start, 1)
-        (folder / "meta.json").write_text(json.dumps({"model": name, "num_classes": classes,
+        (folder / "meta.json").write_text(json.dumps({"model": name, "num_classes": classes, "channels": channels,
                                                       "sizes": SIZES, "paddle": paddle.__version__}))
         print(f"{name}: {classes} classes, outputs at {SIZES} in {timings[name]} s", flush=True)
     return 0
