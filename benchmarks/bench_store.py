@@ -7,7 +7,8 @@ label pixels the encoding changes, measured on the full store alone so nothing b
 differs: each member's full maps are put through the encoding its compact array records (levels,
 delta filter; Grad-CAM-like grids decode bit-identically, tests/pipeline/test_explain_stage.py) and
 fused again with the store's whole fuse rule (CRF included). A sweep over SmoothGrad's levels shows
-the trade-off behind `store.unit_levels`. The labels of the two runs are compared too (that number
+the trade-off behind `store.unit_levels`; a second one puts SmoothGrad's 255-level maps through baseline
+JPEG instead, the transform coder that would exploit the maps' spatial correlation. The labels of the two runs are compared too (that number
 also holds the runs' own float noise).
 
     .venv/bin/python -m benchmarks.bench_store --full runs/full/pssl.zarr --compact runs/sample/pssl.zarr
@@ -15,12 +16,14 @@ also holds the runs' own float noise).
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import zarr
+from PIL import Image
 
 from benchmarks.result_file import write_result
 from core.images import image_at_map_size
@@ -31,6 +34,7 @@ from pipeline.stored_maps import StoredMaps, from_unit, to_unit
 
 SWEPT = "smooth_grad"
 SWEEP = (255, 63, 31, 15, 7, 3)
+JPEG_QUALITIES = (50, 75, 90)
 
 
 def bytes_by_group(path: Path) -> dict[str, int]:
@@ -50,6 +54,17 @@ def member_bytes(path: Path, members) -> dict[str, int]:
         folder = path / saliency_name(model, explainer)
         per[explainer] = per.get(explainer, 0) + sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     return per
+
+
+def jpeg_round_trip(stored: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
+    """Each uint8 map through baseline JPEG (PIL, optimised Huffman tables) and back, and the bytes it took."""
+    decoded, total = np.empty_like(stored), 0
+    for i, image in enumerate(stored):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=quality, optimize=True)
+        total += buffer.tell()
+        decoded[i] = np.asarray(Image.open(buffer))
+    return decoded, total
 
 
 def encoded_bytes(array: zarr.Array, stored: np.ndarray) -> int:
@@ -80,8 +95,9 @@ class Comparison:
         return fuse_labels(maps, self.settings, self.weights, self.ok, q99=self.q99, images=lambda i: self.images[i],
                            keep_consensus=False)
 
-    def changed(self, levels_of: dict[str, int] | None = None) -> dict[str, float]:
-        """Label pixels changed when every unit member keeps its compact array's levels (or `levels_of`)."""
+    def changed(self, levels_of: dict[str, int] | None = None, jpeg_quality: int | None = None) -> dict[str, float]:
+        """Label pixels changed when every unit member keeps its compact array's levels (or `levels_of`);
+        with `jpeg_quality`, SWEPT's maps go through JPEG at 255 levels instead."""
         maps, unit_bytes = [], {}
         for maps_full, (model, explainer) in zip(self.maps, self.members):
             array = self.compact[saliency_name(model, explainer)]
@@ -90,8 +106,13 @@ class Comparison:
                 continue
             levels = (levels_of or {}).get(explainer, unit_levels(array))
             q = self.full[q99_name(model, explainer)][:]
-            stored = to_unit(maps_full, q, levels)
-            unit_bytes[explainer] = unit_bytes.get(explainer, 0) + encoded_bytes(array, stored)
+            if jpeg_quality and explainer == SWEPT:
+                stored, size = jpeg_round_trip(to_unit(maps_full, q, 255), jpeg_quality)
+                levels = 255
+            else:
+                stored = to_unit(maps_full, q, levels)
+                size = encoded_bytes(array, stored)
+            unit_bytes[explainer] = unit_bytes.get(explainer, 0) + size
             maps.append(from_unit(stored, q, levels))
         after = self.labels(maps)
         ok = self.ok
@@ -115,6 +136,7 @@ def main(argv=None) -> None:
     per_member = {name: member_bytes(path, members) for name, path in paths.items()}
     encoding = comparison.changed()
     sweep = {levels: comparison.changed({SWEPT: levels}) for levels in SWEEP}
+    jpeg = {quality: comparison.changed(jpeg_quality=quality) for quality in JPEG_QUALITIES}
     ok = comparison.ok
     between = {name: float((stores["full"][name][:] != stores["compact"][name][:])[ok].mean()) for name in (MASK, WEIGHT)}
     groups = sorted(set(sizes["full"]) | set(sizes["compact"]))
@@ -138,7 +160,12 @@ def main(argv=None) -> None:
               f"| {SWEPT} levels | its KB / image | mask pixels changed | weight pixels changed | mean weight change |",
               "|---:|---:|---:|---:|---:|",
               *[f"| {levels} | {row.get(f'kb:{SWEPT}', 0):.1f} | {row['mask']:.2e} | {row['weight']:.2e} | "
-                f"{row['weight_mean_abs']:.1e} |" for levels, row in sweep.items()]]
+                f"{row['weight_mean_abs']:.1e} |" for levels, row in sweep.items()], "",
+              f"{SWEPT} through baseline JPEG at 255 levels instead (PIL; the same comparison):", "",
+              f"| JPEG quality | {SWEPT} KB / image | mask pixels changed | weight pixels changed | mean weight change |",
+              "|---:|---:|---:|---:|---:|",
+              *[f"| {quality} | {row.get(f'kb:{SWEPT}', 0):.1f} | {row['mask']:.2e} | {row['weight']:.2e} | "
+                f"{row['weight_mean_abs']:.1e} |" for quality, row in jpeg.items()]]
     write_result("\n".join(lines), args.out)
 
 

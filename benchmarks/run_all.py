@@ -65,10 +65,13 @@ def run_benchmarks(benchmarks: list[dict], log: CommandLog) -> None:
             print(f"bench: {error}", file=sys.stderr)
 
 
-def write_report(benchmarks: list[dict], entries: dict[str, dict], report: Path, command: str) -> Path:
+def write_report(benchmarks: list[dict], entries: dict[str, dict], report: Path, command: str,
+                 ran: set[str]) -> Path:
     report.parent.mkdir(parents=True, exist_ok=True)
+    kept = [bench["name"] for bench in benchmarks if bench["name"] not in ran and bench["name"] in entries]
     lines = ["# Benchmark report", "", f"Made by `{command}`; each section below is one benchmark's own "
-             "result file under the command that wrote it.", "",
+             "result file under the command that wrote it."
+             + (f" Not run by it, shown as their latest run: {', '.join(kept)}." if kept else ""), "",
              "| benchmark | command | wall time | status | result |", "|---|---|---|---|---|"]
     for bench in benchmarks:
         entry = entries.get(bench["name"])
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         run_benchmarks([b for b in benchmarks if not args.only or b["name"] in args.only], log)
     entries = remember(log, Path(config["logs"]) / "runs.json")
     command = shown([sys.executable, "-m", "benchmarks.run_all", *(argv if argv is not None else sys.argv[1:])])
-    report = write_report(benchmarks, entries, Path(config["report"]), command)
+    report = write_report(benchmarks, entries, Path(config["report"]), command, {entry["name"] for entry in log.entries})
     print(f"report: {report}")
     return 0 if all(entry["status"] == 0 for entry in log.entries) else 1
 

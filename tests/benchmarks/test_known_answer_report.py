@@ -118,6 +118,8 @@ def test_run_all_runs_each_benchmark_and_gathers_tables_plots_and_failures(tmp_p
     assert "![plot](sub/plot.png)" in text  # the link resolves from the report's folder
     assert "FAILED (exit 3" in text and "No result file" in text
     assert (tmp_path / "results" / "bench_times.png").stat().st_size > 1000
-    # a later --report-only keeps the recorded times and statuses
+    assert "Not run by it" not in text
+    # a later --report-only keeps the recorded times and statuses, and says they are older
     assert run_all.main(["--config", str(config_path), "--report-only"]) == 0
-    assert "FAILED (exit 3" in (tmp_path / "results" / "REPORT.md").read_text()
+    text = (tmp_path / "results" / "REPORT.md").read_text()
+    assert "FAILED (exit 3" in text and "Not run by it, shown as their latest run: good, broken." in text
