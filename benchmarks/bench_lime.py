@@ -23,10 +23,13 @@ from lime import lime_image  # noqa: E402
 from skimage.io import imread  # noqa: E402
 
 from benchmarks.result_file import write_result  # noqa: E402
+from core.config import get, load_config  # noqa: E402
 from explainers import GradCam, Lime, SmoothGrad  # noqa: E402
 from pipeline.classifiers import load_classifier  # noqa: E402
 from pipeline.runtime import eager_forward, no_grad_forward  # noqa: E402
 from pipeline.sample_data import sample_path  # noqa: E402
+
+DEFAULT_CONFIG = "conf/sample.yaml"
 
 FORWARD_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 
@@ -159,7 +162,8 @@ def explainer_table(model, classifier, images, repeats: int, no_grad) -> list[st
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=Lime().batch_size, help="our LIME's model batch size")
+    parser.add_argument("--batch-size", type=int, default=get(load_config(DEFAULT_CONFIG), "explain.explainers.lime.batch_size"),
+                        help=f"our LIME's model batch size (default: {DEFAULT_CONFIG}'s, the pipeline's)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 is what each pipeline worker gets (cpus_per_worker: 1)")
