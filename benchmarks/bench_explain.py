@@ -8,8 +8,10 @@ needs. With every class known the pipeline makes one pass per image: 1 forward f
   backward);  lime: samples forwards.
 The bound is the best practical limit measured in the same run:
 1. each pass on every runtime that can run it (forward: eager, channels_last, ONNX Runtime; backward:
-   eager, channels_last) at batch sizes 1-16, one torch thread, best of 3 short timings: this picks
-   the fastest runtime for each pass;
+   eager, channels_last; backward to the CAM layer: eager, channels_last, and ONNX Runtime for the
+   forward to that layer with the eager head after it, as pipeline/runtime.py's split network runs it)
+   at batch sizes 1-16, one torch thread, best of 3 short timings: this picks the fastest runtime for
+   each pass;
 2. that runtime's batch sizes run by one process per worker at once (one torch thread each, as Ray
    runs the workers): this picks the batch;
 3. that choice run the same way, sustained for `--bound-seconds`, just before and just after each
@@ -40,13 +42,13 @@ from core.config import load_config
 from pipeline import explain, index
 from pipeline.classifiers import load_classifier
 from pipeline.ray_runtime import ray_session
-from pipeline.runtime import eager_forward, no_grad_forward
+from pipeline.runtime import eager_forward, no_grad_forward, split_network
 from pipeline.sample_data import SAMPLE_FILES, sample_path
 
 CONFIG = "conf/sample.yaml"  # the explainers' parameters and batch sizes are the embedded default's
 WORK = {"grad_cam": (960, 40), "smooth_grad": (48, 2), "lime": (24, 1)}  # images, per shard: ~12 shards, ~15 s per worker
 RUNTIMES_OF = {"forward": ("eager", "channels_last", "onnxruntime"), "backward": ("eager", "channels_last"),
-               "backward_to_layer": ("eager", "channels_last")}
+               "backward_to_layer": ("eager", "channels_last", "onnxruntime")}
 BATCHES = (1, 4, 8, 16)
 
 
@@ -109,8 +111,12 @@ def pass_step(classifier, kind: str, runtime: str, batch: int, cache: Path):
             torch.autograd.grad(net(x)[:, 0].sum(), x)
         return input_gradient
     captured = []  # backward_to_layer: d logit / d CAM-layer output, as Grad-CAM takes it
-    dict(net.named_modules())[layer_name].register_forward_hook(
-        lambda module, inputs, output: captured.append(output.requires_grad_(True)) or output)
+    if runtime == "onnxruntime":  # the trunk on ONNX Runtime, the head eager: the split network's own layer
+        net = split_network(classifier, "onnxruntime", cache, torch.device("cpu"))
+        layer = net.layer
+    else:
+        layer = dict(net.named_modules())[layer_name]
+    layer.register_forward_hook(lambda module, inputs, output: captured.append(output.requires_grad_(True)) or output)
 
     def layer_gradient():
         captured.clear()

@@ -23,6 +23,9 @@ class Explainer(ABC):
     # True: the maps are smooth (bilinear upsamplings of coarse grids), so a stored map of 8-bit levels
     # compresses 3x better after a delta filter (pipeline/stored_maps.py)
     smooth_maps = False
+    # True: the explainer reads gradients at its `layer` only (the CAM family), so a network split there, whose part
+    # before the layer needs no gradients (pipeline/runtime.py SplitNetwork), serves it as well as the whole one
+    explains_layer = False
 
     def __init__(self, seed: int = 0):
         self.seed = int(seed)

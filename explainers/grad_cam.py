@@ -26,6 +26,7 @@ class GradCam(Explainer):
 
     feature_grid = True
     smooth_maps = True
+    explains_layer = True
 
     def _grid(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         cam = LayerGradCam(model, self.layer).attribute(images, target=targets, relu_attributions=True)

@@ -25,6 +25,7 @@ class LayerCam(Explainer):
 
     feature_grid = True
     smooth_maps = True
+    explains_layer = True
 
     def _grid(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         method = LayerGradientXActivation(model, self.layer, multiply_by_inputs=False)

@@ -22,6 +22,7 @@ class MultiScaleCam(Explainer):
     """
 
     smooth_maps = True
+    explains_layer = True
 
     def __init__(self, layer: nn.Module, method: str = "grad_cam", scales=(1.0, 0.5, 1.5, 2.0), flip: bool = True,
                  seed: int = 0):

@@ -35,6 +35,22 @@ class Classifier:
     net: nn.Module  # [B,3,S,S] in [0,1] -> logits [B, classes]
     input_size: int
     cam_layer: nn.Module
+    # Optional split at the CAM layer, net(x) == head(trunk(x)) with trunk(x) the CAM layer's output: the explain
+    # stage then runs the trunk, which needs no gradients, on a faster runtime and backpropagates through the
+    # head alone (pipeline/runtime.py split_network). None: the CAM explainers run the whole network eagerly.
+    trunk: nn.Module | None = None
+    head: nn.Module | None = None
+
+
+class Part(nn.Module):
+    """One method of a network as a module of its own, sharing the network's parameters (a trunk or a head)."""
+
+    def __init__(self, owner: nn.Module, method: str):
+        super().__init__()
+        self.owner, self.method = owner, method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.owner, self.method)(x)
 
 
 class Normalized(nn.Module):
@@ -59,9 +75,13 @@ class EfficientLite(nn.Module):
         self.cam_features = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.cam_features(self.backbone.extract_features(x))
-        pooled = self.backbone._avg_pooling(features).flatten(1)
-        return self.backbone._fc(self.backbone._dropout(pooled))
+        return self.logits(self.cam_features(self.features(x)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.extract_features(x)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.backbone._fc(self.backbone._dropout(self.backbone._avg_pooling(features).flatten(1)))
 
 
 def load_weights(path: str | Path) -> dict:
@@ -90,8 +110,9 @@ def _efficientnet_lite(variant: int, spec: dict) -> Classifier:
     backbone = EfficientNet.from_name(arch, num_classes=1000)
     backbone.load_state_dict(load_weights(weights))
     net = EfficientLite(backbone)
-    return Classifier(spec["name"], Normalized(net, TF_LITE_MEAN, TF_LITE_STD),
-                      EfficientNet.get_image_size(arch), net.cam_features)
+    return Classifier(spec["name"], Normalized(net, TF_LITE_MEAN, TF_LITE_STD), EfficientNet.get_image_size(arch),
+                      net.cam_features, trunk=Normalized(Part(net, "features"), TF_LITE_MEAN, TF_LITE_STD),
+                      head=Part(net, "logits"))
 
 
 def _torchvision(arch: str, spec: dict) -> Classifier:
@@ -188,7 +209,9 @@ def load_classifier(spec: str | dict, device: str | torch.device = "cpu") -> Cla
         classifier = _timm(arch.split(".", 1)[1], spec)
     else:
         raise ClassifierError(arch_problem(arch))
-    classifier.net.eval().to(device)
+    for part in (classifier.net, classifier.trunk, classifier.head):
+        if part is not None:
+            part.eval().to(device)
     for parameter in classifier.net.parameters():
         parameter.requires_grad_(False)
     return classifier

@@ -35,7 +35,7 @@ from explainers import EXPLAINERS, create_explainer, upsample_grid
 from pipeline.classifiers import load_classifier, normalize_spec
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.ray_runtime import StageError, cluster_cpus
-from pipeline.runtime import RunOptions, no_grad_forward
+from pipeline.runtime import RunOptions, no_grad_forward, split_network
 from pipeline.stored_maps import create_map_array, encode, to_stored_maps
 
 
@@ -46,13 +46,13 @@ def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> tor
     return (torch.cat(batch) / 255.0).clamp_(0, 1).to(device)
 
 
-def build_explainers(classifier, specs: dict, seed: int) -> dict:
-    """Instantiate each configured explainer; Grad-CAM-like ones get the classifier's CAM layer."""
+def build_explainers(layer, specs: dict, seed: int) -> dict:
+    """Instantiate each configured explainer; Grad-CAM-like ones get `layer` (the CAM layer, or a split network's)."""
     built = {}
     for name, params in specs.items():
         params = {"seed": seed, **(params or {})}
         if name in EXPLAINERS and "layer" in inspect.signature(EXPLAINERS[name]).parameters:
-            params["layer"] = classifier.cam_layer
+            params["layer"] = layer
         try:
             built[name] = create_explainer(name, **params)
         except (KeyError, TypeError) as error:
@@ -78,15 +78,17 @@ class ModelWorker:
         self.model_specs, self.explainer_specs = model_specs, explainer_specs
         self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
         self.options, self.runtime_cache = options, Path(store_path).parent / "runtime_cache"
-        self.classifier, self.explainers, self.forward = None, {}, None
+        self.classifier, self.explainers, self.forward, self.split = None, {}, None, None
         self.model_lock = threading.Lock()  # two calls in flight (max_concurrency=2): one computes, one decodes
 
     def _use(self, model: str):
         if self.classifier is None or self.classifier.name != model:
             self.classifier = None  # release the previous model before loading the next
             self.classifier = load_classifier(self.model_specs[model], self.device)
-            self.explainers = build_explainers(self.classifier, self.explainer_specs, self.seed)
             self.forward, _ = no_grad_forward(self.classifier, self.options.runtime, self.runtime_cache, self.device)
+            self.split = split_network(self.classifier, self.options.runtime, self.runtime_cache, self.device)
+            layer = self.split.layer if self.split is not None else self.classifier.cam_layer
+            self.explainers = build_explainers(layer, self.explainer_specs, self.seed)
             self.options.prepare(self.classifier.net)
         return self.classifier
 
@@ -167,8 +169,7 @@ class ModelWorker:
             for start, batch in batches:
                 rows = ok[start:start + len(batch)]
                 target = torch.as_tensor(targets[rows], dtype=torch.long, device=self.device)
-                runner, images = ((net, self.options.images(batch)) if explainer.needs_gradients
-                                  else (self.forward, batch))
+                runner, images = self._runner(explainer, net, batch)
                 with self.options.precision(self.device):
                     if keep_grid:  # the same upsampling explain() applies, with the grid kept for the store
                         grid = explainer.explain_grid(runner, images, target)
@@ -181,6 +182,15 @@ class ModelWorker:
             array[selection] = encode(array, maps, grids, q99)
             self.group[scale_name(model, explainer_name)][selection] = scales
             self.group[q99_name(model, explainer_name)][selection] = q99
+
+    def _runner(self, explainer, net: torch.nn.Module, batch: torch.Tensor) -> tuple:
+        """(what the explainer calls, the images it gets): the split network for the CAM explainers where there is
+        one, the eager network for other gradients, the fastest no-grad forward for the rest."""
+        if self.split is not None and explainer.explains_layer:
+            return self.split, batch
+        if explainer.needs_gradients:
+            return net, self.options.images(batch)
+        return self.forward, batch
 
     def classify_and_explain(self, model: str, shard: int) -> list[tuple[int, str]]:
         return self.explain(model, shard, score=True)

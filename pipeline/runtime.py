@@ -6,8 +6,13 @@ Runtime with softmax within 1e-6 (benchmarks/bench_lime.py prints the runtimes s
 `eager`, or `onnxruntime`. A model is exported once per weights (the file name carries a hash of
 the weights, input size and torch version; the exporter is deterministic), cached beside the store,
 and checked against eager on a fixed probe batch before use: top-1 identical and softmax within
-1e-4, else eager is used and a one-line notice says why. Explainers that need gradients
-(Grad-CAM, SmoothGrad) always run the eager network.
+1e-4, else eager is used and a one-line notice says why.
+
+The CAM explainers (Grad-CAM, LayerCAM, multi-scale CAM) need gradients only from the logits back to
+the CAM layer. Where a classifier is split there (`Classifier.trunk` / `head`), `split_network` runs
+the trunk on ONNX Runtime too, at any input size, and only the head eagerly: Grad-CAM on
+EfficientNet-Lite0 then took 5.5 ms per image instead of 13.8 (batch 4, one thread), maps within
+4e-6 of eager. SmoothGrad needs the input's gradient, so it always runs the eager network.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from core.config import ConfigError
 RUNTIMES = ("auto", "eager", "onnxruntime")
 AUTOCAST = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 SOFTMAX_TOLERANCE = 1e-4
+FEATURE_TOLERANCE = 1e-4  # max |trunk features, ONNX Runtime - eager| / max |eager|
 OPSET = 17
 PROBE_IMAGES = 4
 
@@ -100,15 +106,18 @@ def fingerprint(net: nn.Module, input_size: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def export_onnx(net: nn.Module, input_size: int, path: Path) -> Path:
-    """Export once (TorchScript exporter: byte-identical output for the same weights), atomically."""
+def export_onnx(net: nn.Module, input_size: int, path: Path, output: str = "logits", any_size: bool = False) -> Path:
+    """Export once (TorchScript exporter: byte-identical output for the same weights), atomically.
+
+    `any_size`: the input's height and width stay free (the trunk for multi-scale CAM), not only the batch."""
     path.parent.mkdir(parents=True, exist_ok=True)
     probe = torch.zeros(1, 3, input_size, input_size)
+    free = {0: "batch", 2: "height", 3: "width"} if any_size else {0: "batch"}
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(handle)
     try:
         torch.onnx.export(net, (probe,), temporary, dynamo=False, opset_version=OPSET, input_names=["images"],
-                          output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+                          output_names=[output], dynamic_axes={"images": free, output: free})
         os.replace(temporary, path)  # concurrent workers write identical bytes; the last rename wins harmlessly
     finally:
         Path(temporary).unlink(missing_ok=True)
@@ -134,20 +143,25 @@ def onnxruntime_installed() -> bool:
     return True
 
 
+def onnxruntime_wanted(runtime: str, device: torch.device) -> bool:
+    """Whether `explain.runtime` asks for ONNX Runtime on this device; a request it cannot meet is a ConfigError."""
+    RunOptions(runtime)  # validates the name
+    wanted = runtime == "onnxruntime" or (runtime == "auto" and device.type == "cpu" and onnxruntime_installed())
+    if wanted and device.type != "cpu":
+        raise ConfigError("explain.runtime=onnxruntime runs on the CPU only; use auto or eager with a GPU")
+    if wanted and not onnxruntime_installed():
+        raise ConfigError("explain.runtime=onnxruntime but onnxruntime is not installed (pip install -r requirements.txt)")
+    return wanted
+
+
 def no_grad_forward(classifier, runtime: str, cache_dir: Path, device: torch.device) -> tuple[Forward, str]:
     """The forward the classify pass and LIME use for a loaded classifier, and the runtime's name.
 
     Call it before `RunOptions.prepare`: the export and the agreement check read the eager network.
     """
     net, input_size = classifier.net, classifier.input_size
-    RunOptions(runtime)  # validates the name
-    wanted = runtime == "onnxruntime" or (runtime == "auto" and device.type == "cpu" and onnxruntime_installed())
-    if not wanted:
+    if not onnxruntime_wanted(runtime, device):
         return eager_forward(net), "eager"
-    if device.type != "cpu":
-        raise ConfigError("explain.runtime=onnxruntime runs on the CPU only; use auto or eager with a GPU")
-    if not onnxruntime_installed():
-        raise ConfigError("explain.runtime=onnxruntime but onnxruntime is not installed (pip install -r requirements.txt)")
     model_file = Path(cache_dir) / f"{classifier.name}-{fingerprint(net, input_size)}.onnx"
     if not model_file.is_file():
         export_onnx(net, input_size, model_file)
@@ -158,3 +172,53 @@ def no_grad_forward(classifier, runtime: str, cache_dir: Path, device: torch.dev
               f"{difference:.1e} or top-1 changed); using eager", file=sys.stderr)
         return eager_forward(net), "eager"
     return forward, "onnxruntime"
+
+
+class SplitNetwork(nn.Module):
+    """A classifier as its trunk (no gradients: any runtime) then its head (eager), with an identity between them.
+
+    The CAM explainers take that identity as their layer: Captum makes its output require gradients, so
+    their backward pass runs through the head alone, and the trunk may be an ONNX Runtime session.
+    """
+
+    def __init__(self, trunk: Forward, head: nn.Module):
+        super().__init__()
+        self.trunk, self.head, self.layer = trunk, head, nn.Identity()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layer(self.trunk(images)))
+
+
+def split_network(classifier, runtime: str, cache_dir: Path, device: torch.device) -> SplitNetwork | None:
+    """The classifier's trunk on ONNX Runtime (any input size) before its eager head, for the CAM explainers.
+
+    None where the classifier has no split, the runtime is not ONNX Runtime, or the trunk's features
+    disagree with eager (a one-line notice says so): the CAM explainers then run the whole eager network.
+    """
+    if classifier.trunk is None or classifier.head is None or not onnxruntime_wanted(runtime, device):
+        return None
+    trunk, input_size = classifier.trunk, classifier.input_size
+    model_file = Path(cache_dir) / f"{classifier.name}-trunk-{fingerprint(trunk, input_size)}.onnx"
+    if not model_file.is_file():
+        export_onnx(trunk, input_size, model_file, output="features", any_size=True)
+    forward = OnnxForward(model_file, torch.get_num_threads())
+    difference = feature_difference(trunk, forward, input_size)
+    if difference > FEATURE_TOLERANCE:
+        print(f"explain.runtime: the ONNX Runtime trunk {model_file.name} differs from eager by {difference:.1e} "
+              f"of its features' scale; the CAM explainers use the eager network", file=sys.stderr)
+        return None
+    return SplitNetwork(forward, classifier.head)
+
+
+def feature_difference(trunk: nn.Module, forward: Forward, input_size: int) -> float:
+    """max |forward - eager| / max |eager| of the trunk's features on fixed probes at the input size and at an odd,
+    smaller one (multi-scale CAM feeds other sizes)."""
+    generator = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for size in (input_size, input_size // 2 + 1):
+        probe = torch.rand(2, 3, size, size, generator=generator)
+        with torch.inference_mode():
+            expected = trunk(probe)
+        scale = float(expected.abs().max()) or 1.0
+        worst = max(worst, float((forward(probe) - expected).abs().max()) / scale)
+    return worst

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.classifiers import Classifier, load_weights
+from pipeline.classifiers import Classifier, Part, load_weights
 from training.models.outputs import SegOutputs
 
 TINY_CNN = "tests.helpers.models:tiny_cnn"  # the `arch` of a model entry in a pipeline config
@@ -24,16 +24,21 @@ class TinyCNN(nn.Module):
         self.head = nn.Linear(width * 4, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
+        return self.logits(self.features(x))
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features.mean(dim=(2, 3)))
 
 
 def tiny_cnn(spec: dict) -> Classifier:
-    """pipeline.classifiers builder: seeded random weights, or `weights:` from a file."""
+    """pipeline.classifiers builder: seeded random weights, or `weights:` from a file; split at its CAM layer
+    (the last ReLU) like the built-in classifiers, so the explain stage's split path runs in the tests."""
     torch.manual_seed(int(spec.get("seed", 0)))
     net = TinyCNN(classes=int(spec.get("classes", 1000)))
     if spec.get("weights"):
         net.load_state_dict(load_weights(spec["weights"]))
-    return Classifier(spec["name"], net, int(spec.get("input_size", 64)), net.features[-1])
+    return Classifier(spec["name"], net, int(spec.get("input_size", 64)), net.features[-1], trunk=net.features,
+                      head=Part(net, "logits"))
 
 
 class TinySegNet(nn.Module):

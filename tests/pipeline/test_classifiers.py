@@ -62,3 +62,16 @@ def test_efficientnet_lite0_recognises_the_cat():
     image = torch.nn.functional.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
     with torch.no_grad():
         assert classifier.net(image).argmax().item() in range(281, 286)  # ImageNet's domestic cats
+
+
+def test_efficientnet_lite_splits_at_its_cam_layer():
+    """head(trunk(x)) is the network, bit for bit, and trunk(x) is what the CAM layer sees."""
+    classifier = load_classifier("efficientnet_lite0")
+    images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    seen = []
+    handle = classifier.cam_layer.register_forward_hook(lambda _module, _inputs, output: seen.append(output))
+    with torch.no_grad():
+        logits, features = classifier.net(images), classifier.trunk(images)
+        assert torch.equal(classifier.head(features), logits)
+    handle.remove()
+    assert torch.equal(seen[0], features)

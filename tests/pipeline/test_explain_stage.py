@@ -8,12 +8,15 @@ import time
 import numpy as np
 import psutil
 import pytest
+import torch
 
 from core.store import (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR,
                         INDEX_PATH, INDEX_STATUS, INDEX_TARGET, STATUS_BAD, STATUS_OK, map_encoding, prediction_name,
                         progress_name, q99_name, saliency_name, scale_name, score_name, unit_levels)
+from pipeline.explain import ModelWorker
 from pipeline.fuse import normalise
 from pipeline.fuse_kernel import q99_of_maps
+from pipeline.runtime import RunOptions
 from pipeline.stored_maps import StoredMaps
 from tests.helpers.bad_inputs import write_corpus
 from tests.helpers.images import write_image_folder
@@ -78,6 +81,25 @@ def test_compact_store_regenerates_the_full_maps(reference, full):
             assert map_encoding(stored) == ENCODING_UNIT and stored.dtype == np.uint8 and unit_levels(stored) == levels
             np.testing.assert_allclose(normalise(decoded, q99), normalise(whole, q99), atol=0.5 / levels + 1e-3)
     assert StoredMaps(reference, "cnn_a", "lime")[3].shape == (16, 16)
+
+
+def test_cam_explainers_run_the_split_network_and_match_eager(reference, dataset, tmp_path):
+    """With ONNX Runtime (runtime auto, CPU) Grad-CAM runs the trunk-on-ONNX-Runtime network, SmoothGrad the eager
+    network, LIME the no-grad forward; the stored Grad-CAM grids equal an all-eager run's to 1e-5 of their scale."""
+    config = tiny_config(tmp_path, dataset)
+    config["explain"]["runtime"] = "eager"
+    eager = run_stages(config)
+    for model in ("cnn_a", "cnn_b"):
+        grids, expected = reference[saliency_name(model, "grad_cam")][:], eager[saliency_name(model, "grad_cam")][:]
+        np.testing.assert_allclose(grids, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    explain = tiny_config(tmp_path, dataset)["explain"]
+    worker = ModelWorker(str(reference.store.root), {m["name"]: m for m in explain["models"]}, explain["explainers"],
+                         2, 0, 10, RunOptions())
+    net, batch = worker._use("cnn_a").net, torch.rand(2, 3, 32, 32)
+    assert worker.split is not None
+    assert worker._runner(worker.explainers["grad_cam"], net, batch)[0] is worker.split
+    assert worker._runner(worker.explainers["smooth_grad"], net, batch)[0] is net
+    assert worker._runner(worker.explainers["lime"], net, batch)[0] is worker.forward
 
 
 def test_same_config_gives_bit_identical_saliency(reference, dataset, tmp_path):

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from core.config import ConfigError
-from explainers import Lime
+from explainers import GradCam, LayerCam, Lime, MultiScaleCam
 from pipeline.classifiers import load_classifier
 from tests.helpers.models import TINY_CNN
-from pipeline.runtime import agreement, export_onnx, fingerprint, no_grad_forward
+from pipeline.runtime import SplitNetwork, agreement, export_onnx, fingerprint, no_grad_forward, split_network
 
 CPU = torch.device("cpu")
 
@@ -67,3 +67,32 @@ def test_lime_maps_through_onnxruntime_equal_eager(tmp_path):
     fast = lime.explain(forward, images, targets)
     assert eager.abs().max() > 0
     torch.testing.assert_close(fast, eager, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method", [GradCam, LayerCam, MultiScaleCam])
+def test_cam_maps_through_the_onnxruntime_trunk_equal_eager(tmp_path, method):
+    """The trunk on ONNX Runtime (any input size: multi-scale CAM feeds 16-64 px here), the head eager."""
+    classifier = tiny(1)
+    split = split_network(classifier, "auto", tmp_path, CPU)
+    assert isinstance(split, SplitNetwork)
+    assert [f.name for f in tmp_path.glob("*-trunk-*.onnx")] == [f"cnn-trunk-{fingerprint(classifier.trunk, 32)}.onnx"]
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    targets = torch.tensor([3, 8])
+    eager = method(layer=classifier.cam_layer).explain(classifier.net, images, targets)
+    fast = method(layer=split.layer).explain(split, images, targets)
+    assert eager.abs().max() > 0
+    torch.testing.assert_close(fast, eager, atol=1e-5 * float(eager.abs().max()), rtol=0)
+
+
+def test_no_split_network_without_a_split_onnxruntime_or_agreement(tmp_path, capsys):
+    classifier = tiny(1)
+    assert split_network(classifier, "eager", tmp_path, CPU) is None
+    unsplit = tiny(1)
+    unsplit.trunk = unsplit.head = None
+    assert split_network(unsplit, "auto", tmp_path, CPU) is None
+    assert not list(tmp_path.glob("*.onnx"))
+    # another network's trunk under this trunk's cache name: the start-up check must catch it
+    export_onnx(tiny(2).trunk, 32, tmp_path / f"cnn-trunk-{fingerprint(classifier.trunk, 32)}.onnx", output="features",
+                any_size=True)
+    assert split_network(classifier, "auto", tmp_path, CPU) is None
+    assert "the CAM explainers use the eager network" in capsys.readouterr().err
