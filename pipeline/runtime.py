@@ -112,12 +112,13 @@ def export_onnx(net: nn.Module, input_size: int, path: Path, output: str = "logi
     `any_size`: the input's height and width stay free (the trunk for multi-scale CAM), not only the batch."""
     path.parent.mkdir(parents=True, exist_ok=True)
     probe = torch.zeros(1, 3, input_size, input_size)
-    free = {0: "batch", 2: "height", 3: "width"} if any_size else {0: "batch"}
+    free_in, free_out = (({0: "batch", 2: "height", 3: "width"}, {0: "batch", 2: "out_height", 3: "out_width"})
+                         if any_size else ({0: "batch"}, {0: "batch"}))
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(handle)
     try:
         torch.onnx.export(net, (probe,), temporary, dynamo=False, opset_version=OPSET, input_names=["images"],
-                          output_names=[output], dynamic_axes={"images": free, output: free})
+                          output_names=[output], dynamic_axes={"images": free_in, output: free_out})
         os.replace(temporary, path)  # concurrent workers write identical bytes; the last rename wins harmlessly
     finally:
         Path(temporary).unlink(missing_ok=True)
