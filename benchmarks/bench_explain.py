@@ -92,11 +92,11 @@ def write_images(folder: Path, count: int) -> Path:
 def pass_step(classifier, kind: str, runtime: str, batch: int, cache: Path):
     """A call that runs one batch of the pass `kind` on `runtime`, as the explainers run it (weights frozen).
 
-    Each call works on its own copy of the network, so the hook of one backward_to_layer step never
-    stays on the classifier to slow down (and hold the activations of) the passes timed after it."""
+    Each eager call works on its own copy of the network, so the hook of one backward_to_layer step never
+    stays on the classifier to slow down (and hold the activations of) the passes timed after it; the
+    ONNX Runtime passes build their own session (and split network) instead."""
     size = classifier.input_size
-    layer_name = next(name for name, module in classifier.net.named_modules() if module is classifier.cam_layer)
-    net = copy.deepcopy(classifier.net)
+    net = None if runtime == "onnxruntime" else copy.deepcopy(classifier.net)
     images = torch.rand(batch, 3, size, size)
     if runtime == "channels_last":
         net = net.to(memory_format=torch.channels_last)
@@ -115,7 +115,8 @@ def pass_step(classifier, kind: str, runtime: str, batch: int, cache: Path):
         net = split_network(classifier, "onnxruntime", cache, torch.device("cpu"))
         layer = net.layer
     else:
-        layer = dict(net.named_modules())[layer_name]
+        layer = dict(net.named_modules())[next(name for name, module in classifier.net.named_modules()
+                                               if module is classifier.cam_layer)]
     layer.register_forward_hook(lambda module, inputs, output: captured.append(output.requires_grad_(True)) or output)
 
     def layer_gradient():

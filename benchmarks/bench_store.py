@@ -8,8 +8,8 @@ differs: each member's full maps are put through the encoding its compact array 
 delta filter; Grad-CAM-like grids decode bit-identically, tests/pipeline/test_explain_stage.py) and
 fused again with the store's whole fuse rule (CRF included). A sweep over SmoothGrad's levels shows
 the trade-off behind `store.unit_levels`; a second one puts SmoothGrad's 255-level maps through baseline
-JPEG instead, the transform coder that would exploit the maps' spatial correlation. The labels of the two runs are compared too (that number
-also holds the runs' own float noise).
+JPEG instead, the transform coder that would exploit the maps' spatial correlation. The labels of the
+two runs are compared too (that number also holds the runs' own float noise).
 
     .venv/bin/python -m benchmarks.bench_store --full runs/full/pssl.zarr --compact runs/sample/pssl.zarr
 """

@@ -125,6 +125,13 @@ def export_onnx(net: nn.Module, input_size: int, path: Path, output: str = "logi
     return path
 
 
+def cached_session(net: nn.Module, input_size: int, model_file: Path, **export) -> OnnxForward:
+    """An ONNX Runtime session of `net` from its cache file, exported first when the file is not there yet."""
+    if not model_file.is_file():
+        export_onnx(net, input_size, model_file, **export)
+    return OnnxForward(model_file, torch.get_num_threads())
+
+
 def agreement(net: nn.Module, forward: Forward, input_size: int) -> tuple[bool, float]:
     """(top-1 identical and softmax within tolerance, max softmax difference) on a fixed probe batch."""
     generator = torch.Generator().manual_seed(0)
@@ -164,9 +171,7 @@ def no_grad_forward(classifier, runtime: str, cache_dir: Path, device: torch.dev
     if not onnxruntime_wanted(runtime, device):
         return eager_forward(net), "eager"
     model_file = Path(cache_dir) / f"{classifier.name}-{fingerprint(net, input_size)}.onnx"
-    if not model_file.is_file():
-        export_onnx(net, input_size, model_file)
-    forward = OnnxForward(model_file, torch.get_num_threads())
+    forward = cached_session(net, input_size, model_file)
     agrees, difference = agreement(net, forward, input_size)
     if not agrees:
         print(f"explain.runtime: onnxruntime disagrees with eager on {model_file.name} (softmax differs by "
@@ -200,9 +205,7 @@ def split_network(classifier, runtime: str, cache_dir: Path, device: torch.devic
         return None
     trunk, input_size = classifier.trunk, classifier.input_size
     model_file = Path(cache_dir) / f"{classifier.name}-trunk-{fingerprint(trunk, input_size)}.onnx"
-    if not model_file.is_file():
-        export_onnx(trunk, input_size, model_file, output="features", any_size=True)
-    forward = OnnxForward(model_file, torch.get_num_threads())
+    forward = cached_session(trunk, input_size, model_file, output="features", any_size=True)
     difference = feature_difference(trunk, forward, input_size)
     if difference > FEATURE_TOLERANCE:
         print(f"explain.runtime: the ONNX Runtime trunk {model_file.name} differs from eager by {difference:.1e} "

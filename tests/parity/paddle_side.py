@@ -7,8 +7,8 @@ several input sizes: the main logits, the auxiliary heads and STDC-Seg's detail 
 PaddleSeg's DetailAggregateLoss does). tests/parity/test_parity.py then converts the file and
 compares. To keep the disk cost small (full 1001-class logits at two sizes took 9 GB, more than a CI
 machine had free), each class head is kept at `KEPT_CHANNELS` seeded channels (the first and the last
-among them) plus its per-pixel argmax over every class. Deliberately free of project imports: the project's venv has no Paddle and this one has
-no torch.
+among them) plus its per-pixel argmax over every class. Deliberately free of project imports: the
+project's venv has no Paddle and this one has no torch.
 
     python tests/parity/paddle_side.py OUT_DIR
 """

@@ -92,9 +92,9 @@ def test_cam_explainers_run_the_split_network_and_match_eager(reference, dataset
     for model in ("cnn_a", "cnn_b"):
         grids, expected = reference[saliency_name(model, "grad_cam")][:], eager[saliency_name(model, "grad_cam")][:]
         np.testing.assert_allclose(grids, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
-    explain = tiny_config(tmp_path, dataset)["explain"]
+    explain = config["explain"]
     worker = ModelWorker(str(reference.store.root), {m["name"]: m for m in explain["models"]}, explain["explainers"],
-                         2, 0, 10, RunOptions())
+                         2, 0, 10, RunOptions())  # runtime auto, as the reference store was made
     net, batch = worker._use("cnn_a").net, torch.rand(2, 3, 32, 32)
     assert worker.split is not None
     assert worker._runner(worker.explainers["grad_cam"], net, batch)[0] is worker.split
