@@ -94,6 +94,7 @@ class ExplainSection(Section):
     runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
+    overwrite: bool = False  # redo finished maps made with other settings (pipeline/map_settings.py)
     models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name
     explainers: dict[str, dict[str, Any] | None] = Field(min_length=1)
 

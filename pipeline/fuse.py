@@ -25,6 +25,7 @@ import numpy as np
 import zarr
 
 from core.config import ConfigError, get
+from core.errors import brief, listed
 from core.images import image_at_map_size
 from core.store import (BACKGROUND, CONSENSUS, EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS,
                         MASK, STATUS_OK, WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done, n_images,
@@ -32,6 +33,7 @@ from core.store import (BACKGROUND, CONSENSUS, EXPLAIN_STAGE, FOREGROUND, FUSE_K
                         score_name, shard_count, shard_size, store_explainers, store_models, write_layout)
 from core.store_check import (clear_flags, damaged_flagged, damaged_shards, discard_damaged, repair_command,
                               report_redone)
+from pipeline import disk_space
 from pipeline.fuse_kernel import as_bits, fuse_pixels, normalise_rows, q99_of_maps
 from pipeline.fuse_rules import REFINEMENTS, THRESHOLD_RULES, crf_consensus, image_thresholds, smooth_maps
 from pipeline.stored_maps import StoredMaps
@@ -52,9 +54,10 @@ class FuseConfigError(ConfigError):
     """A fuse config that cannot be used, or that differs from the one the store was fused with."""
 
 
-def resolve_config(config: dict, group: zarr.Group) -> dict:
-    """The fuse settings with members made explicit, checked against the store."""
-    known_models, known_explainers = store_models(group), store_explainers(group)
+def resolve_config(config: dict, group: zarr.Group, made: tuple[list[str], list[str]] | None = None) -> dict:
+    """The fuse settings with members made explicit, checked against the store (or against the
+    `made` (models, explainers) an explain stage of the same run will record)."""
+    known_models, known_explainers = made or (store_models(group), store_explainers(group))
     models = get(config, "fuse.models", None) or known_models
     explainers = get(config, "fuse.explainers", None) or known_explainers
     for kind, chosen, known in (("model", models, known_models), ("explainer", explainers, known_explainers)):
@@ -249,10 +252,10 @@ def _runs(shards: list[int], limit: int) -> list[tuple[int, int]]:
     return runs
 
 
-def check_accepted(config: dict, group: zarr.Group) -> bool:
+def check_accepted(config: dict, group: zarr.Group, made: tuple[list[str], list[str]] | None = None) -> bool:
     """Refuse a fuse config that differs from the one the store was fused with, unless fuse.overwrite
     is set; True when the old labels are to be replaced. Writes nothing, so it can run before any stage."""
-    settings = resolve_config(config, group)
+    settings = resolve_config(config, group, made)
     previous = fuse_settings(group)
     wanted = {k: settings[k] for k in LABEL_KEYS}
     if not previous:
@@ -261,10 +264,19 @@ def check_accepted(config: dict, group: zarr.Group) -> bool:
     if old == wanted:
         return False
     if not settings["overwrite"]:
-        changed = {k: (old[k], wanted[k]) for k in LABEL_KEYS if old[k] != wanted[k]}
-        raise FuseConfigError(f"store was fused with another fuse config (changed: {changed}); "
+        changed = listed([_change(k, old[k], wanted[k]) for k in LABEL_KEYS if old[k] != wanted[k]], 80)
+        raise FuseConfigError(f"store was fused with another fuse config ({changed}); "
                               "set fuse.overwrite=true to replace its labels, or use a new run")
     return True
+
+
+def _change(key: str, old, new) -> str:
+    """One changed label key, short: a member list by its count and what it gains or loses."""
+    if key != "members":
+        return f"fuse.{key}: {brief(old)} -> {brief(new)}"
+    before, after = {tuple(m) for m in old or []}, {tuple(m) for m in new}
+    moved = [f"-{'/'.join(m)}" for m in sorted(before - after)] + [f"+{'/'.join(m)}" for m in sorted(after - before)]
+    return f"members: {len(before)} -> {len(after)} ({', '.join(moved[:2])}{', ...' if len(moved) > 2 else ''})"
 
 
 def _forget_labels(group: zarr.Group, settings: dict, n_shards: int) -> None:
@@ -321,10 +333,15 @@ def run(config: dict, store_path: str | Path) -> dict:
     damaged = {} if replace else damaged_flagged(store_path, group, [(FUSE_STAGE, FUSE_KEY)],
                                                  [MASK, WEIGHT, CONSENSUS], k, n)
     done = np.zeros(n_shards, bool) if replace else read_flags(group, FUSE_STAGE, FUSE_KEY, n_shards)
+    missing = [name for name in (MASK, WEIGHT) if name not in group]
+    if missing:  # a label array deleted (as a damaged zarr.json's advice says): every flagged shard is redone
+        damaged.update({int(shard): [f"{missing[0]} is missing"] for shard in np.flatnonzero(done)})
     done[list(damaged)] = False
     explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards) for m in models])
     todo = [int(i) for i in np.flatnonzero(explained & ~done)]
     _refuse_damaged_inputs(group, store_path, members, settings["weight_by_probability"], todo, k, n)
+    arrays = 3 if settings["write_consensus"] else 2
+    disk_space.check(Path(store_path).parent, disk_space.label_bytes(min(len(todo) * k, n), arrays, s), FUSE_STAGE)
 
     report_redone(FUSE_STAGE, damaged)
     discard_damaged(store_path, group, [MASK, WEIGHT, CONSENSUS], list(damaged), k, n)
