@@ -92,6 +92,7 @@ class ExplainSection(Section):
     batch_size: PositiveInt = 8
     num_classes: PositiveInt = 1000
     runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
+    runtime_cache: str | None = None  # exported runtimes, shared by runs; None: the user's cache folder
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
     models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name
