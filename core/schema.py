@@ -46,6 +46,7 @@ class StoreSection(Section):
     compact: bool = True  # maps at their feature grid / as 8-bit levels (pipeline/stored_maps.py)
     # compact: levels above 0 per explainer's map (others 255); SmoothGrad's noise costs the most bytes
     unit_levels: dict[str, int] = {"smooth_grad": 15}
+    keep_maps: bool = True  # false: a labels-only store, each shard's maps deleted once fused (pipeline/labels_only.py)
 
     @field_validator("unit_levels")
     @classmethod

@@ -33,6 +33,7 @@ from core.store import (BACKGROUND, CONSENSUS, EXPLAIN_STAGE, FOREGROUND, FUSE_K
 from core.store_check import (clear_flags, damaged_flagged, damaged_shards, discard_damaged, repair_command,
                               report_redone)
 from pipeline.fuse_kernel import as_bits, fuse_pixels, normalise_rows, q99_of_maps
+from pipeline import labels_only
 from pipeline.fuse_rules import REFINEMENTS, THRESHOLD_RULES, crf_consensus, image_thresholds, smooth_maps
 from pipeline.stored_maps import StoredMaps
 
@@ -260,6 +261,8 @@ def check_accepted(config: dict, group: zarr.Group) -> bool:
     old = {k: previous.get(k) for k in LABEL_KEYS}
     if old == wanted:
         return False
+    labels_only.refuse_refusing(group, n_images(group), shard_size(group), range(shard_count(n_images(group),
+                                shard_size(group))), "the fuse config differs from the one its labels were made with")
     if not settings["overwrite"]:
         changed = {k: (old[k], wanted[k]) for k in LABEL_KEYS if old[k] != wanted[k]}
         raise FuseConfigError(f"store was fused with another fuse config (changed: {changed}); "
@@ -321,7 +324,11 @@ def run(config: dict, store_path: str | Path) -> dict:
     damaged = {} if replace else damaged_flagged(store_path, group, [(FUSE_STAGE, FUSE_KEY)],
                                                  [MASK, WEIGHT, CONSENSUS], k, n)
     done = np.zeros(n_shards, bool) if replace else read_flags(group, FUSE_STAGE, FUSE_KEY, n_shards)
+    labels_only.refuse_refusing(group, n, k, damaged, "damaged labels need their maps to be fused again")
     done[list(damaged)] = False
+    keep_maps = labels_only.keep_maps(config)
+    if not keep_maps:
+        labels_only.drop_maps(store_path, group, labels_only.fused_not_pruned(group, done, n, k), k, n)
     explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards) for m in models])
     todo = [int(i) for i in np.flatnonzero(explained & ~done)]
     _refuse_damaged_inputs(group, store_path, members, settings["weight_by_probability"], todo, k, n)
@@ -355,6 +362,8 @@ def run(config: dict, store_path: str | Path) -> dict:
             da.store([fused[f] for f in fields], outputs, regions=[(rows,)] * len(outputs), lock=False)
         for shard in range(first, last):
             mark_done(group, FUSE_STAGE, FUSE_KEY, shard)
+        if not keep_maps:
+            labels_only.drop_maps(store_path, group, range(first, last), k, n)
 
     waiting = int((~explained & ~done).sum())
     return {
@@ -364,5 +373,6 @@ def run(config: dict, store_path: str | Path) -> dict:
         "shards_already_done": int(done.sum()),
         "shards_waiting_for_explain": waiting,
         "images_fused": int(sum(min((i + 1) * k, n) - i * k for i in todo)),
+        "maps_kept": keep_maps,
         "seconds": round(time.perf_counter() - started, 3),
     }
