@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, 
                         shard_count, shard_size, store_explainers, store_models, write_layout)
 from core.store_check import (clear_flags, damaged_flagged, damaged_shards, discard_damaged, repair_command,
                               report_redone)
-from pipeline import labels_only
+from pipeline import fuse_cluster, labels_only
 from pipeline.fuse_rules import FusedImage, fuse_image, needs_image, rule_registries, unlabelled
 from pipeline.stored_maps import StoredMaps
 
@@ -258,8 +259,9 @@ def run(config: dict, store_path: str | Path) -> dict:
     done_shards(group, FUSE_STAGE, FUSE_KEY, n_shards)  # creates the flags on a first run
 
     workers = section.num_workers or os.cpu_count() or 1
-    for first, last in _runs(todo, section.shards_per_batch or 2 * workers):
-        fuse_shards(store_path, plan, list(range(first, last)), workers)
+    nodes = Counter()
+    runs = _runs(todo, section.shards_per_batch or fuse_cluster.run_length(config, workers))
+    for first, last in fuse_cluster.fused_runs(config, fuse_shards, store_path, plan, runs, workers, nodes):
         for shard in range(first, last):
             mark_done(group, FUSE_STAGE, FUSE_KEY, shard)
         if not keep_maps:
@@ -274,5 +276,6 @@ def run(config: dict, store_path: str | Path) -> dict:
         "shards_waiting_for_explain": waiting,
         "images_fused": int(sum(min((i + 1) * k, n) - i * k for i in todo)),
         "maps_kept": keep_maps,
+        "shards_per_node": dict(nodes),  # a cluster run (ray.address): which Ray node fused how many shards
         "seconds": round(time.perf_counter() - started, 3),
     }
