@@ -20,8 +20,9 @@ def config_context() -> dict:
     """The names only the running code knows, for core.schema to check model and explainer entries."""
     from explainers import EXPLAINERS
     from pipeline.classifiers import arch_problem
+    from pipeline.fuse_rules import rule_registries
 
-    return {"arch_problem": arch_problem, "explainers": EXPLAINERS}
+    return {"arch_problem": arch_problem, "explainers": EXPLAINERS, **rule_registries()}
 
 
 def store_path(config: dict) -> Path:

@@ -132,7 +132,7 @@ def image_consensus(group: zarr.Group, index: int) -> np.ndarray:
     """float32 [S, S]: one fused image's consensus, read when stored, else recomputed as the fuse run made it."""
     if CONSENSUS in group:
         return group[CONSENSUS][index].astype(np.float32)
-    return fuse_rows(group, recorded_plan(group), slice(index, index + 1))[0].consensus
+    return fuse_rows(group, recorded_plan(group), slice(index, index + 1))[0].consensus.astype(np.float32)
 
 
 def fuse_shard(group: zarr.Group, plan: FusePlan, shard: int) -> None:
