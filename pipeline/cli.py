@@ -97,6 +97,17 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gallery(args: argparse.Namespace) -> int:
+    from pipeline.gallery import build_gallery
+
+    ray_config = {"ray": {"address": args.ray_address, "num_cpus": args.workers}}
+    with StageProgress() as progress:
+        summary = build_gallery(args.store, args.out, low_prob=args.low_prob, ray_config=ray_config, progress=progress)
+    print(f"gallery: {summary['shards_built']} shards built, {summary['shards_kept']} kept, {summary['images']} labelled "
+          f"images ({summary['seconds']:.0f} s); open {summary['index']}")
+    return 0
+
+
 def _export_paddleseg(args: argparse.Namespace) -> int:
     from pipeline import paddleseg_format
 
@@ -168,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("--classes", type=int, default=20, help="classes listed in the text report (lowest weight first)")
     inspect.add_argument("--low-prob", type=float, default=LOW_TARGET_PROBABILITY,
                          help="flag images whose mean target probability is below this")
+    gallery = add_parser("gallery", help="write a static site to browse the labels (open OUT/index.html)")
+    gallery.add_argument("store", type=Path)
+    gallery.add_argument("out", type=Path)
+    gallery.add_argument("--low-prob", type=float, default=LOW_TARGET_PROBABILITY,
+                         help="flag images whose mean target probability is below this")
+    gallery.add_argument("--workers", type=int, default=None, help="local Ray CPUs (default: all)")
+    gallery.add_argument("--ray-address", default=None, help="build the shards on this Ray cluster")
+    gallery.set_defaults(handler=_gallery)
     export = add_parser("export-paddleseg", help="write labels in the released PSSL (PaddleSeg) layout")
     export.add_argument("store", type=Path)
     export.add_argument("out", type=Path)
