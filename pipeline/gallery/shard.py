@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from core.images import BadImage, load_rgb
-from core.store import (FOREGROUND, INDEX_PATH, INDEX_STATUS, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, data_root, fuse_settings,
+from core.store import (CONSENSUS, FOREGROUND, INDEX_PATH, INDEX_STATUS, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, data_root, fuse_settings,
                         fused_members, map_size, n_images, open_store, saliency_name, shard_size, shard_slice,
                         store_explainers)
 from core.store_check import list_arrays
-from pipeline.fuse import image_consensus, normalise, stored_q99
+from pipeline.fuse import fuse_rows, recorded_plan, stored_q99
+from pipeline.fuse_rules import normalise
 from pipeline.gallery.pictures import (colourise, fit, jpeg_bytes, label_on_photo, lookup_table, mask_panel, resized,
                                        sprite)
 from pipeline.gallery.site import write_data
@@ -103,7 +104,7 @@ def build_shard(store_path: str, out: str, shard: int, settings: Settings) -> di
     if objectness:
         stats[:, 4] = _objectness_iou(maps[len(members)], mask)
     stats[~ok] = np.nan
-    _write_pictures(group, out, shard, rows, ok, mask, weight, maps, settings, size)
+    _write_pictures(group, out, shard, rows, ok, mask, weight, maps, consensus(group, rows), settings, size)
     index = index_rows(group, rows)
     for row, values in zip(index, stats):
         row.update({key: None if np.isnan(v) else round(float(v), 4) for key, v in zip(STATS, values)})
@@ -116,36 +117,43 @@ def build_shard(store_path: str, out: str, shard: int, settings: Settings) -> di
     return numbers
 
 
+def consensus(group, rows: slice) -> np.ndarray:
+    """float32 [B, S, S]: the shard's consensus, read when stored, else recomputed by the fuse rule the store records."""
+    if CONSENSUS in group:
+        return np.asarray(group[CONSENSUS][rows], np.float32)
+    return np.stack([fused.consensus for fused in fuse_rows(group, recorded_plan(group), rows)])
+
+
 def _write_pictures(group, out: Path, shard: int, rows: slice, ok: np.ndarray, mask: np.ndarray, weight: np.ndarray,
-                    maps: list[np.ndarray], settings: Settings, size: int) -> None:
+                    maps: list[np.ndarray], consensus_maps: np.ndarray, settings: Settings, size: int) -> None:
+    """The panels are drawn at the map size and the sprite resized once (per-image costs are Pillow calls)."""
     table, grey_table = lookup_table(), lookup_table("gray")
     root, paths = Path(str(data_root(group) or "")), group[INDEX_PATH][rows]
     spec = layout(group)
-    cells = {(p["row"], p["col"]): p for p in spec["panels"]}
-    p = settings.panel
+    cells = {(cell["row"], cell["col"]): cell for cell in spec["panels"]}
+    empty = np.full((size, size, 3), 64, np.uint8)
     for folder in ("thumbs", "grids"):
         (out / folder / str(shard)).mkdir(parents=True, exist_ok=True)
     for i in np.flatnonzero(ok):
         index = rows.start + int(i)
-        photo = _photo(root, str(paths[i]), max(settings.thumb_side, p))
+        photo = _photo(root, str(paths[i]), max(settings.thumb_side, settings.panel))
         if photo is None:  # unreadable since indexing: the label on grey
             photo = np.full((size, size, 3), 128, np.uint8)
         width, height = fit(photo.shape[1], photo.shape[0], settings.thumb_side)
         thumb = label_on_photo(resized(photo, width, height), mask[i])
         (out / "thumbs" / str(shard) / f"{index}.jpg").write_bytes(jpeg_bytes(thumb, settings.thumb_quality))
-        label_panels = {"photo": resized(photo, p, p),
-                        "consensus": resized(colourise(image_consensus(group, index), table), p, p),
-                        "mask": resized(mask_panel(mask[i]), p, p, nearest=True),
-                        "weight": resized(colourise(weight[i] / WEIGHT_SCALE, grey_table), p, p)}
+        label_panels = {"photo": resized(photo, size, size), "consensus": colourise(consensus_maps[i], table),
+                        "mask": mask_panel(mask[i]), "weight": colourise(weight[i] / WEIGHT_SCALE, grey_table)}
         panels = []
         for r in range(spec["rows"]):
             for c in range(spec["columns"]):
                 cell = cells.get((r, c))
                 if cell is None:
-                    panels.append(np.full((p, p, 3), 64, np.uint8))
-                elif cell["kind"] == "map":
-                    panels.append(resized(colourise(maps[cell["member"]][i], table), p, p))
+                    panels.append(empty)
                 else:
-                    panels.append(label_panels[cell["kind"]])
+                    panels.append(colourise(maps[cell["member"]][i], table) if cell["kind"] == "map"
+                                  else label_panels[cell["kind"]])
         grid = sprite(panels, spec["columns"])
+        scale = settings.panel / size
+        grid = resized(grid, round(grid.shape[1] * scale), round(grid.shape[0] * scale), nearest=scale >= 2)
         (out / "grids" / str(shard) / f"{index}.jpg").write_bytes(jpeg_bytes(grid, settings.panel_quality))
