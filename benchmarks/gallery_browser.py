@@ -37,11 +37,22 @@ def open_browser(viewport: dict = VIEWPORT):
             browser.close()
 
 
+def _drawn(page) -> None:
+    page.wait_for_function("document.body.dataset.ready === '1' || document.getElementById('status').textContent !== ''")
+    page.wait_for_load_state("load")  # every lazy thumbnail in view loaded
+
+
 def visit(page, url: str) -> None:
     """Open `url` and wait until the page script has drawn it (or said why not)."""
     page.goto(url)
-    page.wait_for_function("document.body.dataset.ready === '1' || document.getElementById('status').textContent !== ''")
-    page.wait_for_load_state("load")  # every lazy thumbnail in view loaded
+    _drawn(page)
+
+
+def follow(page, selector: str) -> None:
+    """Click the first element matching `selector` (a link or a sort button) and wait for the page it opens."""
+    with page.expect_navigation():
+        page.locator(selector).first.click()
+    _drawn(page)
 
 
 def screenshots(site: Path, prefix: Path) -> list[Path]:
@@ -52,13 +63,9 @@ def screenshots(site: Path, prefix: Path) -> list[Path]:
     written = []
     with open_browser() as page:
         for name, url in (("index", "index.html?view=all&sort=weight&dir=asc"),
-                          ("class", f"index.html?view=class{worst['id']}&sort=weight"),
-                          ("image", None)):
-            if url is None:
-                visit(page, (site / f"index.html?view=class{worst['id']}&sort=weight").as_uri().replace("%3F", "?"))
-                page.click("#grid a.card")
-                page.wait_for_function("document.body.dataset.ready === '1'")
-                page.wait_for_load_state("load")
+                          ("class", f"index.html?view=class{worst['id']}&sort=weight"), ("image", None)):
+            if url is None:  # the class page's first card: its lowest-weight image
+                follow(page, "#grid a.card")
             else:
                 visit(page, site.as_uri() + "/" + url)
             path = prefix.with_name(f"{prefix.name}_{name}.png")

@@ -227,8 +227,9 @@ const PSSL = (() => {
         ["low", `p < ${meta.low_prob}`], ["prob", "mean p(target)"], ["fg", "foreground"], ["ignore", "ignore"],
         ["weight", "mean weight"], ["disagreement", "disagreement"]];
       const sortKey = params.get("sort") || "weight", dir = params.get("dir") === "desc" ? -1 : 1;
-      const value = (c) => (c[sortKey] === null ? -Infinity : c[sortKey]);
-      classes.sort((a, b) => (value(a) < value(b) ? -dir : value(a) > value(b) ? dir : a.id - b.id));
+      const missing = (c) => c[sortKey] === null;  // classes without labels come last, either way
+      classes.sort((a, b) => (missing(a) !== missing(b) ? (missing(a) ? 1 : -1)
+        : a[sortKey] < b[sortKey] ? -dir : a[sortKey] > b[sortKey] ? dir : a.id - b.id));
       const table = el("table", {id: "class-table"});
       table.append(el("tr", {}, ...columns.map(([k, title]) => {
         const th = el("th", {class: "sortable"}, title + (k === sortKey ? (dir > 0 ? " ↑" : " ↓") : ""));
