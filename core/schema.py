@@ -46,6 +46,7 @@ class StoreSection(Section):
     compact: bool = True  # maps at their feature grid / as 8-bit levels (pipeline/stored_maps.py)
     # compact: levels above 0 per explainer's map (others 255); SmoothGrad's noise costs the most bytes
     unit_levels: dict[str, int] = {"smooth_grad": 15}
+    keep_maps: bool = True  # false: a labels-only store, each shard's maps deleted once fused (pipeline/labels_only.py)
 
     @field_validator("unit_levels")
     @classmethod
@@ -92,6 +93,7 @@ class ExplainSection(Section):
     batch_size: PositiveInt = 8
     num_classes: PositiveInt = 1000
     runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
+    runtime_cache: str | None = None  # exported runtimes, shared by runs; None: the user's cache folder
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
     overwrite: bool = False  # redo finished maps made with other settings (pipeline/map_settings.py)
@@ -144,24 +146,37 @@ class CrfSection(Section):
     appearance_weight: NonNegativeFloat
 
 
-class FuseSection(Section):
-    models: list[str] | None = None
-    explainers: list[str] | None = None
+class FuseRule(Section):
+    """The keys that change the labels (pipeline/fuse_rules.py): recorded in the store with the members
+    and compared on a re-run. Rule names are checked against the registries the running code passes."""
     fg_threshold: float | None = Field(None, ge=0, le=1)
     bg_threshold: float | None = Field(None, ge=0, le=1)
     weight_by_probability: bool = False
     write_consensus: bool = False
-    overwrite: bool = False
-    num_workers: PositiveInt | None = None
-    shards_per_batch: PositiveInt | None = None
-    threshold_rule: Literal["fixed", "otsu"] = "fixed"
+    threshold_rule: str = "fixed"
     otsu_range: list[float] = Field([0.0, 1.0], min_length=2, max_length=2)
-    smooth: dict[str, NonNegativeFloat] | None = None  # {explainer: Gaussian sigma as a fraction of the side}
-    refine: Literal["none", "crf"] | None = "none"
+    smooth: dict[str, NonNegativeFloat] = {}  # {explainer: Gaussian sigma as a fraction of the side}
+    refine: str = "none"
     crf: CrfSection | None = None
+    combine: str = "none"  # a rule of maps and a class-agnostic objectness map
+
+    @field_validator("smooth", "refine", mode="before")
+    @classmethod
+    def _null_is_nothing(cls, value, info: ValidationInfo):
+        return ({} if info.field_name == "smooth" else "none") if value is None else value
+
+    @field_validator("threshold_rule", "refine", "combine")
+    @classmethod
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        registry = {"threshold_rule": "threshold_rules", "refine": "refinements", "combine": "combinations"}
+        known = _context(info, registry[info.field_name])
+        choices = list(known or ()) + ([] if info.field_name == "threshold_rule" else ["none"])
+        if known is not None and name not in choices:
+            raise ValueError(f"unknown rule {name!r}{_closest(name, choices)}; valid: {', '.join(choices)}")
+        return name
 
     @model_validator(mode="after")
-    def _ordered(self) -> FuseSection:
+    def _ordered(self) -> FuseRule:
         if self.fg_threshold is not None and self.bg_threshold is not None and not self.bg_threshold < self.fg_threshold:
             raise ValueError(f"needs bg_threshold < fg_threshold, got bg={self.bg_threshold}, fg={self.fg_threshold}")
         if not 0 <= self.otsu_range[0] <= self.otsu_range[1] <= 1:
@@ -169,6 +184,18 @@ class FuseSection(Section):
         if self.refine == "crf" and self.crf is None:
             raise ValueError("refine=crf needs the fuse.crf section")
         return self
+
+
+class FuseSection(FuseRule):
+    models: list[str] | None = None
+    explainers: list[str] | None = None
+    overwrite: bool = False
+    num_workers: PositiveInt | None = None
+    shards_per_batch: PositiveInt | None = None
+
+    def rule(self) -> FuseRule:
+        """The label-changing part of the section."""
+        return FuseRule.model_validate(self.model_dump(include=set(FuseRule.model_fields)))
 
 
 class PipelineConfig(Section):
@@ -273,6 +300,7 @@ class PretrainData(Section):
     imagenet_root: str | None = None
     list_file: str | None = None
     check_files: bool = True
+    min_target_prob: float = Field(0.0, ge=0, le=1)  # store: leave out images the classifiers barely see (0: keep all)
 
 
 class PretrainConfig(Section):

@@ -79,7 +79,7 @@ class ModelWorker:
         self.n = n_images(self.group)
         self.model_specs, self.explainer_specs = model_specs, explainer_specs
         self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
-        self.options, self.runtime_cache = options, Path(store_path).parent / "runtime_cache"
+        self.options, self.runtime_cache = options, options.cache_dir()
         self.classifier, self.explainers, self.forward, self.split = None, {}, None, None
         self.model_lock = threading.Lock()  # two calls in flight (max_concurrency=2): one computes, one decodes
 
@@ -302,15 +302,16 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
         def mark(model, shard, lost_images):
             mark_done(group, stage, model, shard)
             lost.update(lost_images)
-            progress.update(int(images_per_shard[shard]))
+            progress.advance(int(images_per_shard[shard]), model)
         return mark
 
     try:
         failures = []
         for stage, method in passes:
-            progress.reset(total=int(images_per_shard.sum()) * len(specs))
-            progress.set_description(stage)
-            progress.update(int(images_per_shard.sum()) * len(specs) - sum(images_per_shard[s] for _, s in pending[stage]))
+            total = int(images_per_shard.sum())
+            progress.begin(stage, total, models=list(specs),
+                           done={m: total - sum(int(images_per_shard[s]) for pm, s in pending[stage] if pm == m)
+                                 for m in specs})
             failures = run_on_pool(actors, method, pending[stage], on_done(stage), replace=replace)
             mark_bad(group, lost)  # images that vanished or broke since indexing
             if failures:
