@@ -4,7 +4,8 @@ from __future__ import annotations
 import inspect
 
 from explainers.base import Explainer
-from explainers.grad_cam import GradCam, upsample_grid
+from explainers.cam import CamExplainer, upsample_grid
+from explainers.grad_cam import GradCam
 from explainers.layer_cam import LayerCam
 from explainers.lime_superpixels import Lime
 from explainers.multi_scale import MultiScaleCam
@@ -29,5 +30,5 @@ def create_explainer(name: str, **params) -> Explainer:
     return cls(**params)
 
 
-__all__ = ["EXPLAINERS", "Explainer", "GradCam", "LayerCam", "Lime", "MultiScaleCam", "SmoothGrad", "create_explainer",
+__all__ = ["EXPLAINERS", "CamExplainer", "Explainer", "GradCam", "LayerCam", "Lime", "MultiScaleCam", "SmoothGrad", "create_explainer",
            "upsample_grid"]
