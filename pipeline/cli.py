@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from core.config import get, load_config
+from core.config import load_config, typed
 from core.errors import run_cli
 from core.schema import PipelineConfig
 from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, open_store
@@ -25,32 +25,37 @@ def config_context() -> dict:
     return {"arch_problem": arch_problem, "explainers": EXPLAINERS, **rule_registries()}
 
 
-def store_path(config: dict) -> Path:
-    explicit = get(config, "run.store", None)
-    if explicit:
-        return Path(explicit)
-    return Path(get(config, "run.root", "runs")) / get(config, "run.name") / "pssl.zarr"
+def store_path(config: PipelineConfig | dict) -> Path:
+    run = typed(config, PipelineConfig).run
+    return Path(run.store) if run.store else Path(run.root) / run.name / "pssl.zarr"
 
 
 def _progress_bar() -> tqdm:
     return tqdm(total=0, unit="img", dynamic_ncols=True, mininterval=1.0)
 
 
-def run_stages(config: dict, stages: list[str]) -> Path:
+def run_stages(config: PipelineConfig | dict, stages: list[str]) -> Path:
+    """Run the stages on the store of `config`; a data source or fuse config the store would refuse
+    stops them before anything is written."""
+    config = typed(config, PipelineConfig)
     path = store_path(config)
+    # a folder's listing comes first, so a missing data.root leaves no run folder behind; the embedded
+    # sample is written into the run folder, so it is listed there
+    listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages and config.data.source != "sample" else None
+    if FUSE_STAGE in stages and INDEX_STAGE in stages:
+        _check_fuse_first(config, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with store_lock(path):
-        return _run_locked(config, stages, path)
+        return _run_locked(config, stages, path, listing)
 
 
-def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
+def _run_locked(config: PipelineConfig, stages: list[str], path: Path, listing) -> Path:
     from pipeline import explain, index
     from pipeline.ray_runtime import ray_session
 
     started = time.perf_counter()
-    listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages else None  # fail before Ray starts
-    if FUSE_STAGE in stages and INDEX_STAGE in stages:
-        _check_fuse_first(config, path)
+    if INDEX_STAGE in stages and listing is None:
+        listing = enumerate_images(config, path.parent)  # before Ray starts
     if listing or EXPLAIN_STAGE in stages:
         with ray_session(config), _progress_bar() as progress:
             if listing:
@@ -66,7 +71,7 @@ def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
     return path
 
 
-def _check_fuse_first(config: dict, path: Path) -> None:
+def _check_fuse_first(config: PipelineConfig, path: Path) -> None:
     """A fuse config the store would refuse stops generate-labels before any stage records anything."""
     from pipeline import fuse
 

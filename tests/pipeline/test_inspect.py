@@ -16,7 +16,7 @@ GRADCAM_A = saliency_name("net_a", "gradcam")
 def fused_store(tmp_path):
     store = tmp_path / "run" / "pssl.zarr"
     make_synthetic_store(store, 10, map_size=16, shard=4, bad=(3,))
-    fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
     return store
 
 

@@ -21,7 +21,7 @@ def fused_store(tmp_path):
     group = open_store(store)
     group.attrs["classes"] = WNIDS
     write_layout(group, data_root=str(tmp_path / "imagenet" / "train"))  # index paths are <wnid>/<wnid>_<i>.JPEG
-    fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
     return store
 
 
