@@ -1,7 +1,8 @@
 """The CAM family's shell: a layer to explain, its coarse feature grid, and the one upsampling of it.
 
-A CAM method subclasses `CamExplainer` and overrides `_grid` only (Grad-CAM, LayerCAM); multi-scale
-wraps any of them by name.
+A CAM method subclasses `CamExplainer` with its registry name (`class GradCam(CamExplainer,
+name="grad_cam")`) and overrides `_grid` only; it is then in CAM_EXPLAINERS, which the explainer
+registry includes and multi-scale wraps by name.
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from explainers.base import Explainer
+
+
+CAM_EXPLAINERS: dict[str, type[CamExplainer]] = {}
 
 
 class CamExplainer(Explainer):
@@ -26,6 +30,10 @@ class CamExplainer(Explainer):
     feature_grid = True
     smooth_maps = True
     explains_layer = True
+
+    def __init_subclass__(cls, name: str, **kwargs):
+        super().__init_subclass__(**kwargs)
+        CAM_EXPLAINERS[name] = cls
 
     def __init__(self, layer: nn.Module, seed: int = 0):
         super().__init__(seed)

@@ -8,7 +8,7 @@ from torch import nn
 from explainers.cam import CamExplainer
 
 
-class GradCam(CamExplainer):
+class GradCam(CamExplainer, name="grad_cam"):
     """relu(sum_k alpha_k A_k) at `layer`, with alpha_k the spatial mean of d logit / d A_k."""
 
     def _grid(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

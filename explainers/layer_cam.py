@@ -8,7 +8,7 @@ from torch import nn
 from explainers.cam import CamExplainer, layer_output
 
 
-class LayerCam(CamExplainer):
+class LayerCam(CamExplainer, name="layer_cam"):
     """relu(sum_k relu(d logit / d A_k(i, j)) * A_k(i, j)) at `layer`.
 
     Grad-CAM averages each channel's gradient over the whole map, so a channel that fires on the

@@ -6,13 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from explainers.base import Explainer
-from explainers.cam import CamExplainer, upsample_grid
+from explainers.cam import CAM_EXPLAINERS, upsample_grid
 
 
 class MultiScaleCam(Explainer):
     """The sum of a CAM method's maps over resized and mirrored copies of the image, at the input size.
 
-    `method` names any CAM explainer of the registry (a `CamExplainer`: grad_cam, layer_cam, ...).
+    `method` names any CAM explainer (explainers/cam.py CAM_EXPLAINERS: grad_cam, layer_cam, ...).
 
     One scale sees objects at one size relative to the network's receptive field: small scales
     light up whole large objects, large scales the parts of small ones. Summing them (and the
@@ -25,16 +25,13 @@ class MultiScaleCam(Explainer):
 
     def __init__(self, layer: nn.Module, method: str = "grad_cam", scales=(1.0, 0.5, 1.5, 2.0), flip: bool = True,
                  seed: int = 0):
-        from explainers import EXPLAINERS  # the registry holds this class too
-
         super().__init__(seed)
-        cams = sorted(name for name, kind in EXPLAINERS.items() if issubclass(kind, CamExplainer))
-        if method not in cams:
-            raise ValueError(f"multi_scale_cam method must be one of {cams}, got {method!r}")
+        if method not in CAM_EXPLAINERS:
+            raise ValueError(f"multi_scale_cam method must be one of {sorted(CAM_EXPLAINERS)}, got {method!r}")
         self.scales = tuple(float(s) for s in scales)
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"multi_scale_cam scales must be positive, got {list(scales)}")
-        self.cam = EXPLAINERS[method](layer=layer, seed=seed)
+        self.cam = CAM_EXPLAINERS[method](layer=layer, seed=seed)
         self.flip = bool(flip)
 
     def _maps(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
