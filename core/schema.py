@@ -163,7 +163,7 @@ class FuseRule(Section):
     otsu_range: list[float] = Field([0.0, 1.0], min_length=2, max_length=2)
     smooth: dict[str, NonNegativeFloat] = {}  # {explainer: Gaussian sigma as a fraction of the side}
     refine: str = "crf"
-    crf: CrfSection = CrfSection()
+    crf: CrfSection | None = CrfSection()  # None unless refine=crf: only then is it part of the rule
     combine: str = "none"  # a rule of maps and a class-agnostic objectness map
 
     @field_validator("smooth", "refine", mode="before")
@@ -187,6 +187,10 @@ class FuseRule(Section):
             raise ValueError(f"needs bg_threshold < fg_threshold, got bg={self.bg_threshold}, fg={self.fg_threshold}")
         if not 0 <= self.otsu_range[0] <= self.otsu_range[1] <= 1:
             raise ValueError(f"otsu_range must be [low, high] with 0 <= low <= high <= 1, got {self.otsu_range}")
+        if self.refine == "crf" and self.crf is None:
+            raise ValueError("refine=crf needs the fuse.crf section")
+        if self.refine != "crf":
+            self.crf = None
         return self
 
 

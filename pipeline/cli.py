@@ -121,6 +121,15 @@ def _import_paddleseg(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upgrade_store(args: argparse.Namespace) -> int:
+    from core.store import FORMAT_VERSION, upgrade_in_place
+
+    with store_lock(args.store):
+        before = upgrade_in_place(args.store)
+    print(f"{args.store}: store format {before} -> {FORMAT_VERSION}")
+    return 0
+
+
 def _label_quality(args: argparse.Namespace) -> int:
     from pipeline import label_quality
 
@@ -179,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     imported.add_argument("--map-size", type=int, default=224)
     imported.add_argument("--shard-size", type=int, default=256)
     imported.set_defaults(handler=_import_paddleseg)
+    upgrade = add_parser("upgrade-store", help="rewrite a store of an older format as the current one, in place")
+    upgrade.add_argument("store", type=Path)
+    upgrade.set_defaults(handler=_upgrade_store)
     quality = add_parser("label-quality", help="mIoU of members, models and the ensemble vs true masks")
     quality.add_argument("store", type=Path)
     quality.add_argument("ground_truth", type=Path, help="folder of <image stem>.png masks")

@@ -87,10 +87,8 @@ def recorded_plan(group: zarr.Group) -> FusePlan | None:
 
 def stored_q99(group: zarr.Group, members, rows: slice = slice(None)) -> np.ndarray:
     """float32 [M, rows]: each member map's q99 as the explain stage stored it; NaN where not stored
-    (stores written before it was), which the kernel then computes."""
-    count = len(range(n_images(group))[rows])
-    return np.stack([np.asarray(group[q99_name(m, e)][rows], np.float32) if q99_name(m, e) in group
-                     else np.full(count, np.nan, np.float32) for m, e in members])
+    (a store upgraded from format 1), which the kernel then computes."""
+    return np.stack([np.asarray(group[q99_name(m, e)][rows], np.float32) for m, e in members])
 
 
 def member_probabilities(group: zarr.Group, members, rows: slice) -> np.ndarray:

@@ -92,8 +92,6 @@ def bad_inputs(group: zarr.Group) -> list[str]:
 
 def class_id_sources(group: zarr.Group) -> str:
     """How many images got their class id which way (WordNet id, class map, position, file list, unknown)."""
-    if INDEX_CLASS_SOURCE not in group:
-        return "class ids: how they were obtained is not recorded (store made before it was)"
     codes, counts = np.unique(np.asarray(group[INDEX_CLASS_SOURCE][:]), return_counts=True)
     return "class ids: " + ", ".join(f"{count} from {CLASS_SOURCES.get(int(code), f'code {code}')}"
                                      for code, count in zip(codes, counts))

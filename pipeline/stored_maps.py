@@ -10,8 +10,8 @@ explain stage keeps each at the precision that carries its information (core/sto
   pixel-scale noise is nearly incompressible, so it keeps fewer (`store.unit_levels`; docs/store.md
   has the bytes against label pixels changed). Smooth maps (`Explainer.smooth_maps`) go through a
   delta filter first: neighbouring pixels differ little, so zstd then finds less to store.
-Older stores (no `encoding` attribute) hold full maps and are read as they are; unit arrays without
-a `levels` attribute have 255.
+Every saliency array records its encoding (and a unit array its levels); a format-1 store gets them
+when it is upgraded (core/store.py `upgrade_store`).
 """
 from __future__ import annotations
 

@@ -260,7 +260,7 @@ def test_stored_q99_and_computed_q99_give_identical_labels(tmp_path):
     for store in (stored, computed):
         make_synthetic_store(store, 10, map_size=16, shard=4, noise=1.0, seed=3)
     group = open_store(computed)
-    del group[q99_name("net_a", "gradcam")]
+    group[q99_name("net_a", "gradcam")][:] = np.nan  # not stored (a store upgraded from format 1)
     group[q99_name("net_b", "smoothgrad")][2:7] = np.nan
     for store in (stored, computed):
         fuse.run(config(), store)

@@ -1,13 +1,17 @@
-"""Inspection report, pictures and verification on a real fused store."""
+"""Inspection report, pictures and verification on a real fused store, and the store format's upgrade."""
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.store import (EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_PATH, INDEX_STATUS, MASK, WEIGHT,
-                        mark_done, open_store, progress_name, saliency_name)
+from core.store import (ENCODING, EXPLAIN_STAGE, FOREGROUND, FORMAT, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_CLASS_SOURCE,
+                        INDEX_PATH, INDEX_STATUS, MASK, WEIGHT, StoreError, mark_done, open_store, progress_name,
+                        q99_name, saliency_name)
 from core.store_check import list_arrays
 from pipeline import fuse, inspect_store, verify
 from pipeline.synthetic_store import make_synthetic_store
+from tests.helpers.cli import run_cli
 
 GRADCAM_A = saliency_name("net_a", "gradcam")
 
@@ -94,3 +98,29 @@ def test_verify_checks_only_flagged_shards(tmp_path):
     assert verify.verify_store(store) == []  # shard 1 was never flagged as explained
     mark_done(open_store(store), EXPLAIN_STAGE, "net_a", 1)
     assert verify.verify_store(store) == [f"{GRADCAM_A}: shard 1: file {GRADCAM_A}/c/1/0/0 is missing"]
+
+
+def test_a_format_1_store_is_refused_to_read_and_upgraded_by_its_command(tmp_path):
+    """One reader path: a store of the old format names the command that rewrites it, which keeps its labels."""
+    store = tmp_path / "old.zarr"
+    make_synthetic_store(store, 6, map_size=16, shard=4, noise=0.5)
+    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    group = open_store(store)
+    labels = group[MASK][:], group[WEIGHT][:]
+    recorded = dict(group.attrs["fuse"])
+    attrs = {k: v for k, v in group.attrs.items() if k != FORMAT}  # as format 1 wrote it:
+    attrs["fuse"] = {k: v for k, v in recorded.items() if k not in ("threshold_rule", "combine", "crf")}
+    group.attrs.put(attrs)
+    del group[q99_name("net_a", "gradcam")], group[INDEX_CLASS_SOURCE]
+    for name in ("gradcam", "smoothgrad"):
+        array = group[saliency_name("net_b", name)]
+        array.attrs.put({k: v for k, v in array.attrs.items() if k != ENCODING})
+    with pytest.raises(StoreError, match=f"format 1, older than 2: `python -m pipeline upgrade-store {store}`"):
+        open_store(store, mode="r")
+    result = run_cli([sys.executable, "-m", "pipeline", "upgrade-store", str(store)])
+    assert result.returncode == 0 and "store format 1 -> 2" in result.stdout
+    group = open_store(store, mode="r")
+    assert group.attrs["fuse"] == recorded and not verify.verify_store(store)
+    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "overwrite": True}}, store)
+    np.testing.assert_array_equal(open_store(store)[MASK][:], labels[0])
+    np.testing.assert_array_equal(open_store(store)[WEIGHT][:], labels[1])
