@@ -77,7 +77,7 @@ class ModelWorker:
         self.n = n_images(self.group)
         self.model_specs, self.explainer_specs = model_specs, explainer_specs
         self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
-        self.options, self.runtime_cache = options, Path(store_path).parent / "runtime_cache"
+        self.options, self.runtime_cache = options, options.cache_dir()
         self.classifier, self.explainers, self.forward, self.split = None, {}, None, None
         self.model_lock = threading.Lock()  # two calls in flight (max_concurrency=2): one computes, one decodes
 
@@ -228,7 +228,7 @@ def run(config: PipelineConfig | dict, store_path: Path, progress) -> zarr.Group
     specs = {spec["name"]: spec for spec in (normalize_spec(m.model_dump(exclude_none=True)) for m in settings.models)}
     explainer_specs = settings.explainers
     num_classes = settings.num_classes
-    options = RunOptions(settings.runtime, settings.channels_last, settings.autocast)
+    options = RunOptions(settings.runtime, settings.channels_last, settings.autocast, settings.runtime_cache)
     n, k = n_images(group), shard_size(group)
     n_shards = shard_count(n, k)
     if not done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
@@ -261,15 +261,16 @@ def run(config: PipelineConfig | dict, store_path: Path, progress) -> zarr.Group
         def mark(model, shard, lost_images):
             mark_done(group, stage, model, shard)
             lost.update(lost_images)
-            progress.update(int(images_per_shard[shard]))
+            progress.advance(int(images_per_shard[shard]), model)
         return mark
 
     try:
         failures = []
         for stage, method in passes:
-            progress.reset(total=int(images_per_shard.sum()) * len(specs))
-            progress.set_description(stage)
-            progress.update(int(images_per_shard.sum()) * len(specs) - sum(images_per_shard[s] for _, s in pending[stage]))
+            total = int(images_per_shard.sum())
+            progress.begin(stage, total, models=list(specs),
+                           done={m: total - sum(int(images_per_shard[s]) for pm, s in pending[stage] if pm == m)
+                                 for m in specs})
             failures = run_on_pool(actors, method, pending[stage], on_done(stage))
             mark_bad(group, lost)  # images that vanished or broke since indexing
             if failures:

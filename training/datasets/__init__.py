@@ -14,7 +14,7 @@ def build_dataset(data: PretrainData, transforms, num_classes: int, ignore_index
         if not data.store:
             raise ConfigError("data.format=store needs data.store=<path of a fused store>")
         return PsslStoreDataset(data.store, num_classes, ignore_index, transforms, seed=seed, data_root=data.root,
-                                check_files=data.check_files)
+                                check_files=data.check_files, min_target_prob=data.min_target_prob)
     if not (data.pssl_root and data.imagenet_root):
         raise ConfigError("data.format=paddleseg needs data.pssl_root and data.imagenet_root")
     return PaddleSegPsslDataset(data.pssl_root, data.imagenet_root, num_classes, ignore_index, transforms, seed=seed,
