@@ -80,7 +80,8 @@ def best_members(world: str, spec: dict, grid: list[float]) -> list[dict]:
     rows = []
     for model, explainer in members(spec):
         def at(t, where):
-            fuse = {"models": [model], "explainers": [explainer], "fg_threshold": t, "bg_threshold": t * NO_IGNORE}
+            fuse = {"models": [model], "explainers": [explainer], "fg_threshold": t, "bg_threshold": t * NO_IGNORE,
+                    "refine": "none"}
             return score(where, fuse)
         chooser = spec.get("tuning", spec)
         chosen = max(grid, key=lambda t: headline(world, at(t, chooser)))

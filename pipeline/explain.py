@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 import zarr
 
-from core.config import ConfigError, get
+from core.config import ConfigError, recorded, typed
 from core.images import BadImage, load_rgb
-from core.schema import StoreSection
+from core.schema import PipelineConfig
 from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID,
                         INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, STATUS_OK, UNIT_LEVELS,
                         UNKNOWN_CLASS, StoreError, clear_labels, clear_model, data_root, done_shards, map_encoding,
@@ -33,7 +33,7 @@ from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_U
 from core.store_check import covered_names, list_arrays, report_redone, unflag_damaged
 from explainers import EXPLAINERS, create_explainer, upsample_grid
 from pipeline import disk_space, map_settings, preflight
-from pipeline.classifiers import load_classifier, normalize_spec
+from pipeline.classifiers import load_classifier, model_specs
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.ray_runtime import cluster_cpus
 from pipeline.runtime import RunOptions, no_grad_forward, split_network
@@ -248,12 +248,14 @@ def run_on_pool(actors: list, method: str, work: list[tuple[str, int]], on_done,
     return failures
 
 
-def run(config: dict, store_path: Path, progress) -> zarr.Group:
+def run(config: PipelineConfig | dict, store_path: Path, progress) -> zarr.Group:
+    config = typed(config, PipelineConfig)
+    settings = config.explain
     group = open_store(store_path)
-    specs = {spec["name"]: spec for spec in map(normalize_spec, get(config, "explain.models"))}
-    explainer_specs = get(config, "explain.explainers")
-    num_classes = int(get(config, "explain.num_classes", 1000))
-    options = RunOptions.from_config(get(config, "explain"))
+    specs = {spec["name"]: spec for spec in model_specs(settings)}
+    explainer_specs = settings.explainers
+    num_classes = settings.num_classes
+    options = RunOptions(settings.runtime, settings.channels_last, settings.autocast, settings.runtime_cache)
     n, k = n_images(group), shard_size(group)
     n_shards = shard_count(n, k)
     if not read_flags(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
@@ -270,11 +272,10 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
                  map_settings=map_settings.map_settings(config))
     status = group[INDEX_STATUS][:]
     unknown = bool(np.any((group[INDEX_CLASS_ID][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
-    compact = bool(get(config, "store.compact", True))
-    levels = get(config, "store.unit_levels", StoreSection().unit_levels) if compact else None
+    levels = config.store.unit_levels if config.store.compact else None
     for model in specs:
         _require_model_arrays(group, specs[model], list(explainer_specs), n, levels, unknown, num_classes)
-    record_config(group, store_path, config)
+    record_config(group, store_path, recorded(config))
     images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
     # Known classes need no ensemble vote: one pass decodes each image once and writes scores and maps.
     # Unknown ones need every model's probabilities first: classify all, resolve targets, then explain.
@@ -335,18 +336,17 @@ def _redo_damaged(group: zarr.Group, store_path: Path, model: str, k: int, n: in
     report_redone(f"{EXPLAIN_STAGE} {model}", unflag_damaged(store_path, group, flags, names, k, n))
 
 
-def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,
+def _start_actors(config: PipelineConfig, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,
                   options: RunOptions, pending: int) -> list:
     if not pending:
         return []
-    cpus = float(get(config, "ray.cpus_per_worker", 1))
-    gpus = float(get(config, "ray.gpus_per_worker", 0))
-    workers = get(config, "ray.workers", None) or max(1, int(cluster_cpus() // cpus))
+    cpus, gpus = config.ray.cpus_per_worker, config.ray.gpus_per_worker
+    workers = config.ray.workers or max(1, int(cluster_cpus() // cpus))
     # no restarts: run_on_pool hands a dead worker's shards to the others (see there why)
     worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
                                                    max_concurrency=2)
-    arguments = (str(store_path), specs, explainer_specs, int(get(config, "explain.batch_size", 8)),
-                 int(get(config, "explain.seed", 0)), num_classes, options)
+    arguments = (str(store_path), specs, explainer_specs, config.explain.batch_size, config.explain.seed, num_classes,
+                 options)
     return [worker_class.remote(*arguments) for _ in range(min(int(workers), pending))]
 
 

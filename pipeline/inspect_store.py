@@ -91,15 +91,13 @@ def completion(root: Path, group: zarr.Group, arrays: dict[str, zarr.Array], n_s
 def input_report(group: zarr.Group) -> dict:
     status = np.asarray(group[INDEX_STATUS][:])
     bad = np.flatnonzero(status == STATUS_BAD)
-    paths, errors = group[INDEX_PATH], group[INDEX_ERROR] if INDEX_ERROR in group else None
-    sources = None
-    if INDEX_CLASS_SOURCE in group:
-        codes, counts = np.unique(np.asarray(group[INDEX_CLASS_SOURCE][:]), return_counts=True)
-        sources = {CLASS_SOURCES.get(int(code), f"code {code}"): int(count) for code, count in zip(codes, counts)}
+    paths, errors = group[INDEX_PATH], group[INDEX_ERROR]
+    codes, counts = np.unique(np.asarray(group[INDEX_CLASS_SOURCE][:]), return_counts=True)
+    sources = {CLASS_SOURCES.get(int(code), f"code {code}"): int(count) for code, count in zip(codes, counts)}
     return {"ok": int((status == STATUS_OK).sum()), "bad": int(len(bad)), "pending": int((status == STATUS_PENDING).sum()),
             "class_sources": sources,
             "bad_images": [{"index": int(i), "path": str(paths[int(i)]),
-                            "error": str(errors[int(i)]) if errors is not None else "(no reason recorded)"}
+                            "error": str(errors[int(i)])}
                            for i in bad[:MAX_LISTED]]}
 
 
@@ -279,10 +277,7 @@ def _class_lines(classes, shown: int) -> list[str]:
 
 def _input_lines(inputs: dict) -> list[str]:
     lines = [f"{inputs['ok']} ok, {inputs['bad']} bad, {inputs['pending']} pending"]
-    if inputs["class_sources"] is None:
-        lines.append("class ids: how they were obtained is not recorded (store made before it was)")
-    else:
-        lines.append("class ids: " + ", ".join(f"{count} from {source}" for source, count in inputs["class_sources"].items()))
+    lines.append("class ids: " + ", ".join(f"{count} from {source}" for source, count in inputs["class_sources"].items()))
     lines += [f"  [{i['index']}] {i['path']}: {i['error']}" for i in inputs["bad_images"]]
     if inputs["bad"] > len(inputs["bad_images"]):
         lines.append(f"  ... and {inputs['bad'] - len(inputs['bad_images'])} more")

@@ -16,14 +16,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from core.config import get
 from core.store import (PRUNE_KEY, PRUNE_STAGE, StoreError, done_shards, dropped_when_pruned, mark_done,
                         pruned_shards, shard_count, shard_slice)
 from core.store_check import list_arrays, storage_files
-
-
-def keep_maps(config: dict) -> bool:
-    return bool(get(config, "store.keep_maps", True))
 
 
 def refuse_refusing(group: zarr.Group, n: int, k: int, shards, why: str) -> None:
