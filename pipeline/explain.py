@@ -261,13 +261,14 @@ def run(config: PipelineConfig | dict, store_path: Path, progress) -> zarr.Group
     if not read_flags(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
         raise StoreError(f"{store_path} is not fully indexed yet: run the index stage first")
     redo = map_settings.check_accepted(config, group)
+    unexplained = k * sum(n_shards if model in redo else int((~read_flags(group, EXPLAIN_STAGE, model, n_shards)).sum())
+                          for model in specs)
+    disk_space.check(store_path.parent, disk_space.map_bytes(min(unexplained, n * len(specs)), len(explainer_specs),
+                                                             map_size(group)), EXPLAIN_STAGE)
     for model in redo:  # explain.overwrite=true: these maps, and the labels made from them, are made again
         clear_model(group, model)
     if redo:
         clear_labels(group)
-    unexplained = sum(int((~read_flags(group, EXPLAIN_STAGE, model, n_shards)).sum()) for model in specs) * k
-    disk_space.check(store_path.parent, disk_space.map_bytes(min(unexplained, n * len(specs)), len(explainer_specs),
-                                                             map_size(group)), EXPLAIN_STAGE)
     write_layout(group, models=list(specs), explainers=list(explainer_specs),
                  map_settings=map_settings.map_settings(config))
     status = group[INDEX_STATUS][:]

@@ -63,6 +63,12 @@ def _flat(value, prefix: str) -> dict:
     return {prefix: value}
 
 
+def _changes(old: dict, new: dict) -> list[str]:
+    """'key: old -> new' for each flat key whose value differs."""
+    return [f"{key}: {brief(old.get(key))} -> {brief(new.get(key))}" for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)]
+
+
 def explained_models(group: zarr.Group) -> list[str]:
     """Models with at least one shard flagged classified or explained."""
     if not is_indexed(group):
@@ -80,26 +86,19 @@ def changed_models(config: PipelineConfig, group: zarr.Group) -> tuple[list[str]
     if not done or not old:
         return [], []
     new = map_settings(config)
-    changes, models = [], set()
-    shared = {key: leaf for section, value in new.items() if section != "explain.models"
-              for key, leaf in _flat(value, section).items()}
-    before = {key: leaf for section, value in old.items() if section != "explain.models"
-              for key, leaf in _flat(value, section).items()}
-    for key in sorted(set(shared) | set(before)):
-        if shared.get(key) != before.get(key):
-            changes.append(f"{key}: {brief(before.get(key))} -> {brief(shared.get(key))}")
-            models.update(done)
+    shared = _changes(*({key: leaf for section, value in settings.items() if section != "explain.models"
+                         for key, leaf in _flat(value, section).items()} for settings in (old, new)))
+    models = set(done) if shared else set()
+    changes = list(shared)
     for model in done:
         was, wanted = old.get("explain.models", {}).get(model), new["explain.models"].get(model)
         if wanted is None:
             changes.append(f"explain.models: drops {model}")
+            models.add(model)
         elif was is not None and was != wanted:
-            changes.extend(f"{key}: {brief(_flat(was, 'explain.models.' + model).get(key))} -> {brief(leaf)}"
-                           for key, leaf in _flat(wanted, f"explain.models.{model}").items()
-                           if _flat(was, f"explain.models.{model}").get(key) != leaf)
-        else:
-            continue
-        models.add(model)
+            prefix = f"explain.models.{model}"
+            changes += _changes(_flat(was, prefix), _flat(wanted, prefix))
+            models.add(model)
     return sorted(models), changes
 
 

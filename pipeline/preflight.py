@@ -57,7 +57,7 @@ def wait_for_workers(actors: list, config: PipelineConfig, stage: str) -> None:
             return
         waited += WAIT_NOTICE_S
         request = ", ".join(f"{amount:g} {kind}" for kind, amount in worker_request(config).items() if amount)
-        print(f"{stage}: waiting {waited / 60:.0f} min for Ray to start a worker ({request} each; free now: "
+        print(f"{stage}: waiting {waited:.0f} s for Ray to start a worker ({request} each; free now: "
               f"{_free()}); lower ray.cpus_per_worker / ray.gpus_per_worker or free the cluster", file=sys.stderr)
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import LINE_WIDTH
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -25,7 +27,7 @@ def fuse_only_config(store: Path, fg: float) -> dict:
     return {"run": {"store": str(store)}, "fuse": {"refine": "none", "fg_threshold": fg, "bg_threshold": 0.2, "num_workers": 1}}
 
 
-MAX_LINE = 200  # the longest error line a user should have to read
+MAX_LINE = LINE_WIDTH
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
