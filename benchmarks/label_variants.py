@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=CONFIG)
     parser.add_argument("--only", nargs="*", choices=["real", "known_answer"], help="score only these worlds")
     args = parser.parse_args(argv)
-    config = load_config(args.config, schema=LabelVariantsConfig)
+    config = load_config(args.config, schema=LabelVariantsConfig).model_dump(exclude_unset=True)
     if args.command == "prepare":
         prepare(config)
         return 0

@@ -143,13 +143,13 @@ class ExplainSection(Section):
 
 
 class CrfSection(Section):
-    """pipeline.fuse_rules' dense CRF (fuse.refine=crf)."""
-    temperature: PositiveFloat = 0.05
+    """pipeline.fuse_rules' dense CRF (fuse.refine=crf) (Kraehenbuehl & Koltun 2011)."""
+    temperature: PositiveFloat = Field(0.05, description="unary: p_fg = logistic((consensus - tau_fg) / temperature)")
     iterations: PositiveInt = 5
-    smooth_xy: PositiveFloat = 0.015
+    smooth_xy: PositiveFloat = Field(0.015, description="smoothness kernel width, a fraction of the map side")
     smooth_weight: NonNegativeFloat = 1.0
-    appearance_xy: PositiveFloat = 0.3
-    appearance_rgb: PositiveFloat = 8.0
+    appearance_xy: PositiveFloat = Field(0.3, description="appearance kernel width, a fraction of the map side")
+    appearance_rgb: PositiveFloat = Field(8.0, description="appearance kernel width in colour (0..255)")
     appearance_weight: NonNegativeFloat = 10.0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.config import load_config, typed
 from core.errors import is_disk_full, run_cli
-from core.schema import PipelineConfig
+from core.schema import PipelineConfig, StoreSection
 from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, is_indexed, open_store
 from core.store_lock import store_lock
 from core.target_probability import LOW_TARGET_PROBABILITY
@@ -239,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     imported.add_argument("root", type=Path, help="folder with train.txt and the <wnid>/*_eiseg.npz files")
     imported.add_argument("store", type=Path)
     imported.add_argument("--imagenet-root", type=Path, default=None, help="folder holding train/<wnid>/*.JPEG")
-    imported.add_argument("--map-size", type=int, default=224)
-    imported.add_argument("--shard-size", type=int, default=256)
+    imported.add_argument("--map-size", type=int, default=StoreSection().map_size)
+    imported.add_argument("--shard-size", type=int, default=StoreSection().shard_size)
     imported.set_defaults(handler=_import_paddleseg)
     upgrade = add_parser("upgrade-store", help="rewrite a store of an older format as the current one, in place")
     upgrade.add_argument("store", type=Path)

@@ -5,8 +5,8 @@ with the same outputs (docs/measurements.md; benchmarks/bench_lime.py prints the
 side). `explain.runtime` picks one: `auto` (ONNX Runtime on a CPU when it is installed, else eager),
 `eager`, or `onnxruntime`. A model is exported once per weights (the file name carries a hash of
 the weights, input size and torch version; the exporter is deterministic) into one cache that every
-run and every worker shares (`explain.runtime_cache`, default the user's cache folder: each run
-folder used to re-export ~109 MB), and checked against eager on a fixed probe batch before use: top-1
+run and every worker shares (`explain.runtime_cache`, default the user's cache folder, rather than
+an export per run folder), and checked against eager on a fixed probe batch before use: top-1
 identical and softmax within 1e-4, else eager is used and a one-line notice says why.
 
 The CAM explainers (Grad-CAM, LayerCAM, multi-scale CAM) need gradients only from the logits back to
@@ -144,7 +144,7 @@ def cached_session(net: nn.Module, input_size: int, model_file: Path, **export) 
     """An ONNX Runtime session of `net` from its cache file, exported first when the file is not there yet.
 
     A lock file beside it lets one process export while the others (runs or workers sharing the cache)
-    wait and then read its file, instead of each exporting the same ~40 MB again."""
+    wait and then read its file, instead of each exporting the same model again."""
     if not model_file.is_file():
         model_file.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{model_file}.lock"):

@@ -18,7 +18,7 @@ from core.schema import FinetuneConfig, TrainSection
 from training.checkpoints import describe, load_complete, load_pretrained
 from training.datasets.transforms import Compose, Normalize, build_transforms
 from training.distributed import init_distributed, shutdown_distributed
-from training.evaluate import EvaluationResult, evaluate_dataset, modes_from_config
+from training.evaluate import EvaluationResult, evaluate_dataset, inference_modes
 from training.loss import SegmentationLoss
 from training.palette import VOC_CLASSES, render_grid
 from training.sample_images import PredictionRenderer
@@ -72,7 +72,7 @@ def evaluate_and_write(model: nn.Module, model_name: str, config: FinetuneConfig
     """Evaluate on the val split in every configured mode; write results.json/.md and samples.png."""
     dataset = voc_dataset(config, "val", eval_transforms(config))
     settings = config.eval
-    result = evaluate_dataset(model, dataset, modes_from_config([m.model_dump() for m in settings.modes]),
+    result = evaluate_dataset(model, dataset, inference_modes(settings.modes),
                               class_names(config), device=device, size_divisor=settings.size_divisor,
                               num_samples=settings.num_samples, num_workers=settings.workers,
                               progress_every=settings.progress_every)
