@@ -46,6 +46,7 @@ class StoreSection(Section):
     compact: bool = True  # maps at their feature grid / as 8-bit levels (pipeline/stored_maps.py)
     # compact: levels above 0 per explainer's map (others 255); SmoothGrad's noise costs the most bytes
     unit_levels: dict[str, int] = {"smooth_grad": 15}
+    keep_maps: bool = True  # false: a labels-only store, each shard's maps deleted once fused (pipeline/labels_only.py)
 
     @field_validator("unit_levels")
     @classmethod
@@ -92,6 +93,7 @@ class ExplainSection(Section):
     batch_size: PositiveInt = 8
     num_classes: PositiveInt = 1000
     runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
+    runtime_cache: str | None = None  # exported runtimes, shared by runs; None: the user's cache folder
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
     models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name

@@ -20,8 +20,9 @@ def config_context() -> dict:
     """The names only the running code knows, for core.schema to check model and explainer entries."""
     from explainers import EXPLAINERS
     from pipeline.classifiers import arch_problem
+    from pipeline.fuse_rules import rule_registries
 
-    return {"arch_problem": arch_problem, "explainers": EXPLAINERS}
+    return {"arch_problem": arch_problem, "explainers": EXPLAINERS, **rule_registries()}
 
 
 def store_path(config: dict) -> Path:
@@ -56,7 +57,8 @@ def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
         from pipeline import fuse
         summary = fuse.run(config, path)
         print(f"fuse: {summary['images_fused']} images in {summary['shards_fused']} shards fused "
-              f"({summary['shards_already_done']} already done) from {len(summary['members'])} members")
+              f"({summary['shards_already_done']} already done) from {len(summary['members'])} members"
+              + (f" on {len(summary['shards_per_node'])} Ray node(s)" if summary["shards_per_node"] else ""))
     if EXPLAIN_STAGE in stages or FUSE_STAGE in stages:
         from pipeline.inspect_store import low_probability_line
         print(low_probability_line(path))
@@ -148,6 +150,15 @@ def _label_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from pipeline import plan
+
+    config = load_config(args.config, args.overrides, schema=PipelineConfig, context=config_context)
+    print(plan.format_plan(plan.make_plan(config, images=args.images, devices=args.devices, measure=args.measure,
+                                          rates_file=args.rates)))
+    return 0
+
+
 STAGE_COMMANDS = {
     "generate-labels": [INDEX_STAGE, EXPLAIN_STAGE, FUSE_STAGE],
     INDEX_STAGE: [INDEX_STAGE],
@@ -210,6 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--plot", type=Path, default=None, help="PNG of mIoU against threshold")
     quality.set_defaults(handler=_label_quality)
     inspect.set_defaults(handler=_inspect)
+    planned = add_parser("plan", help="passes, device-hours and store size a config will cost")
+    planned.add_argument("--config", default="conf/sample.yaml")
+    planned.add_argument("overrides", nargs="*", help="key=value settings, e.g. data.root=/data/imagenet/train")
+    planned.add_argument("--images", type=int, default=None, help="images to plan for (default: count data.root)")
+    planned.add_argument("--devices", type=int, default=1, help="devices (GPUs, or machines like this one) at once")
+    planned.add_argument("--measure", type=int, default=0, metavar="N",
+                         help="time each network on N of your images on this machine and project from that")
+    planned.add_argument("--rates", type=Path, default=None,
+                         help="a benchmarks/gpu_bench.py result file to take the networks' rates from")
+    planned.set_defaults(handler=_plan)
     args = parser.parse_args(argv)
 
     def command() -> int:

@@ -77,7 +77,7 @@ class ModelWorker:
         self.n = n_images(self.group)
         self.model_specs, self.explainer_specs = model_specs, explainer_specs
         self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
-        self.options, self.runtime_cache = options, Path(store_path).parent / "runtime_cache"
+        self.options, self.runtime_cache = options, options.cache_dir()
         self.classifier, self.explainers, self.forward, self.split = None, {}, None, None
         self.model_lock = threading.Lock()  # two calls in flight (max_concurrency=2): one computes, one decodes
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, 
                         shard_count, shard_size, store_explainers, store_models, write_layout)
 from core.store_check import (clear_flags, damaged_flagged, damaged_shards, discard_damaged, repair_command,
                               report_redone)
+from pipeline import fuse_cluster, labels_only
 from pipeline.fuse_rules import FusedImage, fuse_image, needs_image, rule_registries, unlabelled
 from pipeline.stored_maps import StoredMaps
 
@@ -130,7 +132,7 @@ def image_consensus(group: zarr.Group, index: int) -> np.ndarray:
     """float32 [S, S]: one fused image's consensus, read when stored, else recomputed as the fuse run made it."""
     if CONSENSUS in group:
         return group[CONSENSUS][index].astype(np.float32)
-    return fuse_rows(group, recorded_plan(group), slice(index, index + 1))[0].consensus
+    return fuse_rows(group, recorded_plan(group), slice(index, index + 1))[0].consensus.astype(np.float32)
 
 
 def fuse_shard(group: zarr.Group, plan: FusePlan, shard: int) -> None:
@@ -172,6 +174,8 @@ def check_accepted(config: dict, group: zarr.Group) -> bool:
     old, wanted = previous.recorded(), plan_for(section, group).recorded()
     if old == wanted:
         return False
+    labels_only.refuse_refusing(group, n_images(group), shard_size(group), range(shard_count(n_images(group),
+                                shard_size(group))), "the fuse config differs from the one its labels were made with")
     if not section.overwrite:
         changed = {k: (old.get(k), wanted[k]) for k in wanted if old.get(k) != wanted[k]}
         raise FuseConfigError(f"store was fused with another fuse config (changed: {changed}); "
@@ -235,7 +239,11 @@ def run(config: dict, store_path: str | Path) -> dict:
     damaged = {} if replace else damaged_flagged(store_path, group, [(FUSE_STAGE, FUSE_KEY)],
                                                  [MASK, WEIGHT, CONSENSUS], k, n)
     done = np.zeros(n_shards, bool) if replace else read_flags(group, FUSE_STAGE, FUSE_KEY, n_shards)
+    labels_only.refuse_refusing(group, n, k, damaged, "damaged labels need their maps to be fused again")
     done[list(damaged)] = False
+    keep_maps = labels_only.keep_maps(config)
+    if not keep_maps:
+        labels_only.drop_maps(store_path, group, labels_only.fused_not_pruned(group, done, n, k), k, n)
     explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards) for m in models])
     todo = [int(i) for i in np.flatnonzero(explained & ~done)]
     _refuse_damaged_inputs(group, store_path, members, weighted, todo, k, n)
@@ -251,10 +259,13 @@ def run(config: dict, store_path: str | Path) -> dict:
     done_shards(group, FUSE_STAGE, FUSE_KEY, n_shards)  # creates the flags on a first run
 
     workers = section.num_workers or os.cpu_count() or 1
-    for first, last in _runs(todo, section.shards_per_batch or 2 * workers):
-        fuse_shards(store_path, plan, list(range(first, last)), workers)
+    nodes = Counter()
+    runs = _runs(todo, section.shards_per_batch or fuse_cluster.run_length(config, workers))
+    for first, last in fuse_cluster.fused_runs(config, fuse_shards, store_path, plan, runs, workers, nodes):
         for shard in range(first, last):
             mark_done(group, FUSE_STAGE, FUSE_KEY, shard)
+        if not keep_maps:
+            labels_only.drop_maps(store_path, group, range(first, last), k, n)
 
     waiting = int((~explained & ~done).sum())
     return {
@@ -264,5 +275,7 @@ def run(config: dict, store_path: str | Path) -> dict:
         "shards_already_done": int(done.sum()),
         "shards_waiting_for_explain": waiting,
         "images_fused": int(sum(min((i + 1) * k, n) - i * k for i in todo)),
+        "maps_kept": keep_maps,
+        "shards_per_node": dict(nodes),  # a cluster run (ray.address): which Ray node fused how many shards
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -39,7 +39,7 @@ class FuseRuleError(PsslError, ValueError):
 
 @dataclass(frozen=True)
 class FusedImage:
-    """One image's labels: mask u1 [S, S] (0/1/255), weight u1 [S, S], consensus f32 [S, S]."""
+    """One image's labels: mask u1 [S, S] (0/1/255), weight u1 [S, S], consensus f16 [S, S] (as stored)."""
     mask: np.ndarray
     weight: np.ndarray
     consensus: np.ndarray
@@ -106,7 +106,7 @@ def smooth_maps(maps: np.ndarray, sigma: float) -> np.ndarray:
     return blurred.astype(np.float16)
 
 
-# --- threshold rules: rule(consensus f32 [P], settings) -> this image's tau_fg -----------------------
+# --- threshold rules: rule(consensus f16 [P], settings) -> this image's tau_fg -----------------------
 def fixed_threshold(consensus: np.ndarray, settings: FuseRule) -> float:
     """The configured tau_fg, the same for every image."""
     return settings.fg_threshold
@@ -128,7 +128,7 @@ def otsu_threshold(consensus: np.ndarray, settings: FuseRule) -> float:
     return float(np.clip(edges[1:][int(np.argmax(between))], low, high))
 
 
-# --- refinements: refine(image u8 [S, S, 3], consensus f32 [S, S], tau_fg, settings) -> p_fg f32 [S, S] --
+# --- refinements: refine(image u8 [S, S, 3], consensus f16 [S, S], tau_fg, settings) -> p_fg f32 [S, S] --
 def crf_refinement(image: np.ndarray, consensus: np.ndarray, fg: float, settings: FuseRule) -> np.ndarray:
     """Foreground probability after a dense CRF that pulls the consensus towards the photo's colour edges.
 
@@ -181,7 +181,7 @@ def needs_objectness(settings: FuseRule) -> bool:
 def unlabelled(size: int) -> FusedImage:
     """What an image that could not be read or explained gets: all ignore, weight 0, consensus NaN."""
     return FusedImage(np.full((size, size), IGNORE, np.uint8), np.zeros((size, size), np.uint8),
-                      np.full((size, size), np.nan, np.float32))
+                      np.full((size, size), np.nan, np.float16))
 
 
 def fuse_image(maps: np.ndarray, q99: np.ndarray, explainers: Sequence[str], settings: FuseRule,
@@ -217,12 +217,13 @@ def fuse_image(maps: np.ndarray, q99: np.ndarray, explainers: Sequence[str], set
         if objectness is None:
             raise FuseRuleError(f"fuse.combine={settings.combine!r} needs an objectness map of each image")
         normalised = np.concatenate([normalise(stack, q[m]) for m, stack in enumerate(stacks)])
-        mask, weight = COMBINATIONS[settings.combine](consensus, normalised, objectness, image, (float(fg), float(bg)),
-                                                      settings)
+        mask, weight = COMBINATIONS[settings.combine](consensus.astype(np.float32), normalised, objectness, image,
+                                                      (float(fg), float(bg)), settings)
         return FusedImage(mask.astype(np.uint8), weight.astype(np.uint8), consensus)
     if settings.refine == "none":
         return _as_image(fuse_maps(stacks, weights, ok, fg, bg, q99=q)[0])
-    refined = REFINEMENTS[settings.refine](image, consensus, float(fg), settings)
+    # the refined probability is kept at the consensus' precision, float16, before it is split
+    refined = REFINEMENTS[settings.refine](image, consensus, float(fg), settings).astype(consensus.dtype)
     ratio = settings.bg_threshold / settings.fg_threshold
     is_fg, is_bg = refined >= 0.5, refined <= 0.5 * ratio
     mask = np.where(is_fg, FOREGROUND, np.where(is_bg, BACKGROUND, IGNORE)).astype(np.uint8)

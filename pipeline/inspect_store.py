@@ -15,10 +15,11 @@ import numpy as np
 import zarr
 
 from core.imagenet_classes import class_title
-from core.store import (CLASS_SOURCES, CONSENSUS, INDEX_CLASS_SOURCE, INDEX_ERROR, INDEX_PATH, INDEX_STATUS,
-                        INDEX_TARGET, MASK, STATUS_BAD, STATUS_OK, STATUS_PENDING, WEIGHT, StoreError, class_names,
-                        data_root, fuse_settings, fused_members, is_progress_flag, labelled_images, map_size,
-                        n_images, open_store, saliency_name, shard_count, shard_size, store_explainers, store_models)
+from core.store import (CLASS_SOURCES, CONSENSUS, INDEX_CLASS_SOURCE, INDEX_ERROR, INDEX_PATH,
+                        INDEX_STATUS, INDEX_TARGET, MASK, STATUS_BAD, STATUS_OK, STATUS_PENDING, WEIGHT,
+                        StoreError, class_names, data_root, fuse_settings, fused_members, is_progress_flag,
+                        labelled_images, map_size, n_images, open_store, pruned_shards, saliency_name, shard_count,
+                        shard_size, store_explainers, store_models)
 from core.store_check import list_arrays, storage_files
 from core.target_probability import LOW_TARGET_PROBABILITY, is_low, low_probability_images, target_probability
 from pipeline.image_rows import index_rows
@@ -356,9 +357,13 @@ def write_pictures(store_path: str | Path, out_dir: str | Path | None = None, ov
     out.mkdir(parents=True, exist_ok=True)
     members = fused_members(group)
     written = []
+    pruned = np.repeat(pruned_shards(group, shard_count(n, shard_size(group))), shard_size(group))[:n]
     for index in overlay:
         if not 0 <= index < n:
             raise IndexError(f"overlay image {index} is out of range: the store has {n} images")
+        if pruned[index]:
+            raise StoreError(f"--overlay {index}: its maps were deleted after fusing (labels-only store, "
+                             "store.keep_maps: false); --contact draws the labels")
         written.append(overlay_sheet(group, index, members, out / f"overlay_{index:07d}.png"))
     if contact:
         chosen = np.flatnonzero(labelled_images(group))[:contact_images]
