@@ -22,8 +22,13 @@ class BadImage(PsslError, ValueError):
     """An input that is recorded as bad and skipped; str(error) is the reason kept in the store."""
 
 
-def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Return an HxWx3 uint8 array of the image at `path` with its EXIF orientation applied."""
+def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX_PIXELS,
+             at_least: int | None = None) -> np.ndarray:
+    """Return an HxWx3 uint8 array of the image at `path` with its EXIF orientation applied.
+
+    `at_least`: a JPEG may be decoded smaller, by libjpeg's DCT scaling (1/2, 1/4, 1/8), as long as both
+    sides stay >= at_least: a reader that resizes it smaller anyway skips most of a large photo's pixels
+    (results/bench_decode.md). The size and bomb checks use the stored size."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -32,6 +37,10 @@ def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX
                 if width * height > max_pixels:
                     raise BadImage(f"refused: {width}x{height} exceeds {max_pixels} pixels "
                                    "(possible decompression bomb)")
+                if min(width, height) < min_side:
+                    raise BadImage(f"too small: {width}x{height} (min side {min_side})")
+                if at_least:
+                    image.draft(None, (at_least, at_least))
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 rgb = _to_rgb(image)
@@ -45,8 +54,6 @@ def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX
         raise BadImage("file not found") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise BadImage(f"unreadable: {type(error).__name__}: {error}") from None
-    if min(rgb.shape[:2]) < min_side:
-        raise BadImage(f"too small: {rgb.shape[1]}x{rgb.shape[0]} (min side {min_side})")
     return rgb
 
 
