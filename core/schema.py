@@ -95,6 +95,7 @@ class ExplainSection(Section):
     runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
     runtime_cache: str | None = None  # exported runtimes, shared by runs; None: the user's cache folder
     reduced_decode: bool = True  # JPEGs decoded at 1/2..1/8 scale, no side below twice the input (bench_decode)
+    device_decode: bool = True  # on a GPU worker: a shard's JPEGs decoded on the GPU (pipeline/device_decode.py)
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
     models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name

@@ -33,17 +33,28 @@ from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_U
 from core.store_check import covered_names, list_arrays, report_redone, unflag_damaged
 from explainers import EXPLAINERS, create_explainer, upsample_grid
 from pipeline.classifiers import load_classifier, normalize_spec
+from pipeline.device_decode import decode_batch
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.ray_runtime import StageError, cluster_cpus
 from pipeline.runtime import RunOptions, no_grad_forward, split_network
 from pipeline.stored_maps import create_map_array, encode, to_stored_maps
 
 
-def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
-    """Whole images (not crops) resized to size x size, RGB in [0, 1], so a map covers the whole image."""
-    batch = [F.interpolate(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), size=(size, size),
-                           mode="bilinear", antialias=True, align_corners=False) for rgb in rgbs]
+def resize_batch(rgbs: list, size: int, device: torch.device) -> torch.Tensor:
+    """Whole images (not crops) resized to size x size, RGB in [0, 1], so a map covers the whole image.
+
+    Each image is an HxWx3 uint8 array, or a uint8 [3, H, W] tensor decoded on the device (resized there)."""
+    batch = [F.interpolate((rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(rgb).permute(2, 0, 1))[None]
+                           .float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+             for rgb in rgbs]
     return (torch.cat(batch) / 255.0).clamp_(0, 1).to(device)
+
+
+def _decoded(path: Path, at_least: int | None) -> np.ndarray | BadImage:
+    try:
+        return load_rgb(path, min_side=1, at_least=at_least)
+    except BadImage as error:
+        return error
 
 
 def build_explainers(layer, specs: dict, seed: int) -> dict:
@@ -116,12 +127,17 @@ class ModelWorker:
         selection = shard_slice(shard, self.k, self.n)
         paths = self.group[INDEX_PATH][selection]
         ok, rgbs, lost = [], [], []
-        for i in np.flatnonzero(self.group[INDEX_STATUS][selection] == STATUS_OK):
-            try:
-                rgbs.append(load_rgb(self.root / paths[i], min_side=1, at_least=at_least))
+        rows = np.flatnonzero(self.group[INDEX_STATUS][selection] == STATUS_OK)
+        if self.device.type == "cuda" and self.options.device_decode:  # nvJPEG, the whole shard at once
+            decoded = decode_batch([self.root / paths[i] for i in rows], self.device)
+        else:
+            decoded = [_decoded(self.root / paths[i], at_least) for i in rows]
+        for i, image in zip(rows, decoded):
+            if isinstance(image, BadImage):
+                lost.append((selection.start + int(i), f"since indexing: {image}"))
+            else:
+                rgbs.append(image)
                 ok.append(i)
-            except BadImage as error:
-                lost.append((selection.start + int(i), f"since indexing: {error}"))
         return selection, np.array(ok, int), rgbs, lost
 
     def _batches(self, rgbs: list[np.ndarray]) -> list[tuple[int, torch.Tensor]]:

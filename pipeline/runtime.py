@@ -55,6 +55,7 @@ class RunOptions:
     autocast: str | None = None
     cache: str | None = None  # explain.runtime_cache; None: runtime_cache_dir's default
     reduced_decode: bool = True  # explain.reduced_decode: JPEGs decoded by DCT scaling, no smaller than the input
+    device_decode: bool = True  # explain.device_decode: on a GPU, a shard's JPEGs decoded there (nvJPEG)
 
     def __post_init__(self):
         if self.runtime not in RUNTIMES:
@@ -65,7 +66,8 @@ class RunOptions:
     @classmethod
     def from_config(cls, explain: dict) -> "RunOptions":
         return cls(str(explain.get("runtime", "auto")), bool(explain.get("channels_last", True)),
-                   explain.get("autocast"), explain.get("runtime_cache"), bool(explain.get("reduced_decode", True)))
+                   explain.get("autocast"), explain.get("runtime_cache"), bool(explain.get("reduced_decode", True)),
+                   bool(explain.get("device_decode", True)))
 
     def cache_dir(self) -> Path:
         return runtime_cache_dir(self.cache)
