@@ -57,7 +57,7 @@ def decode_resize_ms(paths: list[Path], variants: dict[str, int | None]) -> dict
         for name, at_least in variants.items():
             started = time.perf_counter()
             for path in paths:
-                resize_batch([load_rgb(path, min_side=1, at_least=at_least)], INPUT, torch.device("cpu"))
+                resize_batch([load_rgb(path, min_side=1, draft=at_least)], INPUT, torch.device("cpu"))
             rounds[name].append((time.perf_counter() - started) / len(paths) * 1000)
     return rounds
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         jpegs = write_jpegs(Path(folder))
         for size, paths in jpegs.items():
             times = decode_resize_ms(paths, variants)
-            inputs = {name: resize_batch([load_rgb(p, at_least=v) for p in paths], INPUT, torch.device("cpu"))
+            inputs = {name: resize_batch([load_rgb(p, draft=v) for p in paths], INPUT, torch.device("cpu"))
                       for name, v in variants.items()}
             reference = labels(cam, classifier.net, inputs["full decode"])
             for name, at_least in variants.items():

@@ -23,12 +23,13 @@ class BadImage(PsslError, ValueError):
 
 
 def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX_PIXELS,
-             at_least: int | None = None) -> np.ndarray:
+             draft: int | None = None) -> np.ndarray:
     """Return an HxWx3 uint8 array of the image at `path` with its EXIF orientation applied.
 
-    `at_least`: a JPEG may be decoded smaller, by libjpeg's DCT scaling (1/2, 1/4, 1/8), as long as both
-    sides stay >= at_least: a reader that resizes it smaller anyway skips most of a large photo's pixels
-    (results/bench_decode.md). The size and bomb checks use the stored size."""
+    `draft`: a JPEG may be decoded smaller, by libjpeg's DCT scaling (1/2, 1/4, 1/8; Pillow's draft mode), as
+    long as both sides stay >= draft: a reader that resizes it smaller anyway (thumbnails, the explain
+    stage's input) skips most of a large photo's pixels (results/bench_decode.md). The size and bomb checks
+    use the stored size."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -39,8 +40,8 @@ def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX
                                    "(possible decompression bomb)")
                 if min(width, height) < min_side:
                     raise BadImage(f"too small: {width}x{height} (min side {min_side})")
-                if at_least:
-                    image.draft(None, (at_least, at_least))
+                if draft:
+                    image.draft(None, (draft, draft))
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 rgb = _to_rgb(image)

@@ -301,6 +301,7 @@ class PretrainData(Section):
     imagenet_root: str | None = None
     list_file: str | None = None
     check_files: bool = True
+    min_target_prob: float = Field(0.0, ge=0, le=1)  # store: leave out images the classifiers barely see (0: keep all)
 
 
 class PretrainConfig(Section):

@@ -7,13 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from core.config import get, load_config
 from core.errors import run_cli
 from core.schema import PipelineConfig
 from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, open_store
 from core.store_lock import store_lock
+from core.target_probability import LOW_TARGET_PROBABILITY
+from pipeline.progress import StageProgress
 from pipeline.sources import enumerate_images
 
 def config_context() -> dict:
@@ -32,10 +32,6 @@ def store_path(config: dict) -> Path:
     return Path(get(config, "run.root", "runs")) / get(config, "run.name") / "pssl.zarr"
 
 
-def _progress_bar() -> tqdm:
-    return tqdm(total=0, unit="img", dynamic_ncols=True, mininterval=1.0)
-
-
 def run_stages(config: dict, stages: list[str]) -> Path:
     path = store_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +48,7 @@ def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
     if FUSE_STAGE in stages and INDEX_STAGE in stages:
         _check_fuse_first(config, path)
     if listing or EXPLAIN_STAGE in stages:
-        with ray_session(config), _progress_bar() as progress:
+        with ray_session(config), StageProgress() as progress:
             if listing:
                 index.run(config, path, progress, listing)
             if EXPLAIN_STAGE in stages:
@@ -63,6 +59,9 @@ def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
         print(f"fuse: {summary['images_fused']} images in {summary['shards_fused']} shards fused "
               f"({summary['shards_already_done']} already done) from {len(summary['members'])} members"
               + (f" on {len(summary['shards_per_node'])} Ray node(s)" if summary["shards_per_node"] else ""))
+    if EXPLAIN_STAGE in stages or FUSE_STAGE in stages:
+        from pipeline.inspect_store import low_probability_line
+        print(low_probability_line(path))
     print(f"store: {path.resolve()}  ({time.perf_counter() - started:.0f} s)")
     return path
 
@@ -80,7 +79,12 @@ def _check_fuse_first(config: dict, path: Path) -> None:
 def _inspect(args: argparse.Namespace) -> int:
     from pipeline import inspect_store, verify
 
-    print(inspect_store.summarize(args.store))
+    if args.image is not None:
+        row = inspect_store.image_report(args.store, args.image, args.low_prob)
+        print(inspect_store.to_json(row) if args.json else inspect_store.render_image(row, args.low_prob))
+    else:
+        data = inspect_store.report(args.store, args.low_prob, arrays=args.arrays)
+        print(inspect_store.to_json(data) if args.json else inspect_store.render(data, args.classes))
     if args.overlay or args.contact:
         for picture in inspect_store.write_pictures(args.store, args.out, overlay=args.overlay,
                                                     contact=args.contact):
@@ -92,6 +96,17 @@ def _inspect(args: argparse.Namespace) -> int:
         if problems:
             return 1
         print(f"verify: every shard flagged done is {'readable' if args.full else 'present and whole'}")
+    return 0
+
+
+def _gallery(args: argparse.Namespace) -> int:
+    from pipeline.gallery import build_gallery
+
+    ray_config = {"ray": {"address": args.ray_address, "num_cpus": args.workers}}
+    with StageProgress() as progress:
+        summary = build_gallery(args.store, args.out, low_prob=args.low_prob, ray_config=ray_config, progress=progress)
+    print(f"gallery: {summary['shards_built']} shards built, {summary['shards_kept']} kept, {summary['images']} labelled "
+          f"images ({summary['seconds']:.0f} s); open {summary['index']}")
     return 0
 
 
@@ -169,6 +184,20 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("--verify", action="store_true", help="check every finished shard; exit 1 on problems")
     inspect.add_argument("--full", action="store_true", help="with --verify: decode every chunk, not just shard indexes")
     inspect.add_argument("--out", type=Path, default=None, help="folder for pictures (default: beside the store)")
+    inspect.add_argument("--arrays", action="store_true", help="also list every array (shape, chunks, bytes on disk)")
+    inspect.add_argument("--image", type=int, default=None, help="report one image: its index row, scores and labels")
+    inspect.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
+    inspect.add_argument("--classes", type=int, default=20, help="classes listed in the text report (lowest weight first)")
+    inspect.add_argument("--low-prob", type=float, default=LOW_TARGET_PROBABILITY,
+                         help="flag images whose mean target probability is below this")
+    gallery = add_parser("gallery", help="write a static site to browse the labels (open OUT/index.html)")
+    gallery.add_argument("store", type=Path)
+    gallery.add_argument("out", type=Path)
+    gallery.add_argument("--low-prob", type=float, default=LOW_TARGET_PROBABILITY,
+                         help="flag images whose mean target probability is below this")
+    gallery.add_argument("--workers", type=int, default=None, help="local Ray CPUs (default: all)")
+    gallery.add_argument("--ray-address", default=None, help="build the shards on this Ray cluster")
+    gallery.set_defaults(handler=_gallery)
     export = add_parser("export-paddleseg", help="write labels in the released PSSL (PaddleSeg) layout")
     export.add_argument("store", type=Path)
     export.add_argument("out", type=Path)

@@ -52,7 +52,7 @@ def resize_batch(rgbs: list, size: int, device: torch.device) -> torch.Tensor:
 
 def _decoded(path: Path, at_least: int | None) -> np.ndarray | BadImage:
     try:
-        return load_rgb(path, min_side=1, at_least=at_least)
+        return load_rgb(path, min_side=1, draft=at_least)
     except BadImage as error:
         return error
 
@@ -290,15 +290,16 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
         def mark(model, shard, lost_images):
             mark_done(group, stage, model, shard)
             lost.update(lost_images)
-            progress.update(int(images_per_shard[shard]))
+            progress.advance(int(images_per_shard[shard]), model)
         return mark
 
     try:
         failures = []
         for stage, method in passes:
-            progress.reset(total=int(images_per_shard.sum()) * len(specs))
-            progress.set_description(stage)
-            progress.update(int(images_per_shard.sum()) * len(specs) - sum(images_per_shard[s] for _, s in pending[stage]))
+            total = int(images_per_shard.sum())
+            progress.begin(stage, total, models=list(specs),
+                           done={m: total - sum(int(images_per_shard[s]) for pm, s in pending[stage] if pm == m)
+                                 for m in specs})
             failures = run_on_pool(actors, method, pending[stage], on_done(stage))
             mark_bad(group, lost)  # images that vanished or broke since indexing
             if failures:
