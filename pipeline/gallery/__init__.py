@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.store import (FUSE_KEY, FUSE_STAGE, MASK, StoreError, fuse_settings, fused_members, map_size, n_images,
-                        open_store, read_flags, shard_count, shard_size, shard_slice, store_explainers, store_models)
+                        open_store, pruned_shards, read_flags, shard_count, shard_size, shard_slice, store_explainers, store_models)
 from core.target_probability import LOW_TARGET_PROBABILITY
 from pipeline.gallery.pictures import colour_stops
 from pipeline.gallery.shard import STATS, Settings, build_shard, fingerprint, layout, objectness_members
@@ -44,6 +44,11 @@ def build_gallery(store_path: str | Path, out: str | Path, low_prob: float = LOW
     write_if_changed(state, json.dumps({"fingerprint": print_}).encode())
     fused = np.flatnonzero(read_flags(group, FUSE_STAGE, FUSE_KEY, shard_count(n, k)))
     todo = [int(s) for s in fused if not (out / "build" / f"{s}.npz").is_file()]
+    dropped = pruned_shards(group, shard_count(n, k))
+    pruned = [s for s in todo if dropped[s]]
+    if pruned:  # its pages draw every member's map, which would read as zeros
+        raise StoreError(f"gallery: the maps of {len(pruned)} shard(s), e.g. shard {pruned[0]}, were deleted after "
+                         "fusing (labels-only store, store.keep_maps: false); build the gallery before they go")
     _build_shards(store_path, out, todo, settings, ray_config, progress, group)
     stats, built = np.full((n, len(STATS)), np.nan, np.float32), np.zeros(n, bool)
     for shard in fused:
