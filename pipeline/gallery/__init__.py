@@ -18,8 +18,8 @@ import numpy as np
 
 from core.errors import PsslError
 from core.store import (FUSE_KEY, FUSE_STAGE, INDEX_STATUS, MASK, WEIGHT, StoreError, fuse_settings, fused_members,
-                        map_size, n_images, open_store, q99_name, read_flags, saliency_name, shard_count, shard_size,
-                        shard_slice, store_explainers, store_models)
+                        map_size, n_images, open_store, pruned_shards, q99_name, read_flags, saliency_name, shard_count,
+                        shard_size, shard_slice, store_explainers, store_models)
 from core.store_check import damaged_shards, repair_command
 from core.target_probability import LOW_TARGET_PROBABILITY
 from pipeline.gallery.pictures import colour_stops
@@ -47,6 +47,11 @@ def build_gallery(store_path: str | Path, out: str | Path, low_prob: float = LOW
     write_if_changed(state, json.dumps({"fingerprint": print_}).encode())
     fused = np.flatnonzero(read_flags(group, FUSE_STAGE, FUSE_KEY, shard_count(n, k)))
     todo = [int(s) for s in fused if not (out / "build" / f"{s}.npz").is_file()]
+    dropped = pruned_shards(group, shard_count(n, k))
+    pruned = [s for s in todo if dropped[s]]
+    if pruned:  # its pages draw every member's map, which would read as zeros
+        raise StoreError(f"gallery: the maps of {len(pruned)} shard(s), e.g. shard {pruned[0]}, were deleted after "
+                         "fusing (labels-only store, store.keep_maps: false); build the gallery before they go")
     _refuse_damaged(store_path, group, todo)
     _build_shards(store_path, out, todo, settings, ray_config, progress, group)
     stats, built = np.full((n, len(STATS)), np.nan, np.float32), np.zeros(n, bool)
