@@ -87,6 +87,17 @@ class ModelSpec(BaseModel):
         return self.name or self.arch.rsplit(":", 1)[-1].replace(".", "_")
 
 
+class ObjectnessSection(Section):
+    """A class-agnostic object model run as one more explain member (pipeline/objectness.py has the contract)."""
+    name: str = "isnet"                                   # saliency/<name>/objectness
+    model: str = "~/.cache/pssl/models/isnet-medium.onnx"  # `make objectness-model` writes it
+    input_size: PositiveInt = 1024                        # the image is resized to input_size x input_size
+    mean: list[float] = Field([128.0, 128.0, 128.0], min_length=3, max_length=3)  # RGB, pixels 0..255
+    std: list[PositiveFloat] = Field([256.0, 256.0, 256.0], min_length=3, max_length=3)
+    input: str = "input"                                  # the ONNX input and output names
+    output: str = "output"
+
+
 class ExplainSection(Section):
     seed: int = 0
     batch_size: PositiveInt = 8
@@ -96,6 +107,7 @@ class ExplainSection(Section):
     autocast: Literal["bf16", "fp16"] | None = None
     models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name
     explainers: dict[str, dict[str, Any] | None] = Field(min_length=1)
+    objectness: ObjectnessSection | None = None  # null: no object map
 
     @field_validator("models", mode="before")
     @classmethod

@@ -48,6 +48,8 @@ def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
 
     started = time.perf_counter()
     listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages else None  # fail before Ray starts
+    if EXPLAIN_STAGE in stages:
+        _check_objectness_model(config)
     if FUSE_STAGE in stages and INDEX_STAGE in stages:
         _check_fuse_first(config, path)
     if listing or EXPLAIN_STAGE in stages:
@@ -63,6 +65,15 @@ def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
               f"({summary['shards_already_done']} already done) from {len(summary['members'])} members")
     print(f"store: {path.resolve()}  ({time.perf_counter() - started:.0f} s)")
     return path
+
+
+def _check_objectness_model(config: dict) -> None:
+    """A missing or wrong object model file stops the run before the index stage writes anything."""
+    from pipeline.objectness import model_file, resolved_settings
+
+    settings = resolved_settings(get(config, "explain.objectness", None))
+    if settings:
+        model_file(settings)
 
 
 def _check_fuse_first(config: dict, path: Path) -> None:
