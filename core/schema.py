@@ -155,6 +155,17 @@ class CrfSection(Section):
     appearance_weight: NonNegativeFloat
 
 
+class ObjectRuleSection(Section):
+    """The object combination rules' settings (pipeline/objectness_rules.py says what each one does)."""
+    model: str | None = None                        # the object model's maps to use (null: the store's)
+    object_threshold: float = Field(0.5, ge=0, le=1)  # objectness at or above: an object pixel
+    keep_evidence: float = Field(0.3, ge=0, le=1)     # a region's mean class evidence at or above: the class
+    part_evidence: float = Field(0.05, ge=0, le=1)    # a superpixel of a kept region below: dropped
+    min_coverage: float = Field(0.3, ge=0, le=1)      # consensus fg share in kept regions below: consensus alone
+    segments: NonNegativeInt = 48                     # SLIC superpixels over the map (0: none)
+    outside_weight: float = Field(0.5, ge=0, le=1)    # object_unary: pull of class evidence outside objects
+
+
 class FuseSection(Section):
     models: list[str] | None = None
     explainers: list[str] | None = None
@@ -170,6 +181,8 @@ class FuseSection(Section):
     smooth: dict[str, NonNegativeFloat] | None = None  # {explainer: Gaussian sigma as a fraction of the side}
     refine: Literal["none", "crf"] | None = "none"
     crf: CrfSection | None = None
+    combine: Literal["none", "object_regions", "object_unary"] = "none"  # class evidence x object map
+    objectness: ObjectRuleSection | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> FuseSection:
@@ -179,6 +192,8 @@ class FuseSection(Section):
             raise ValueError(f"otsu_range must be [low, high] with 0 <= low <= high <= 1, got {self.otsu_range}")
         if self.refine == "crf" and self.crf is None:
             raise ValueError("refine=crf needs the fuse.crf section")
+        if self.combine == "object_unary" and self.crf is None:
+            raise ValueError("combine=object_unary needs the fuse.crf section (its CRF runs on that unary)")
         return self
 
 

@@ -4,7 +4,8 @@ The rule (docs/fusion.md): each member's map is cut to its positive part and sca
 own 99th percentile, n = min(1, relu(map) / q99); the consensus c is the (optionally probability-
 weighted) mean of n over members; c >= fg_threshold is foreground, c <= bg_threshold background, the
 rest ignore. The weight of a decided pixel is the (same-weighted) fraction of members whose own n
-votes for the mask's decision.
+votes for the mask's decision. With `fuse.combine`, a rule of pipeline/objectness_rules.py makes each
+image's mask and weight from the consensus and the stored object map instead.
 
 Work is blocked along images: dask reads whole shards (`chunks=a.shards`), one task fuses one shard
 with the compiled kernel of `pipeline.fuse_kernel` and each map's q99 as the explain stage stored it,
@@ -27,13 +28,15 @@ import zarr
 from core.config import ConfigError, get
 from core.images import image_at_map_size
 from core.store import (BACKGROUND, CONSENSUS, EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS,
-                        MASK, STATUS_OK, WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done, n_images,
-                        open_store, progress_name, q99_name, read_flags, record_config, require_array, saliency_name,
-                        score_name, shard_count, shard_size, store_explainers, store_models, write_layout)
+                        MASK, OBJECTNESS, STATUS_OK, WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done,
+                        n_images, open_store, progress_name, q99_name, read_flags, record_config, require_array,
+                        saliency_name, score_name, shard_count, shard_size, store_explainers, store_models,
+                        store_objectness, write_layout)
 from core.store_check import (clear_flags, damaged_flagged, damaged_shards, discard_damaged, repair_command,
                               report_redone)
 from pipeline.fuse_kernel import as_bits, fuse_pixels, normalise_rows, q99_of_maps
 from pipeline.fuse_rules import REFINEMENTS, THRESHOLD_RULES, crf_consensus, image_thresholds, smooth_maps
+from pipeline.objectness_rules import COMBINATION_RULES, OBJECT_DEFAULTS
 from pipeline.stored_maps import StoredMaps
 
 LABELS = np.dtype([("mask", "u1"), ("weight", "u1")])
@@ -41,9 +44,10 @@ FUSED = np.dtype(LABELS.descr + [("consensus", "f2")])
 LABEL_CODEC = zarr.codecs.ZstdCodec(level=1)
 # Keys that change the labels; the others (workers, batch size, overwrite) only change how fast.
 LABEL_KEYS = ("members", "fg_threshold", "bg_threshold", "weight_by_probability", "write_consensus",
-              "threshold_rule", "otsu_range", "smooth", "refine", "crf")
+              "threshold_rule", "otsu_range", "smooth", "refine", "crf", "combine", "objectness")
 # What a store fused before these keys existed was fused with (image_consensus reads old stores too).
-RULE_DEFAULTS = {"threshold_rule": "fixed", "otsu_range": [0.0, 1.0], "smooth": {}, "refine": "none", "crf": None}
+RULE_DEFAULTS = {"threshold_rule": "fixed", "otsu_range": [0.0, 1.0], "smooth": {}, "refine": "none", "crf": None,
+                 "combine": "none", "objectness": None}
 CRF_KEYS = ("temperature", "iterations", "smooth_xy", "smooth_weight", "appearance_xy", "appearance_rgb",
             "appearance_weight")
 
@@ -75,6 +79,7 @@ def resolve_config(config: dict, group: zarr.Group) -> dict:
         "weight_by_probability": bool(get(config, "fuse.weight_by_probability", False)),
         "write_consensus": bool(get(config, "fuse.write_consensus", False)),
         **rule_settings(config, known_explainers),
+        **combination_settings(config, group),
         "num_workers": int(workers),
         "shards_per_batch": int(get(config, "fuse.shards_per_batch", None) or 2 * int(workers)),
         "overwrite": bool(get(config, "fuse.overwrite", False)),
@@ -105,6 +110,28 @@ def rule_settings(config: dict, known_explainers: list[str]) -> dict:
             raise FuseConfigError(f"fuse.crf needs exactly the keys {list(CRF_KEYS)} (missing {missing})")
         crf = {k: float(given[k]) for k in CRF_KEYS}
     return {"threshold_rule": rule, "otsu_range": otsu_range, "smooth": smooth, "refine": refine, "crf": crf}
+
+
+def combination_settings(config: dict, group: zarr.Group) -> dict:
+    """`fuse.combine` and its `fuse.objectness` settings (defaults filled in, the object model resolved)."""
+    combine = get(config, "fuse.combine", "none") or "none"
+    if combine == "none":
+        return {"combine": "none", "objectness": None}
+    if combine not in COMBINATION_RULES:
+        raise FuseConfigError(f"fuse.combine must be one of {['none', *COMBINATION_RULES]}, got {combine!r}")
+    given = dict(get(config, "fuse.objectness", None) or {})
+    unknown = sorted(set(given) - set(OBJECT_DEFAULTS))
+    if unknown:
+        raise FuseConfigError(f"fuse.objectness: unknown keys {unknown} (valid: {list(OBJECT_DEFAULTS)})")
+    params = {**OBJECT_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+    params["model"] = params["model"] or store_objectness(group)
+    if not params["model"] or saliency_name(params["model"], OBJECTNESS) not in group:
+        raise FuseConfigError(f"fuse.combine={combine} needs an object map, and the store has none "
+                              f"{'for ' + repr(params['model']) if params['model'] else ''}: set explain.objectness "
+                              "(`make objectness-model`) and run explain again")
+    if combine == "object_unary" and get(config, "fuse.crf", None) is None:
+        raise FuseConfigError("fuse.combine=object_unary needs the fuse.crf section (its CRF runs on that unary)")
+    return {"combine": combine, "objectness": params}
 
 
 def normalise(maps: np.ndarray, q99: np.ndarray | None = None) -> np.ndarray:
@@ -157,13 +184,16 @@ def fuse_maps(maps: list[np.ndarray], weights: np.ndarray, ok: np.ndarray, fg, b
 
 
 def fuse_labels(maps: list[np.ndarray], settings: dict, weights: np.ndarray, ok: np.ndarray,
-                q99: np.ndarray | None = None, images=None, keep_consensus: bool = True) -> np.ndarray:
+                q99: np.ndarray | None = None, images=None, keep_consensus: bool = True,
+                objectness: np.ndarray | None = None) -> np.ndarray:
     """The whole fuse rule on M member stacks [B, S, S], as `fuse_maps` returns it: smoothing of the
     explainers named in settings["smooth"], fixed or per-image thresholds, optional CRF refinement.
 
     `images(i)` returns image i of the stack as uint8 [S, S, 3]; only the CRF calls it. With a CRF the
     consensus returned is its foreground probability, split at 0.5 (foreground) and 0.5 x
     bg_threshold / fg_threshold (background); the weight stays the members' agreement with the mask.
+    With settings["combine"] (a rule of COMBINATION_RULES), `objectness` [B, S, S] holds the object maps
+    and the rule makes each image's mask and weight; the consensus returned is the members' own.
     """
     explainers = [e for _, e in settings["members"]]
     sigmas = [settings["smooth"].get(e, 0.0) for e in explainers]
@@ -176,6 +206,8 @@ def fuse_labels(maps: list[np.ndarray], settings: dict, weights: np.ndarray, ok:
     b, shape = len(maps[0]), maps[0].shape
     consensus = fuse_maps(maps, weights, ok, *fixed, q99=q99)["consensus"].reshape(b, -1)
     fg, bg = image_thresholds(consensus, ok, settings)
+    if settings.get("combine", "none") != "none":
+        return _combined(maps, settings, ok, q99, images, keep_consensus, objectness, consensus, fg, bg)
     if settings["refine"] == "none":
         return fuse_maps(maps, weights, ok, fg, bg, q99=q99, keep_consensus=keep_consensus)
     refined = np.full_like(consensus, np.nan)
@@ -198,16 +230,46 @@ def fuse_labels(maps: list[np.ndarray], settings: dict, weights: np.ndarray, ok:
     return out.reshape(shape)
 
 
+def _combined(maps: list[np.ndarray], settings: dict, ok: np.ndarray, q99: np.ndarray | None, images,
+              keep_consensus: bool, objectness: np.ndarray, consensus: np.ndarray, fg: np.ndarray,
+              bg: np.ndarray) -> np.ndarray:
+    """fuse_labels' result where a combination rule makes each image's mask and weight."""
+    if objectness is None:
+        raise StoreError(f"fuse.combine={settings['combine']} was given no object maps")
+    rule = COMBINATION_RULES[settings["combine"]]
+    b, shape = len(maps[0]), maps[0].shape
+    out = np.empty((b, consensus.shape[1]), FUSED if keep_consensus else LABELS)
+    out["mask"], out["weight"] = IGNORE, 0
+    members = np.stack([normalise(stack, None if q99 is None else q99[m]) for m, stack in enumerate(maps)], axis=1)
+    for i in np.flatnonzero(ok):
+        image_settings = {**settings, "fg_threshold": float(fg[i]), "bg_threshold": float(bg[i])}
+        mask, weight = rule(consensus[i].reshape(shape[1:]), members[i], np.asarray(objectness[i], np.float32),
+                            images(i), image_settings)
+        out["mask"][i], out["weight"][i] = mask.ravel(), weight.ravel()
+    if keep_consensus:
+        out["consensus"] = np.where(ok[:, None], consensus, np.nan)
+    return out.reshape(shape)
+
+
 def _fuse_shard(*blocks: np.ndarray, settings: dict, weights: np.ndarray, q99: np.ndarray, ok: np.ndarray,
                 images, keep_consensus: bool, block_info=None) -> np.ndarray:
-    """One dask task: fuse one shard's M member blocks.
+    """One dask task: fuse one shard's M member blocks (and, with a combination rule, its object maps last).
 
     `weights` and `q99` [M, B] and `ok` [B] cover the whole batch; the block's location picks its rows.
     `images(i)` reads image i of the store at the map size (for the CRF).
     """
     start, stop = block_info[None]["array-location"][0]
-    return fuse_labels(list(blocks), settings, weights[:, start:stop], ok[start:stop], q99=q99[:, start:stop],
-                       images=lambda i: images(start + i), keep_consensus=keep_consensus)
+    combined = settings.get("combine", "none") != "none"
+    members, objectness = (blocks[:-1], blocks[-1]) if combined else (blocks, None)
+    return fuse_labels(list(members), settings, weights[:, start:stop], ok[start:stop], q99=q99[:, start:stop],
+                       images=lambda i: images(start + i), keep_consensus=keep_consensus, objectness=objectness)
+
+
+def object_maps(group: zarr.Group, settings: dict) -> StoredMaps | None:
+    """The object maps a combination rule reads (None without one)."""
+    if settings.get("combine", "none") == "none":
+        return None
+    return StoredMaps(group, settings["objectness"]["model"], OBJECTNESS)
 
 
 def stored_q99(group: zarr.Group, members: list[tuple[str, str]], rows: slice = slice(None)) -> np.ndarray:
@@ -230,8 +292,13 @@ def image_consensus(group: zarr.Group, index: int) -> np.ndarray:
                         member_weights(probabilities, len(members), 1),
                         np.array([group[INDEX_STATUS][index] == STATUS_OK]),
                         q99=stored_q99(group, members, slice(index, index + 1)),
-                        images=lambda _: image_at_map_size(group, index))
+                        images=lambda _: image_at_map_size(group, index),
+                        objectness=_object_map_at(object_maps(group, settings), index))
     return fused["consensus"][0].astype(np.float32)
+
+
+def _object_map_at(maps: StoredMaps | None, index: int) -> np.ndarray | None:
+    return None if maps is None else maps[index][None]
 
 
 def _image_in_batch(group: zarr.Group, first: int, i: int) -> np.ndarray:
@@ -276,9 +343,10 @@ def _forget_labels(group: zarr.Group, settings: dict, n_shards: int) -> None:
 
 
 def _refuse_damaged_inputs(group: zarr.Group, store_path: str | Path, members: list[tuple[str, str]],
-                           weighted: bool, todo: list[int], k: int, n: int) -> None:
+                           weighted: bool, todo: list[int], k: int, n: int, object_model: str | None = None) -> None:
     """Maps of a missing or damaged shard would read as zeros and make wrong labels: stop and say how to repair."""
-    names = [f(m, e) for m, e in members for f in (saliency_name, q99_name)]
+    names = [f(m, e) for m, e in [*members, *([(object_model, OBJECTNESS)] if object_model else [])]
+             for f in (saliency_name, q99_name)]
     names += [score_name(m) for m in dict.fromkeys(m for m, _ in members)] if weighted else []
     damaged = {**damaged_shards(store_path, group, names, todo, k, n),
                **damaged_shards(store_path, group, [INDEX_STATUS], range(shard_count(n, k)), k, n)}
@@ -312,6 +380,7 @@ def run(config: dict, store_path: str | Path) -> dict:
         if saliency_name(model, explainer) not in group:
             raise StoreError(f"fuse: {saliency_name(model, explainer)} is missing from {store_path}")
     models = list(dict.fromkeys(m for m, _ in members))
+    object_model = (settings["objectness"] or {}).get("model") if settings["combine"] != "none" else None
     if settings["weight_by_probability"]:
         for model in models:
             if score_name(model) not in group:
@@ -322,9 +391,10 @@ def run(config: dict, store_path: str | Path) -> dict:
                                                  [MASK, WEIGHT, CONSENSUS], k, n)
     done = np.zeros(n_shards, bool) if replace else read_flags(group, FUSE_STAGE, FUSE_KEY, n_shards)
     done[list(damaged)] = False
-    explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards) for m in models])
+    explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards)
+                                       for m in models + ([object_model] if object_model else [])])
     todo = [int(i) for i in np.flatnonzero(explained & ~done)]
-    _refuse_damaged_inputs(group, store_path, members, settings["weight_by_probability"], todo, k, n)
+    _refuse_damaged_inputs(group, store_path, members, settings["weight_by_probability"], todo, k, n, object_model)
 
     report_redone(FUSE_STAGE, damaged)
     discard_damaged(store_path, group, [MASK, WEIGHT, CONSENSUS], list(damaged), k, n)
@@ -342,6 +412,8 @@ def run(config: dict, store_path: str | Path) -> dict:
     weights = member_weights(probabilities, len(members), n)
     q99 = stored_q99(group, members)
     sources = [da.from_array(StoredMaps(group, m, e), chunks=(k, s, s), asarray=False) for m, e in members]
+    if object_model:
+        sources.append(da.from_array(object_maps(group, settings), chunks=(k, s, s), asarray=False))
     rule = {key: settings[key] for key in LABEL_KEYS}
     keep_consensus = settings["write_consensus"]
 

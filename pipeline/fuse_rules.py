@@ -54,19 +54,26 @@ def image_thresholds(consensus: np.ndarray, ok: np.ndarray, settings: dict) -> t
     return fg, (fg * ratio).astype(np.float32)
 
 
-def crf_consensus(image: np.ndarray, consensus: np.ndarray, fg: float, settings: dict) -> np.ndarray:
+def crf_probability(consensus: np.ndarray, fg: float, temperature: float) -> np.ndarray:
+    """The consensus as a foreground probability: a logistic around tau_fg (the decision boundary maps to 0.5)."""
+    return 1.0 / (1.0 + np.exp(-(consensus.astype(np.float64) - fg) / temperature))
+
+
+def crf_consensus(image: np.ndarray, consensus: np.ndarray, fg: float, settings: dict,
+                  p_fg: np.ndarray | None = None) -> np.ndarray:
     """float32 [S, S] foreground probability after a dense CRF over the photo (uint8 [S, S, 3]).
 
-    The unary is a logistic of the consensus around this image's tau_fg (the decision boundary maps to
-    p = 0.5; `crf.temperature` sets how sure the consensus is), the pairwise terms are the standard
-    smoothness and appearance kernels of Kraehenbuehl & Koltun 2011, their widths `*_xy` given as
-    fractions of the map side.
+    The unary is `p_fg`, by default a logistic of the consensus around this image's tau_fg
+    (`crf_probability`; `crf.temperature` sets how sure the consensus is); the pairwise terms are the
+    standard smoothness and appearance kernels of Kraehenbuehl & Koltun 2011, their widths `*_xy`
+    given as fractions of the map side.
     """
     import pydensecrf.densecrf as dcrf  # a compiled extension: only loaded when refinement is on
 
     params = settings["crf"]
     height, width = consensus.shape
-    p_fg = 1.0 / (1.0 + np.exp(-(consensus.astype(np.float64) - fg) / params["temperature"]))
+    if p_fg is None:
+        p_fg = crf_probability(consensus, fg, params["temperature"])
     probabilities = np.clip(np.stack([1.0 - p_fg, p_fg]), 1e-4, 1.0 - 1e-4)
     crf = dcrf.DenseCRF2D(width, height, 2)
     crf.setUnaryEnergy(np.ascontiguousarray(-np.log(probabilities).reshape(2, -1), np.float32))

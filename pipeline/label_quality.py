@@ -47,7 +47,7 @@ from core.store import (  # noqa: E402
     store_explainers,
     store_models,
 )
-from pipeline.fuse import fuse_labels, member_weights, normalise, resolve_config, stored_q99  # noqa: E402
+from pipeline.fuse import fuse_labels, member_weights, normalise, object_maps, resolve_config, stored_q99  # noqa: E402
 from pipeline.stored_maps import StoredMaps  # noqa: E402
 
 GT_IGNORE = -1  # decoded ground truth: int32, 0 background, > 0 the class (1 for binary masks), -1 ignore
@@ -184,6 +184,7 @@ def variant_scores(store_path: str | Path, gt_dir: str | Path, config: dict, enc
     paths = [str(p) for p in group[INDEX_PATH][:]]
     status = np.asarray(group[INDEX_STATUS][:])
     truth = load_ground_truth(gt_dir, paths, map_size(group), encoding)
+    objects = object_maps(group, settings)
     counts = {}
     reliability = np.zeros((2, RELIABILITY_BINS), np.int64)
     for i, gt in truth.items():
@@ -194,7 +195,8 @@ def variant_scores(store_path: str | Path, gt_dir: str | Path, config: dict, enc
         fused = fuse_labels([StoredMaps(group, m, e)[i][None] for m, e in members], settings,
                             member_weights(probabilities, len(members), 1), np.array([True]),
                             q99=stored_q99(group, members, slice(i, i + 1)),
-                            images=lambda _, i=i: image_at_map_size(group, i), keep_consensus=False)
+                            images=lambda _, i=i: image_at_map_size(group, i), keep_consensus=False,
+                            objectness=None if objects is None else objects[i][None])
         mask, weight = fused["mask"][0], fused["weight"][0]
         counts[PurePosixPath(paths[i]).name] = score_labels(mask, gt)
         decided = (mask != IGNORE) & (gt != GT_IGNORE)

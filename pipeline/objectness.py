@@ -56,7 +56,7 @@ def _free_spatial_dims(model_file: Path, input_name: str, output_name: str) -> b
     keep = [value for value in model.graph.output if value.name == output_name]
     del model.graph.output[:]
     model.graph.output.extend(keep)
-    del model.graph.value_info[:]  # inferred fixed shapes of inner tensors would contradict the new size
+    # the inner value_info stays: without it ISNet's stage-1 Concat failed at every size but its own
     for value in (*model.graph.input, *model.graph.output):
         dims = value.type.tensor_type.shape.dim
         for axis, symbol in ((len(dims) - 2, "height"), (len(dims) - 1, "width")):
@@ -108,7 +108,11 @@ class ObjectnessModel:
         """Each whole image (not a crop, as the classifiers see it) resized to the model's input, its map to size."""
         out = np.zeros((len(rgbs), size, size), np.float32)
         for i, rgb in enumerate(rgbs):
-            raw = np.asarray(self.session.run([self.output_name], {self.input_name: self._input(rgb)})[0], np.float32)
+            try:
+                raw = np.asarray(self.session.run([self.output_name], {self.input_name: self._input(rgb)})[0], np.float32)
+            except Exception as error:  # noqa: BLE001 - ONNX Runtime's own error types; its message is one line
+                raise ConfigError(f"explain.objectness: {self.name} failed at input_size {self.input_size} "
+                                  f"({str(error).splitlines()[0][:160]}); try another input_size") from None
             plane = torch.from_numpy(raw.reshape(raw.shape[-2], raw.shape[-1]))[None, None]
             out[i] = F.interpolate(plane, size=(size, size), mode="bilinear", antialias=True,
                                    align_corners=False)[0, 0].clamp_(0, 1).numpy()
