@@ -346,7 +346,7 @@ def _with_objectness(items: list[tuple], objectness_done: np.ndarray) -> list[tu
 
 
 def _require_objectness_arrays(group: zarr.Group, name: str, n: int) -> None:
-    """saliency/<name>/objectness as 8-bit levels of the map (always compact: the map is its own unit scale)."""
+    """The object model's map array, 8-bit levels of the map (always compact: the map is its own unit scale)."""
     if saliency_name(name, OBJECTNESS) not in group:
         create_map_array(group, name, OBJECTNESS, n, ENCODING_UNIT, smooth=True)
     require_array(group, scale_name(name, OBJECTNESS), (n,), np.float32)

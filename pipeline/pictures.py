@@ -1,7 +1,7 @@
 """Pictures of the labels for a human eye: an overlay sheet per image and a contact sheet of many.
 
-Overlay sheet: the image, each member's normalised map, the consensus, the mask and the weight, in a
-row. Contact sheet: image above mask for many images. Images come from the dataset root recorded
+Overlay sheet: the image, each member's normalised map, the object map (where the store has one),
+the consensus, the mask and the weight, in a row. Contact sheet: image above mask for many images. Images come from the dataset root recorded
 in the store; a missing image file is drawn as a grey square so the labels can still be seen.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from core.images import image_at_map_size  # noqa: E402
-from core.store import IGNORE, INDEX_PATH, MASK, WEIGHT, WEIGHT_SCALE  # noqa: E402
+from core.store import IGNORE, INDEX_PATH, MASK, OBJECTNESS, WEIGHT, WEIGHT_SCALE, store_objectness  # noqa: E402
 from pipeline.fuse import image_consensus, normalise  # noqa: E402
 from pipeline.stored_maps import StoredMaps  # noqa: E402
 
@@ -34,6 +34,10 @@ def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) 
     for model, explainer in members:
         stored = StoredMaps(group, model, explainer)[index][None]
         panels.append((f"{model}\n{explainer}", normalise(stored)[0], {"cmap": "jet", "vmin": 0, "vmax": 1}))
+    object_model = store_objectness(group)
+    if object_model:
+        panels.append((f"{object_model}\n{OBJECTNESS}", StoredMaps(group, object_model, OBJECTNESS)[index].astype(np.float32),
+                       {"cmap": "jet", "vmin": 0, "vmax": 1}))
     panels.append(("consensus", image_consensus(group, index), {"cmap": "jet", "vmin": 0, "vmax": 1}))
     panels.append(("mask (red: ignore)", mask_codes(group[MASK][index]), {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2}))
     panels.append(("weight", group[WEIGHT][index] / WEIGHT_SCALE, {"cmap": "gray", "vmin": 0, "vmax": 1}))
