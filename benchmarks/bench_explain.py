@@ -35,12 +35,12 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from benchmarks.result_file import write_result
 from core.config import load_config
 from pipeline import explain, index
 from pipeline.classifiers import load_classifier
+from pipeline.progress import StageProgress
 from pipeline.ray_runtime import ray_session
 from pipeline.runtime import eager_forward, no_grad_forward, split_network
 from pipeline.sample_data import SAMPLE_FILES, sample_path
@@ -52,16 +52,16 @@ RUNTIMES_OF = {"forward": ("eager", "channels_last", "onnxruntime"), "backward":
 BATCHES = (1, 4, 8, 16)
 
 
-class Timeline(tqdm):
+class Timeline(StageProgress):
     """A silent progress bar that remembers when each shard finished."""
 
     def __init__(self):
-        super().__init__(total=0, disable=True)
+        super().__init__(disable=True)
         self.events = []
 
-    def update(self, n=1):
-        self.events.append((time.perf_counter(), n, self.desc))
-        return super().update(n)
+    def advance(self, images: int, model: str | None = None) -> None:
+        self.events.append((time.perf_counter(), images, self.desc))
+        super().advance(images, model)
 
 
 def steady_rate(events: list, stage: str, workers: int) -> float:

@@ -29,7 +29,7 @@ import numpy as np
 from benchmarks.result_file import write_result
 from core.store import (clear_labels, n_images, open_store, q99_name, saliency_name, shard_size, store_explainers,
                         store_models)
-from pipeline import fuse
+from pipeline import fuse, fuse_rules
 from pipeline.synthetic_store import make_synthetic_store
 
 
@@ -59,7 +59,7 @@ def kernel_load_seconds(members: int) -> float:
     """Load (or on a first run compile) the fuse kernels for `members` maps: the per-process fixed cost."""
     started = time.perf_counter()
     maps = [np.zeros((1, 8, 8), np.float16)] * members
-    fuse.fuse_maps(maps, fuse.member_weights(None, members, 1), np.array([True]), 0.5, 0.2)
+    fuse_rules.fuse_maps(maps, fuse_rules.member_weights(None, members, 1), np.array([True]), 0.5, 0.2)
     return time.perf_counter() - started
 
 
@@ -73,7 +73,7 @@ def shard_breakdown_ms(store: Path, consensus: bool, repeats: int = 3) -> tuple[
     k = shard_size(group)
     maps = [group[saliency_name(m, e)][:k] for m, e in members]
     q99 = fuse.stored_q99(group, members, slice(0, k))
-    weights, ok = fuse.member_weights(None, len(members), len(maps[0])), np.ones(len(maps[0]), bool)
+    weights, ok = fuse_rules.member_weights(None, len(members), len(maps[0])), np.ones(len(maps[0]), bool)
     scratch = [group.create_array(f"bench_scratch/{field}", shape=maps[0].shape, dtype=dtype,
                                   chunks=(1, *maps[0].shape[1:]), shards=maps[0].shape, compressors=fuse.LABEL_CODEC,
                                   overwrite=True)
@@ -81,7 +81,7 @@ def shard_breakdown_ms(store: Path, consensus: bool, repeats: int = 3) -> tuple[
     kernel, write = [], []
     for _ in range(repeats):
         cpu = time.process_time()
-        fused = fuse.fuse_maps(maps, weights, ok, 0.5, 0.2, q99=q99, keep_consensus=consensus)
+        fused = fuse_rules.fuse_maps(maps, weights, ok, 0.5, 0.2, q99=q99, keep_consensus=consensus)
         kernel.append(time.process_time() - cpu)
         cpu = time.process_time()
         for array in scratch:
@@ -156,7 +156,7 @@ def report(rows: list[dict], args: argparse.Namespace, kernel_load: float) -> st
         "the store (written by the explain stage) or computed by the fuse kernel (stores written before it was "
         "stored); consensus = whether pssl/consensus is written too (off by default); labels = pssl/* bytes on "
         f"disk per image. One-time kernel load before the timings: {kernel_load:.2f} s. Breakdown (CPU, one "
-        "thread, first shard, best of 3): kernel = `fuse.fuse_maps` (the compiled kernel plus packing its "
+        "thread, first shard, best of 3): kernel = `fuse_rules.fuse_maps` (the compiled kernel plus packing its "
         "output), label write = writing that shard's label arrays through zarr; these two are what a fuse run "
         "adds to the read-only pass.",
         "",

@@ -27,9 +27,10 @@ from PIL import Image
 
 from benchmarks.result_file import write_result
 from core.images import image_at_map_size
-from core.store import (ENCODING_UNIT, INDEX_STATUS, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, fuse_settings, map_encoding,
-                        n_images, open_store, q99_name, saliency_name, unit_levels)
-from pipeline.fuse import RULE_DEFAULTS, fuse_labels, member_weights, stored_q99
+from core.store import (ENCODING_UNIT, INDEX_STATUS, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, map_encoding, n_images,
+                        open_store, q99_name, saliency_name, unit_levels)
+from pipeline.fuse import recorded_plan, stored_q99
+from pipeline.fuse_rules import fuse_image, unlabelled
 from pipeline.stored_maps import StoredMaps, from_unit, to_unit
 
 SWEPT = "smooth_grad"
@@ -81,19 +82,20 @@ class Comparison:
 
     def __init__(self, full: zarr.Group, compact: zarr.Group):
         self.full, self.compact = full, compact
-        self.settings = {**RULE_DEFAULTS, **fuse_settings(full)}
-        self.members = [tuple(m) for m in self.settings["members"]]
+        self.plan = recorded_plan(full)
+        self.members = list(self.plan.members)
         self.n = n_images(full)
         self.ok = np.asarray(full[INDEX_STATUS][:]) == STATUS_OK
         self.q99 = stored_q99(full, self.members)
-        self.weights = member_weights(None, len(self.members), self.n)
         self.images = [image_at_map_size(full, i) for i in range(self.n)]
         self.maps = [StoredMaps(full, m, e)[:] for m, e in self.members]
         self.before = self.labels(self.maps)
 
-    def labels(self, maps: list[np.ndarray]) -> np.ndarray:
-        return fuse_labels(maps, self.settings, self.weights, self.ok, q99=self.q99, images=lambda i: self.images[i],
-                           keep_consensus=False)
+    def labels(self, maps: list[np.ndarray]) -> dict[str, np.ndarray]:
+        fused = [fuse_image(np.stack([m[i] for m in maps]), self.q99[:, i], self.plan.explainers, self.plan.rule,
+                            image=self.images[i]) if self.ok[i] else unlabelled(maps[0].shape[-1])
+                 for i in range(self.n)]
+        return {"mask": np.stack([f.mask for f in fused]), "weight": np.stack([f.weight for f in fused])}
 
     def changed(self, levels_of: dict[str, int] | None = None, jpeg_quality: int | None = None) -> dict[str, float]:
         """Label pixels changed when every unit member keeps its compact array's levels (or `levels_of`);

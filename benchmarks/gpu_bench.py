@@ -112,7 +112,7 @@ def measure(name, net, layer_name, size, device, settings, precisions) -> tuple[
     import numpy as np
     import torch
     from explainers import GradCam, Lime, SmoothGrad
-    from pipeline.fuse import fuse_maps, member_weights
+    from pipeline.fuse_rules import fuse_maps, member_weights
     from pipeline.runtime import RunOptions, eager_forward
     from pipeline.stored_maps import to_stored_maps
 

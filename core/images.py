@@ -22,8 +22,13 @@ class BadImage(PsslError, ValueError):
     """An input that is recorded as bad and skipped; str(error) is the reason kept in the store."""
 
 
-def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Return an HxWx3 uint8 array of the image at `path` with its EXIF orientation applied."""
+def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX_PIXELS,
+             draft: int | None = None) -> np.ndarray:
+    """Return an HxWx3 uint8 array of the image at `path` with its EXIF orientation applied.
+
+    `draft`: a JPEG may be decoded at a reduced scale whose sides stay >= draft (Pillow's draft mode), for
+    thumbnails: several times faster than a full decode.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -32,6 +37,8 @@ def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX
                 if width * height > max_pixels:
                     raise BadImage(f"refused: {width}x{height} exceeds {max_pixels} pixels "
                                    "(possible decompression bomb)")
+                if draft:
+                    image.draft("RGB", (draft, draft))
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 rgb = _to_rgb(image)

@@ -46,6 +46,7 @@ class StoreSection(Section):
     compact: bool = True  # maps at their feature grid / as 8-bit levels (pipeline/stored_maps.py)
     # compact: levels above 0 per explainer's map (others 255); SmoothGrad's noise costs the most bytes
     unit_levels: dict[str, int] = {"smooth_grad": 15}
+    keep_maps: bool = True  # false: a labels-only store, each shard's maps deleted once fused (pipeline/labels_only.py)
 
     @field_validator("unit_levels")
     @classmethod
@@ -103,6 +104,7 @@ class ExplainSection(Section):
     batch_size: PositiveInt = 8
     num_classes: PositiveInt = 1000
     runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
+    runtime_cache: str | None = None  # exported runtimes, shared by runs; None: the user's cache folder
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
     models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name
@@ -157,7 +159,7 @@ class CrfSection(Section):
 
 class ObjectRuleSection(Section):
     """The object combination rules' settings (pipeline/objectness_rules.py says what each one does)."""
-    model: str | None = None                        # the object model's maps to use (null: the store's)
+    model: str | None = None                          # the object model's maps to use (null: the store's)
     object_threshold: float = Field(0.5, ge=0, le=1)  # objectness at or above: an object pixel
     keep_evidence: float = Field(0.3, ge=0, le=1)     # a region's mean class evidence at or above: the class
     part_evidence: float = Field(0.05, ge=0, le=1)    # a superpixel of a kept region below: dropped
@@ -166,26 +168,38 @@ class ObjectRuleSection(Section):
     outside_weight: float = Field(0.5, ge=0, le=1)    # object_unary: pull of class evidence outside objects
 
 
-class FuseSection(Section):
-    models: list[str] | None = None
-    explainers: list[str] | None = None
+class FuseRule(Section):
+    """The keys that change the labels (pipeline/fuse_rules.py): recorded in the store with the members
+    and compared on a re-run. Rule names are checked against the registries the running code passes."""
     fg_threshold: float | None = Field(None, ge=0, le=1)
     bg_threshold: float | None = Field(None, ge=0, le=1)
     weight_by_probability: bool = False
     write_consensus: bool = False
-    overwrite: bool = False
-    num_workers: PositiveInt | None = None
-    shards_per_batch: PositiveInt | None = None
-    threshold_rule: Literal["fixed", "otsu"] = "fixed"
+    threshold_rule: str = "fixed"
     otsu_range: list[float] = Field([0.0, 1.0], min_length=2, max_length=2)
-    smooth: dict[str, NonNegativeFloat] | None = None  # {explainer: Gaussian sigma as a fraction of the side}
-    refine: Literal["none", "crf"] | None = "none"
+    smooth: dict[str, NonNegativeFloat] = {}  # {explainer: Gaussian sigma as a fraction of the side}
+    refine: str = "none"
     crf: CrfSection | None = None
-    combine: Literal["none", "object_regions", "object_unary"] = "none"  # class evidence x object map
-    objectness: ObjectRuleSection | None = None
+    combine: str = "none"  # a rule of maps and a class-agnostic objectness map
+    objectness: ObjectRuleSection = ObjectRuleSection()  # the combination rules' settings
+
+    @field_validator("smooth", "refine", mode="before")
+    @classmethod
+    def _null_is_nothing(cls, value, info: ValidationInfo):
+        return ({} if info.field_name == "smooth" else "none") if value is None else value
+
+    @field_validator("threshold_rule", "refine", "combine")
+    @classmethod
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        registry = {"threshold_rule": "threshold_rules", "refine": "refinements", "combine": "combinations"}
+        known = _context(info, registry[info.field_name])
+        choices = list(known or ()) + ([] if info.field_name == "threshold_rule" else ["none"])
+        if known is not None and name not in choices:
+            raise ValueError(f"unknown rule {name!r}{_closest(name, choices)}; valid: {', '.join(choices)}")
+        return name
 
     @model_validator(mode="after")
-    def _ordered(self) -> FuseSection:
+    def _ordered(self) -> FuseRule:
         if self.fg_threshold is not None and self.bg_threshold is not None and not self.bg_threshold < self.fg_threshold:
             raise ValueError(f"needs bg_threshold < fg_threshold, got bg={self.bg_threshold}, fg={self.fg_threshold}")
         if not 0 <= self.otsu_range[0] <= self.otsu_range[1] <= 1:
@@ -195,6 +209,18 @@ class FuseSection(Section):
         if self.combine == "object_unary" and self.crf is None:
             raise ValueError("combine=object_unary needs the fuse.crf section (its CRF runs on that unary)")
         return self
+
+
+class FuseSection(FuseRule):
+    models: list[str] | None = None
+    explainers: list[str] | None = None
+    overwrite: bool = False
+    num_workers: PositiveInt | None = None
+    shards_per_batch: PositiveInt | None = None
+
+    def rule(self) -> FuseRule:
+        """The label-changing part of the section."""
+        return FuseRule.model_validate(self.model_dump(include=set(FuseRule.model_fields)))
 
 
 class PipelineConfig(Section):
@@ -299,6 +325,7 @@ class PretrainData(Section):
     imagenet_root: str | None = None
     list_file: str | None = None
     check_files: bool = True
+    min_target_prob: float = Field(0.0, ge=0, le=1)  # store: leave out images the classifiers barely see (0: keep all)
 
 
 class PretrainConfig(Section):

@@ -84,6 +84,7 @@ INDEX_STAGE, INDEX_KEY = "index", "images"
 CLASSIFY_STAGE = "classify"  # key: the model
 EXPLAIN_STAGE = "explain"  # key: the model
 FUSE_STAGE, FUSE_KEY = "fuse", "labels"
+PRUNE_STAGE, PRUNE_KEY = "prune", "maps"  # a labels-only store (store.keep_maps: false): the shard's maps are gone
 PROGRESS_PREFIX = "progress/"
 
 PACKAGES = ("torch", "captum", "lime", "zarr", "dask", "ray", "numpy", "scikit-image")
@@ -158,6 +159,17 @@ def flag_covers(stage: str, key: str) -> tuple[str, ...]:
     if stage == FUSE_STAGE:
         return (LABELS_PREFIX,)
     return ()
+
+
+def dropped_when_pruned(name: str) -> bool:
+    """Whether a labels-only store drops this array's shards once they are fused: the maps (with their scale and
+    q99) and the full class probabilities; the index, scores and labels stay."""
+    return name.startswith(("saliency/", "predictions/"))
+
+
+def pruned_shards(group: zarr.Group, n_shards: int) -> np.ndarray:
+    """bool [shards]: shards whose maps a labels-only store has dropped after fusing them."""
+    return read_flags(group, PRUNE_STAGE, PRUNE_KEY, n_shards)
 
 
 def shard_count(n_images: int, shard_size: int) -> int:

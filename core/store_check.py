@@ -17,7 +17,7 @@ import numcodecs
 import numpy as np
 import zarr
 
-from core.store import flag_covers, progress_name, read_flags, shard_count
+from core.store import dropped_when_pruned, flag_covers, progress_name, pruned_shards, read_flags, shard_count
 
 EMPTY_CHUNK = np.iinfo(np.uint64).max  # a chunk the shard does not hold (read as fill values)
 
@@ -84,13 +84,17 @@ def shard_problems(root: Path, name: str, array: zarr.Array, shard: int, rows: s
 
 def damaged_shards(root: str | Path, group: zarr.Group, names: list[str], shards, k: int, n: int,
                    full: bool = False) -> dict[int, list[str]]:
-    """{shard: problems} among `shards` for the arrays `names` that exist; absent arrays are not checked."""
+    """{shard: problems} among `shards` for the arrays `names` that exist; absent arrays are not checked, nor the
+    maps a labels-only store dropped on purpose (pipeline/labels_only.py)."""
     found: dict[int, list[str]] = {}
+    pruned = pruned_shards(group, shard_count(n, k)) if any(map(dropped_when_pruned, names)) else None
     for name in names:
         if name not in group:
             continue
         array = group[name]
         for shard in shards:
+            if pruned is not None and dropped_when_pruned(name) and pruned[int(shard)]:
+                continue
             rows = slice(int(shard) * k, min((int(shard) + 1) * k, n))
             problems = shard_problems(Path(root), name, array, int(shard), rows, full)
             if problems:

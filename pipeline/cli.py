@@ -7,21 +7,22 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from core.config import get, load_config
 from core.errors import run_cli
 from core.schema import PipelineConfig
 from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, open_store
 from core.store_lock import store_lock
+from core.target_probability import LOW_TARGET_PROBABILITY
+from pipeline.progress import StageProgress
 from pipeline.sources import enumerate_images
 
 def config_context() -> dict:
     """The names only the running code knows, for core.schema to check model and explainer entries."""
     from explainers import EXPLAINERS
     from pipeline.classifiers import arch_problem
+    from pipeline.fuse_rules import rule_registries
 
-    return {"arch_problem": arch_problem, "explainers": EXPLAINERS}
+    return {"arch_problem": arch_problem, "explainers": EXPLAINERS, **rule_registries()}
 
 
 def store_path(config: dict) -> Path:
@@ -29,10 +30,6 @@ def store_path(config: dict) -> Path:
     if explicit:
         return Path(explicit)
     return Path(get(config, "run.root", "runs")) / get(config, "run.name") / "pssl.zarr"
-
-
-def _progress_bar() -> tqdm:
-    return tqdm(total=0, unit="img", dynamic_ncols=True, mininterval=1.0)
 
 
 def run_stages(config: dict, stages: list[str]) -> Path:
@@ -53,7 +50,7 @@ def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
     if FUSE_STAGE in stages and INDEX_STAGE in stages:
         _check_fuse_first(config, path)
     if listing or EXPLAIN_STAGE in stages:
-        with ray_session(config), _progress_bar() as progress:
+        with ray_session(config), StageProgress() as progress:
             if listing:
                 index.run(config, path, progress, listing)
             if EXPLAIN_STAGE in stages:
@@ -62,7 +59,11 @@ def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
         from pipeline import fuse
         summary = fuse.run(config, path)
         print(f"fuse: {summary['images_fused']} images in {summary['shards_fused']} shards fused "
-              f"({summary['shards_already_done']} already done) from {len(summary['members'])} members")
+              f"({summary['shards_already_done']} already done) from {len(summary['members'])} members"
+              + (f" on {len(summary['shards_per_node'])} Ray node(s)" if summary["shards_per_node"] else ""))
+    if EXPLAIN_STAGE in stages or FUSE_STAGE in stages:
+        from pipeline.inspect_store import low_probability_line
+        print(low_probability_line(path))
     print(f"store: {path.resolve()}  ({time.perf_counter() - started:.0f} s)")
     return path
 
@@ -89,7 +90,12 @@ def _check_fuse_first(config: dict, path: Path) -> None:
 def _inspect(args: argparse.Namespace) -> int:
     from pipeline import inspect_store, verify
 
-    print(inspect_store.summarize(args.store))
+    if args.image is not None:
+        row = inspect_store.image_report(args.store, args.image, args.low_prob)
+        print(inspect_store.to_json(row) if args.json else inspect_store.render_image(row, args.low_prob))
+    else:
+        data = inspect_store.report(args.store, args.low_prob, arrays=args.arrays)
+        print(inspect_store.to_json(data) if args.json else inspect_store.render(data, args.classes))
     if args.overlay or args.contact:
         for picture in inspect_store.write_pictures(args.store, args.out, overlay=args.overlay,
                                                     contact=args.contact):
@@ -101,6 +107,17 @@ def _inspect(args: argparse.Namespace) -> int:
         if problems:
             return 1
         print(f"verify: every shard flagged done is {'readable' if args.full else 'present and whole'}")
+    return 0
+
+
+def _gallery(args: argparse.Namespace) -> int:
+    from pipeline.gallery import build_gallery
+
+    ray_config = {"ray": {"address": args.ray_address, "num_cpus": args.workers}}
+    with StageProgress() as progress:
+        summary = build_gallery(args.store, args.out, low_prob=args.low_prob, ray_config=ray_config, progress=progress)
+    print(f"gallery: {summary['shards_built']} shards built, {summary['shards_kept']} kept, {summary['images']} labelled "
+          f"images ({summary['seconds']:.0f} s); open {summary['index']}")
     return 0
 
 
@@ -144,6 +161,15 @@ def _label_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from pipeline import plan
+
+    config = load_config(args.config, args.overrides, schema=PipelineConfig, context=config_context)
+    print(plan.format_plan(plan.make_plan(config, images=args.images, devices=args.devices, measure=args.measure,
+                                          rates_file=args.rates)))
+    return 0
+
+
 STAGE_COMMANDS = {
     "generate-labels": [INDEX_STAGE, EXPLAIN_STAGE, FUSE_STAGE],
     INDEX_STAGE: [INDEX_STAGE],
@@ -169,6 +195,20 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("--verify", action="store_true", help="check every finished shard; exit 1 on problems")
     inspect.add_argument("--full", action="store_true", help="with --verify: decode every chunk, not just shard indexes")
     inspect.add_argument("--out", type=Path, default=None, help="folder for pictures (default: beside the store)")
+    inspect.add_argument("--arrays", action="store_true", help="also list every array (shape, chunks, bytes on disk)")
+    inspect.add_argument("--image", type=int, default=None, help="report one image: its index row, scores and labels")
+    inspect.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
+    inspect.add_argument("--classes", type=int, default=20, help="classes listed in the text report (lowest weight first)")
+    inspect.add_argument("--low-prob", type=float, default=LOW_TARGET_PROBABILITY,
+                         help="flag images whose mean target probability is below this")
+    gallery = add_parser("gallery", help="write a static site to browse the labels (open OUT/index.html)")
+    gallery.add_argument("store", type=Path)
+    gallery.add_argument("out", type=Path)
+    gallery.add_argument("--low-prob", type=float, default=LOW_TARGET_PROBABILITY,
+                         help="flag images whose mean target probability is below this")
+    gallery.add_argument("--workers", type=int, default=None, help="local Ray CPUs (default: all)")
+    gallery.add_argument("--ray-address", default=None, help="build the shards on this Ray cluster")
+    gallery.set_defaults(handler=_gallery)
     export = add_parser("export-paddleseg", help="write labels in the released PSSL (PaddleSeg) layout")
     export.add_argument("store", type=Path)
     export.add_argument("out", type=Path)
@@ -192,6 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     quality.add_argument("--plot", type=Path, default=None, help="PNG of mIoU against threshold")
     quality.set_defaults(handler=_label_quality)
     inspect.set_defaults(handler=_inspect)
+    planned = add_parser("plan", help="passes, device-hours and store size a config will cost")
+    planned.add_argument("--config", default="conf/sample.yaml")
+    planned.add_argument("overrides", nargs="*", help="key=value settings, e.g. data.root=/data/imagenet/train")
+    planned.add_argument("--images", type=int, default=None, help="images to plan for (default: count data.root)")
+    planned.add_argument("--devices", type=int, default=1, help="devices (GPUs, or machines like this one) at once")
+    planned.add_argument("--measure", type=int, default=0, metavar="N",
+                         help="time each network on N of your images on this machine and project from that")
+    planned.add_argument("--rates", type=Path, default=None,
+                         help="a benchmarks/gpu_bench.py result file to take the networks' rates from")
+    planned.set_defaults(handler=_plan)
     args = parser.parse_args(argv)
 
     def command() -> int:

@@ -83,7 +83,7 @@ class ModelWorker:
         self.n = n_images(self.group)
         self.model_specs, self.explainer_specs = model_specs, explainer_specs
         self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
-        self.options, self.runtime_cache = options, Path(store_path).parent / "runtime_cache"
+        self.options, self.runtime_cache = options, options.cache_dir()
         self.classifier, self.explainers, self.forward, self.split = None, {}, None, None
         self.objectness_settings, self.object_model = objectness, None
         self.model_lock = threading.Lock()  # two calls in flight (max_concurrency=2): one computes, one decodes
@@ -304,17 +304,21 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
             if objectness_too:
                 mark_done(group, EXPLAIN_STAGE, object_name, shard)
             lost.update(lost_images)
-            progress.update(int(images_per_shard[shard]) * ((model is not None) + objectness_too))
+            if model is not None:
+                progress.advance(int(images_per_shard[shard]), model)
+            if objectness_too:
+                progress.advance(int(images_per_shard[shard]), object_name)
         return mark
 
     try:
         failures = []
         for stage, method in passes:
-            members = len(specs) + (object_name is not None and stage == passes[0][0])
-            todo = sum(images_per_shard[s] * ((m is not None) + o) for m, s, o in pending[stage])
-            progress.reset(total=int(images_per_shard.sum()) * members)
-            progress.set_description(stage)
-            progress.update(int(images_per_shard.sum()) * members - int(todo))
+            total = int(images_per_shard.sum())
+            members = [*specs, *([object_name] if object_name and stage == passes[0][0] else [])]
+            progress.begin(stage, total, models=members,
+                           done={m: total - sum(int(images_per_shard[s]) for pm, s, po in pending[stage]
+                                                if pm == m or (po and m == object_name))
+                                 for m in members})
             failures = run_on_pool(actors, method, pending[stage], on_done(stage))
             mark_bad(group, lost)  # images that vanished or broke since indexing
             if failures:

@@ -52,9 +52,7 @@ def run(config: dict, store_path: Path, progress, listing: Listing | None = None
     max_pixels = int(get(config, "data.max_pixels", DEFAULT_MAX_PIXELS))
     futures = {validate_images.remote(str(root), paths[shard_slice(s, k, n)], min_side, max_pixels): s
                for s in pending}
-    progress.reset(total=n)
-    progress.set_description(INDEX_STAGE)
-    progress.update(n - sum(len(paths[shard_slice(s, k, n)]) for s in pending))
+    progress.begin(INDEX_STAGE, n, done=n - sum(len(paths[shard_slice(s, k, n)]) for s in pending))
     while futures:
         ready, _ = ray.wait(list(futures), num_returns=1)
         shard = futures.pop(ready[0])
@@ -66,7 +64,7 @@ def run(config: dict, store_path: Path, progress, listing: Listing | None = None
         group[INDEX_WIDTH][selection] = width.astype(np.int32)
         group[INDEX_ERROR][selection] = reason.astype(str)
         mark_done(group, INDEX_STAGE, INDEX_KEY, shard)
-        progress.update(len(rows))
+        progress.advance(len(rows))
     return group
 
 

@@ -1,8 +1,8 @@
 """How good are the labels? IoU of the foreground/background split against ground-truth masks.
 
 For each member subset (each single member, each model's members together, the whole ensemble, or
-any given) and each threshold t, the subset's consensus (mean of the members' normalised maps, the
-fuse rule) is split at t: foreground where c >= t. Intersections and unions are summed over all
+any given) and each threshold t, the subset's consensus (`pipeline.fuse_rules.fuse_image` on the
+subset's maps and stored q99) is split at t: foreground where c >= t. Intersections and unions are summed over all
 images with a ground truth (the standard dataset-level IoU), at the store's map size, ignoring
 ground-truth pixels marked 255. mIoU is the mean of the background and foreground IoU.
 
@@ -47,7 +47,9 @@ from core.store import (  # noqa: E402
     store_explainers,
     store_models,
 )
-from pipeline.fuse import fuse_labels, member_weights, normalise, object_maps, resolve_config, stored_q99  # noqa: E402
+from core.schema import FuseRule  # noqa: E402
+from pipeline.fuse import fuse_rows, fuse_section, member_probabilities, plan_for, stored_q99  # noqa: E402
+from pipeline.fuse_rules import fuse_image  # noqa: E402
 from pipeline.stored_maps import StoredMaps  # noqa: E402
 
 GT_IGNORE = -1  # decoded ground truth: int32, 0 background, > 0 the class (1 for binary masks), -1 ignore
@@ -179,25 +181,17 @@ def variant_scores(store_path: str | Path, gt_dir: str | Path, config: dict, enc
     memory (nothing is written) on every image with a ground truth: a fuse variant judged without a re-run.
     Also `reliability`: per weight bin (RELIABILITY_BINS over 0..1), decided pixels and correct ones."""
     group = open_store(store_path, mode="r")
-    settings = resolve_config(config, group)
-    members = [tuple(m) for m in settings["members"]]
+    plan = plan_for(fuse_section(config), group)
     paths = [str(p) for p in group[INDEX_PATH][:]]
     status = np.asarray(group[INDEX_STATUS][:])
     truth = load_ground_truth(gt_dir, paths, map_size(group), encoding)
-    objects = object_maps(group, settings)
     counts = {}
     reliability = np.zeros((2, RELIABILITY_BINS), np.int64)
     for i, gt in truth.items():
         if status[i] != STATUS_OK:
             continue
-        probabilities = (np.array([[float(group[score_name(m)][i])] for m, _ in members], np.float32)
-                         if settings["weight_by_probability"] else None)
-        fused = fuse_labels([StoredMaps(group, m, e)[i][None] for m, e in members], settings,
-                            member_weights(probabilities, len(members), 1), np.array([True]),
-                            q99=stored_q99(group, members, slice(i, i + 1)),
-                            images=lambda _, i=i: image_at_map_size(group, i), keep_consensus=False,
-                            objectness=None if objects is None else objects[i][None])
-        mask, weight = fused["mask"][0], fused["weight"][0]
+        fused = fuse_rows(group, plan, slice(i, i + 1))[0]
+        mask, weight = fused.mask, fused.weight
         counts[PurePosixPath(paths[i]).name] = score_labels(mask, gt)
         decided = (mask != IGNORE) & (gt != GT_IGNORE)
         correct = (mask == FOREGROUND) == (gt > 0)
@@ -283,17 +277,21 @@ def evaluate(store_path: str | Path, gt_dir: str | Path, subsets: dict[str, list
     truth = {i: gt for i, gt in truth.items() if status[i] == STATUS_OK}
     # counts[subset][class] = [intersection_fg, union_fg, intersection_bg, union_bg] per threshold
     counts: dict[str, dict[int, np.ndarray]] = {name: {} for name in subsets}
+    # thresholds do not change the consensus, the only output read here
+    rule = FuseRule(fg_threshold=1.0, bg_threshold=0.0, weight_by_probability=weight_by_probability)
     for i, gt in truth.items():
-        normalised = {x: normalise(StoredMaps(group, *x)[i][None])[0] for x in needed}
+        rows = slice(i, i + 1)
+        maps = np.stack([StoredMaps(group, *x)[i] for x in needed])
+        q99 = stored_q99(group, needed, rows)[:, 0]
+        probabilities = member_probabilities(group, needed, rows)[:, 0] if weight_by_probability else None
         valid = gt != GT_IGNORE
         is_fg = (gt > 0) & valid
         is_bg = (gt == 0) & valid
         cls = _dominant_class(gt)
         for name, chosen in subsets.items():
-            probabilities = (np.array([[float(group[score_name(m)][i])] for m, _ in chosen])
-                             if weight_by_probability else None)
-            w = member_weights(probabilities, len(chosen), 1)[:, 0]
-            consensus = sum(wi * normalised[x] for wi, x in zip(w, chosen))[valid]
+            at = [needed.index(x) for x in chosen]
+            consensus = fuse_image(maps[at], q99[at], [e for _, e in chosen], rule,
+                                   None if probabilities is None else probabilities[at]).consensus[valid]
             pred_fg = consensus[None, :] >= thresholds[:, None]
             fg, bg = is_fg[valid][None, :], is_bg[valid][None, :]
             tally = np.stack([(pred_fg & fg).sum(1), (pred_fg | fg).sum(1),

@@ -4,11 +4,12 @@ The ensemble's consensus knows which class is where but not where the object end
 object map (pipeline/objectness.py) knows where objects end but not their class. Each rule here is a
 pure function of one image,
 
-    rule(consensus f32[S, S], members f32[M, S, S], objectness f32[S, S], image u8[S, S, 3], settings)
-        -> (mask u8[S, S], weight u8[S, S])
+    rule(consensus f32[S, S], members f32[M, S, S], objectness f32[S, S], image u8[S, S, 3],
+         (tau_fg, tau_bg), settings) -> (mask u8[S, S], weight u8[S, S])
 
-(`members`: each member's normalised map n, for rules that want them; `settings`: the fuse settings,
-with `objectness` holding this module's keys, OBJECT_DEFAULTS). Shared vocabulary:
+(`members`: each member's normalised map n, for rules that want them; `settings`: the FuseRule, whose
+`objectness` section holds this module's keys, core/schema.py ObjectRuleSection). They are entries
+of pipeline/fuse_rules.py's COMBINATIONS. Shared vocabulary:
 
 - class evidence e(x) = min(1, c(x) / tau_fg): how far the consensus goes towards "foreground";
 - object regions: connected components of objectness >= object_threshold; a region is *the class* when
@@ -31,15 +32,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from core.schema import ObjectRuleSection
 from core.store import BACKGROUND, FOREGROUND, IGNORE, WEIGHT_SCALE
-from pipeline.fuse_rules import crf_consensus, crf_probability
-
-OBJECT_DEFAULTS = ObjectRuleSection().model_dump()  # declared once, with their meaning, in core/schema.py
-
-
-def object_settings(settings: dict) -> dict:
-    return {**OBJECT_DEFAULTS, **(settings.get("objectness") or {})}
+from pipeline.dense_crf import consensus_probability, dense_crf
 
 
 def class_evidence(consensus: np.ndarray, fg: float) -> np.ndarray:
@@ -55,23 +49,22 @@ def superpixels(image: np.ndarray, segments: int, mask: np.ndarray) -> np.ndarra
     return slic(image, n_segments=segments, compactness=10, start_label=1, mask=mask, channel_axis=-1)
 
 
-def object_support(evidence: np.ndarray, objectness: np.ndarray, image: np.ndarray,
-                   params: dict) -> tuple[np.ndarray, float]:
+def object_support(evidence: np.ndarray, objectness: np.ndarray, image: np.ndarray, params) -> tuple[np.ndarray, float]:
     """(k float32 [S, S], coverage): each pixel's support from the kept object region it lies in (0 outside
     kept regions and in dropped parts; min(1, mean evidence / keep_evidence) inside), and the share of the
-    consensus' foreground that lies in kept regions."""
-    regions, count = ndimage.label(objectness >= params["object_threshold"])
+    consensus' foreground that lies in kept regions. `params`: the ObjectRuleSection."""
+    regions, count = ndimage.label(objectness >= params.object_threshold)
     support = np.zeros(evidence.shape, np.float32)
     if count:
         means = ndimage.mean(evidence, regions, index=np.arange(1, count + 1))
-        kept = np.flatnonzero(means >= params["keep_evidence"]) + 1
-        strength = np.minimum(1.0, means / max(params["keep_evidence"], 1e-6)).astype(np.float32)
+        kept = np.flatnonzero(means >= params.keep_evidence) + 1
+        strength = np.minimum(1.0, means / max(params.keep_evidence, 1e-6)).astype(np.float32)
         in_kept = np.isin(regions, kept)
         support[in_kept] = strength[regions[in_kept] - 1]
-        if params["segments"] > 0 and in_kept.any():
-            parts = superpixels(image, int(params["segments"]), in_kept)
+        if params.segments > 0 and in_kept.any():
+            parts = superpixels(image, int(params.segments), in_kept)
             part_means = ndimage.mean(evidence, parts, index=np.arange(parts.max() + 1))
-            dropped = in_kept & (part_means[parts] < params["part_evidence"])
+            dropped = in_kept & (part_means[parts] < params.part_evidence)
             support[dropped] = 0
     foreground = evidence >= 1.0
     coverage = float((foreground & (support > 0)).sum() / foreground.sum()) if foreground.any() else 0.0
@@ -85,46 +78,42 @@ def agreement_weight(mask: np.ndarray, objectness: np.ndarray, support: np.ndarr
     return np.round(np.clip(agreement, 0, 1) * WEIGHT_SCALE).astype(np.uint8)
 
 
-def consensus_mask(consensus: np.ndarray, image: np.ndarray, settings: dict) -> np.ndarray:
-    """The labels of the consensus alone, as the fuse stage makes them: thresholds, or its CRF when configured."""
-    fg, bg = settings["fg_threshold"], settings["bg_threshold"]
-    if settings.get("refine") == "crf":
-        q = crf_consensus(image, consensus, fg, settings)
+def consensus_mask(consensus: np.ndarray, image: np.ndarray, thresholds: tuple[float, float], settings) -> np.ndarray:
+    """The labels of the consensus alone, as the fuse rule makes them: thresholds, or its CRF when configured."""
+    fg, bg = thresholds
+    if settings.refine == "crf":
+        q = dense_crf(image, consensus_probability(consensus, fg, settings.crf.temperature), settings.crf)
         fg, bg = 0.5, 0.5 * bg / fg
     else:
         q = consensus
     return np.where(q >= fg, FOREGROUND, np.where(q <= bg, BACKGROUND, IGNORE)).astype(np.uint8)
 
 
-def object_regions(consensus, members, objectness, image, settings) -> tuple[np.ndarray, np.ndarray]:
+def object_regions(consensus, members, objectness, image, thresholds, settings) -> tuple[np.ndarray, np.ndarray]:
     """Kept object regions are foreground; class evidence outside them is ignore; the rest background."""
-    params = object_settings(settings)
-    evidence = class_evidence(consensus, settings["fg_threshold"])
+    params = settings.objectness
+    evidence = class_evidence(consensus, thresholds[0])
     support, coverage = object_support(evidence, objectness, image, params)
-    if coverage < params["min_coverage"]:
-        mask = consensus_mask(consensus, image, settings)
+    if coverage < params.min_coverage:
+        mask = consensus_mask(consensus, image, thresholds, settings)
         return mask, agreement_weight(mask, objectness, evidence)
     mask = np.where(support > 0, FOREGROUND,
-                    np.where(consensus >= settings["fg_threshold"], IGNORE, BACKGROUND)).astype(np.uint8)
+                    np.where(consensus >= thresholds[0], IGNORE, BACKGROUND)).astype(np.uint8)
     return mask, agreement_weight(mask, objectness, np.maximum(support, evidence))
 
 
-def object_unary(consensus, members, objectness, image, settings) -> tuple[np.ndarray, np.ndarray]:
+def object_unary(consensus, members, objectness, image, thresholds, settings) -> tuple[np.ndarray, np.ndarray]:
     """The dense CRF (fuse.crf) over p = o * k + (1 - o) * outside_weight * p_consensus: kept objects pull towards
     foreground with their whole extent, class evidence outside objects only part of the way."""
-    params = object_settings(settings)
-    fg = settings["fg_threshold"]
+    params = settings.objectness
+    fg, bg = thresholds
     evidence = class_evidence(consensus, fg)
     support, coverage = object_support(evidence, objectness, image, params)
-    p_consensus = crf_probability(consensus, fg, settings["crf"]["temperature"])
-    if coverage < params["min_coverage"]:
+    p_consensus = consensus_probability(consensus, fg, settings.crf.temperature)
+    if coverage < params.min_coverage:
         p = p_consensus
     else:
-        p = objectness * support + (1 - objectness) * params["outside_weight"] * p_consensus
-    q = crf_consensus(image, consensus, fg, settings, p_fg=p)
-    ratio = settings["bg_threshold"] / fg
-    mask = np.where(q >= 0.5, FOREGROUND, np.where(q <= 0.5 * ratio, BACKGROUND, IGNORE)).astype(np.uint8)
+        p = objectness * support + (1 - objectness) * params.outside_weight * p_consensus
+    q = dense_crf(image, p, settings.crf)
+    mask = np.where(q >= 0.5, FOREGROUND, np.where(q <= 0.5 * bg / fg, BACKGROUND, IGNORE)).astype(np.uint8)
     return mask, agreement_weight(mask, objectness, np.maximum(support, evidence))
-
-
-COMBINATION_RULES = {"object_regions": object_regions, "object_unary": object_unary}

@@ -17,7 +17,8 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from core.images import image_at_map_size  # noqa: E402
 from core.store import IGNORE, INDEX_PATH, MASK, OBJECTNESS, WEIGHT, WEIGHT_SCALE, store_objectness  # noqa: E402
-from pipeline.fuse import image_consensus, normalise  # noqa: E402
+from pipeline.fuse import image_consensus, stored_q99  # noqa: E402
+from pipeline.fuse_rules import normalise  # noqa: E402
 from pipeline.stored_maps import StoredMaps  # noqa: E402
 
 # mask values background, foreground, ignore -> black, white, red
@@ -33,7 +34,8 @@ def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) 
     panels = [("image", image_at_map_size(group, index), {})]
     for model, explainer in members:
         stored = StoredMaps(group, model, explainer)[index][None]
-        panels.append((f"{model}\n{explainer}", normalise(stored)[0], {"cmap": "jet", "vmin": 0, "vmax": 1}))
+        q99 = stored_q99(group, [(model, explainer)], slice(index, index + 1))[0]
+        panels.append((f"{model}\n{explainer}", normalise(stored, q99)[0], {"cmap": "jet", "vmin": 0, "vmax": 1}))
     object_model = store_objectness(group)
     if object_model:
         panels.append((f"{object_model}\n{OBJECTNESS}", StoredMaps(group, object_model, OBJECTNESS)[index].astype(np.float32),

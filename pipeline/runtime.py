@@ -4,9 +4,10 @@ Eager PyTorch is not this CPU's limit: the same EfficientNet-Lite0 ran 6-10x fas
 Runtime with softmax within 1e-6 (benchmarks/bench_lime.py prints the runtimes side by side).
 `explain.runtime` picks one: `auto` (ONNX Runtime on a CPU when it is installed, else eager),
 `eager`, or `onnxruntime`. A model is exported once per weights (the file name carries a hash of
-the weights, input size and torch version; the exporter is deterministic), cached beside the store,
-and checked against eager on a fixed probe batch before use: top-1 identical and softmax within
-1e-4, else eager is used and a one-line notice says why.
+the weights, input size and torch version; the exporter is deterministic) into one cache that every
+run and every worker shares (`explain.runtime_cache`, default the user's cache folder: each run
+folder used to re-export ~109 MB), and checked against eager on a fixed probe batch before use: top-1
+identical and softmax within 1e-4, else eager is used and a one-line notice says why.
 
 The CAM explainers (Grad-CAM, LayerCAM, multi-scale CAM) need gradients only from the logits back to
 the CAM layer. Where a classifier is split there (`Classifier.trunk` / `head`), `split_network` runs
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from filelock import FileLock
 from torch import nn
 
 from core.config import ConfigError
@@ -51,6 +53,7 @@ class RunOptions:
     runtime: str = "auto"
     channels_last: bool = True
     autocast: str | None = None
+    cache: str | None = None  # explain.runtime_cache; None: runtime_cache_dir's default
 
     def __post_init__(self):
         if self.runtime not in RUNTIMES:
@@ -61,7 +64,10 @@ class RunOptions:
     @classmethod
     def from_config(cls, explain: dict) -> "RunOptions":
         return cls(str(explain.get("runtime", "auto")), bool(explain.get("channels_last", True)),
-                   explain.get("autocast"))
+                   explain.get("autocast"), explain.get("runtime_cache"))
+
+    def cache_dir(self) -> Path:
+        return runtime_cache_dir(self.cache)
 
     def prepare(self, net: nn.Module) -> nn.Module:
         """The network as the gradient explainers run it (channels_last weights when asked)."""
@@ -74,6 +80,20 @@ class RunOptions:
         """The autocast context forward passes run in (a no-op for fp32)."""
         dtype = AUTOCAST[self.autocast]
         return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def runtime_cache_dir(configured: str | None = None) -> Path:
+    """Where exported runtimes live: `explain.runtime_cache`, else $PSSL_CACHE, else <user cache>/pssl/runtime.
+
+    One folder for every run (file names carry the weights' hash, so runs never clash); on a cluster
+    point it at shared storage and each model is exported once for all nodes, or leave the default and
+    each node exports once into its own user cache.
+    """
+    if configured:
+        return Path(configured).expanduser()
+    if os.environ.get("PSSL_CACHE"):
+        return Path(os.environ["PSSL_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "pssl" / "runtime"
 
 
 def eager_forward(net: nn.Module) -> Forward:
@@ -126,9 +146,15 @@ def export_onnx(net: nn.Module, input_size: int, path: Path, output: str = "logi
 
 
 def cached_session(net: nn.Module, input_size: int, model_file: Path, **export) -> OnnxForward:
-    """An ONNX Runtime session of `net` from its cache file, exported first when the file is not there yet."""
+    """An ONNX Runtime session of `net` from its cache file, exported first when the file is not there yet.
+
+    A lock file beside it lets one process export while the others (runs or workers sharing the cache)
+    wait and then read its file, instead of each exporting the same ~40 MB again."""
     if not model_file.is_file():
-        export_onnx(net, input_size, model_file, **export)
+        model_file.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{model_file}.lock"):
+            if not model_file.is_file():
+                export_onnx(net, input_size, model_file, **export)
     return OnnxForward(model_file, torch.get_num_threads())
 
 

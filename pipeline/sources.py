@@ -109,7 +109,8 @@ def enumerate_images(config: dict, run_dir: Path) -> Listing:
     if source == "sample":
         root = materialize_sample(run_dir / "sample_images")
         paths = sorted(p.name for p in root.iterdir() if p.is_file())
-        return Listing(root, paths, [UNKNOWN_CLASS] * len(paths), [CLASS_UNKNOWN] * len(paths), None)
+        # unknown classes, but the ensemble's top-1 is an ImageNet-1k class: record that list so ids have names
+        return Listing(root, paths, [UNKNOWN_CLASS] * len(paths), [CLASS_UNKNOWN] * len(paths), list(imagenet_synsets()))
     root_value = get(config, "data.root", None)
     if not root_value:
         raise DatasetError(f"data.source={source} needs data.root=<directory>")

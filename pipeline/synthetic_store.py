@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.imagenet_classes import imagenet_synsets
 from core.store import (CLASS_FROM_WNID, CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_CLASS_SOURCE,
                         INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET,
                         INDEX_WIDTH, STATUS_BAD, STATUS_OK,
@@ -47,12 +48,13 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
     config = {"store": {"shard_size": shard, "map_size": map_size}}
     group = create_store(path, config)
     write_layout(group, shard_size=shard, map_size=map_size, data_root=str(path), models=list(models),
-                 explainers=list(explainers))
+                 explainers=list(explainers), classes=list(imagenet_synsets()))
     index = create_index_arrays(group, n)
     status = np.full(n, STATUS_OK, np.uint8)
     status[list(bad)] = STATUS_BAD
     classes = rng.integers(0, 1000, n).astype(np.int16)
-    index[INDEX_PATH][:] = np.array([f"n{c:08d}/n{c:08d}_{i}.JPEG" for i, c in enumerate(classes)], dtype=object)
+    wnids = imagenet_synsets()
+    index[INDEX_PATH][:] = np.array([f"{wnids[c]}/{wnids[c]}_{i}.JPEG" for i, c in enumerate(classes)], dtype=object)
     index[INDEX_ERROR][:] = np.array(["unreadable: synthetic" if s == STATUS_BAD else "" for s in status],
                                      dtype=object)
     index[INDEX_CLASS_ID][:] = classes

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -9,6 +10,8 @@ from tests.helpers.pipeline import RAY_TEST_DIR
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# exported runtimes go to one cache per test session, not the user's (workers inherit it from the driver)
+os.environ.setdefault("PSSL_CACHE", tempfile.mkdtemp(prefix="pssl_runtime_cache_"))
 
 
 @pytest.fixture(scope="session")

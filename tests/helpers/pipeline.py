@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from tqdm import tqdm
 
 from core.store import INDEX_TARGET, q99_name, saliency_name, scale_name, score_name
 from pipeline import explain, fuse, index
 from pipeline.cli import store_path
+from pipeline.progress import StageProgress
 from tests.helpers.models import TINY_CNN, tiny_object_model
 
 RAY_TEST_DIR = "/tmp/ray_pssl_tests"
@@ -60,7 +60,7 @@ def generate_labels(config: dict) -> zarr.Group:
 def run_stages(config: dict) -> zarr.Group:
     path = store_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tqdm(disable=True) as progress:
+    with StageProgress(disable=True) as progress:
         index.run(config, path, progress)
         return explain.run(config, path, progress)
 

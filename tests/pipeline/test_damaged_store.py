@@ -5,12 +5,12 @@ import sys
 
 import numpy as np
 import pytest
-from tqdm import tqdm
 
 from core.store import INDEX_PATH, INDEX_STATUS, MASK, OBJECTNESS, WEIGHT, open_store, saliency_name
 from core.store_check import list_arrays, storage_files
 from pipeline import index
 from pipeline.cli import store_path
+from pipeline.progress import StageProgress
 from tests.helpers.cli import pipeline_command, run_cli
 from tests.helpers.images import write_image_folder
 from tests.helpers.pipeline import OBJECT_MODEL, generate_labels, tiny_config
@@ -80,7 +80,7 @@ def test_damaged_shards_are_refused_reported_and_repaired_bit_for_bit(ray_local,
 def test_damaged_index_shards_are_rebuilt(ray_local, dataset, tmp_path, capfd):
     config = tiny_config(tmp_path, dataset)
     path = store_path(config)
-    with tqdm(disable=True) as progress:
+    with StageProgress(disable=True) as progress:
         group = index.run(config, path, progress)
         before = {name: array[:] for name, array in list_arrays(group).items()}
         shard_file(path, INDEX_STATUS, 1).unlink()

@@ -17,7 +17,7 @@ from core.store import (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STA
                         prediction_name, progress_name, q99_name, saliency_name, scale_name, score_name,
                         store_objectness, unit_levels)
 from pipeline.explain import ModelWorker
-from pipeline.fuse import normalise
+from pipeline.fuse_rules import normalise
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.runtime import RunOptions
 from pipeline.stored_maps import StoredMaps

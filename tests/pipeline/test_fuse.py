@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from core.store import (BACKGROUND, CONSENSUS, FOREGROUND, IGNORE, INDEX_STATUS, MASK, WEIGHT, WEIGHT_SCALE,
-                        fuse_settings, mark_done, open_store, progress_name, q99_name, saliency_name, score_name)
+                        mark_done, open_store, progress_name, q99_name, saliency_name, score_name)
+from core.schema import FuseRule
 from pipeline import fuse, fuse_rules
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.synthetic_store import make_synthetic_store
@@ -91,13 +92,13 @@ EXACT_FG, EXACT_BG = 0.5, 0.25
 
 def test_thresholds_and_weights_as_documented():
     a, b = two_member_maps()
-    out = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([True]), EXACT_FG, EXACT_BG)[0, 0, :6]
+    out = fuse_rules.fuse_maps([a, b], fuse_rules.member_weights(None, 2, 1), np.array([True]), EXACT_FG, EXACT_BG)[0, 0, :6]
     # c: 0.75 fg | 0.5 fg (inclusive) | 0.25 bg (inclusive) | 0.34375 ignore | 0 bg | 0.5 fg
     assert out["mask"].tolist() == [FOREGROUND, FOREGROUND, BACKGROUND, IGNORE, BACKGROUND, FOREGROUND]
     # both vote fg | one of two | one of two (0.375 abstains) | ignore -> 0 | both bg | one fg (0.4375 abstains)
     assert out["weight"].tolist() == [WEIGHT_SCALE, 128, 128, 0, WEIGHT_SCALE, 128]
     assert out["consensus"].astype(float).tolist() == [0.75, 0.5, 0.25, 0.34375, 0.0, 0.5]
-    no_consensus = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([True]), EXACT_FG, EXACT_BG,
+    no_consensus = fuse_rules.fuse_maps([a, b], fuse_rules.member_weights(None, 2, 1), np.array([True]), EXACT_FG, EXACT_BG,
                                   keep_consensus=False)
     assert no_consensus.dtype.names == ("mask", "weight") and no_consensus["mask"][0, 0, :6].tolist() == out["mask"].tolist()
 
@@ -126,9 +127,9 @@ def test_q99_equals_numpy_quantile_of_the_positive_part(width):
 def test_float16_decoding_is_exact_for_every_value_up_to_one():
     """The kernel decodes float16 bits itself; with q99 = 1, n is the decoded value (subnormals included)."""
     every = np.arange(0x3C01, dtype=np.uint16).view(np.float16)  # +0 ... 1.0, all 15,361 values
-    n = fuse.normalise(every[None, None, :], q99=np.array([1.0], np.float32))
+    n = fuse_rules.normalise(every[None, None, :], q99=np.array([1.0], np.float32))
     assert np.array_equal(n[0, 0], every.astype(np.float32))
-    negative = fuse.normalise(-every[None, None, 1:], q99=np.array([1.0], np.float32))
+    negative = fuse_rules.normalise(-every[None, None, 1:], q99=np.array([1.0], np.float32))
     assert not negative.any()
 
 
@@ -149,22 +150,22 @@ def test_bad_image_and_sparse_map():
     a, b = two_member_maps()
     sparse = np.zeros((1, 10, 10), np.float16)
     sparse[0, 0, 0] = 0.01  # fewer than 1% positive pixels: q99 = 0, n = 1 where positive
-    assert fuse.normalise(sparse)[0, 0, 0] == 1.0 and fuse.normalise(sparse).sum() == 1.0
-    out = fuse.fuse_maps([a, b], fuse.member_weights(None, 2, 1), np.array([False]), FG, BG)
+    assert fuse_rules.normalise(sparse)[0, 0, 0] == 1.0 and fuse_rules.normalise(sparse).sum() == 1.0
+    out = fuse_rules.fuse_maps([a, b], fuse_rules.member_weights(None, 2, 1), np.array([False]), FG, BG)
     assert (out["mask"] == IGNORE).all() and (out["weight"] == 0).all() and np.isnan(out["consensus"]).all()
 
 
 def test_probability_weighting():
     a, b = two_member_maps()
-    weights = fuse.member_weights(np.array([[0.9], [0.1]]), 2, 1)
+    weights = fuse_rules.member_weights(np.array([[0.9], [0.1]]), 2, 1)
     np.testing.assert_allclose(weights[:, 0], [0.9, 0.1])
-    out = fuse.fuse_maps([a, b], weights, np.array([True]), EXACT_FG, EXACT_BG)[0, 0, :6]
+    out = fuse_rules.fuse_maps([a, b], weights, np.array([True]), EXACT_FG, EXACT_BG)[0, 0, :6]
     # pixel 1: c = 0.9*0.875 + 0.1*0.125 = 0.8 -> fg, agreement 0.9; pixel 3: 0.36875 ignore; pixel 5: 0.45 ignore
     np.testing.assert_allclose(out["consensus"][1], 0.8, atol=1e-3)
     assert out["mask"][[1, 3, 5]].tolist() == [FOREGROUND, IGNORE, IGNORE]
     assert out["weight"][1] == round(0.9 * WEIGHT_SCALE)
     # all probabilities zero: uniform
-    np.testing.assert_allclose(fuse.member_weights(np.zeros((2, 1)), 2, 1)[:, 0], [0.5, 0.5])
+    np.testing.assert_allclose(fuse_rules.member_weights(np.zeros((2, 1)), 2, 1)[:, 0], [0.5, 0.5])
 
 
 def shard_files(store):
@@ -227,11 +228,12 @@ def test_changed_config_refused_unless_overwrite(tmp_path):
 @pytest.mark.parametrize("bad, message", [
     ({"fg_threshold": 0.2, "bg_threshold": 0.5}, "bg_threshold < fg_threshold"),
     ({"models": ["nope"]}, "nope"),
-    ({"threshold_rule": "triangle"}, "threshold_rule must be one of"),
+    ({"threshold_rule": "triangle"}, "threshold_rule: unknown rule 'triangle'"),
     ({"otsu_range": [0.6, 0.2]}, "otsu_range must be"),
     ({"smooth": {"lime": 0.01}}, "fuse.smooth maps explainers"),
-    ({"refine": "crf"}, "fuse.crf needs exactly the keys"),
-    ({"refine": "bilateral"}, "refine must be one of"),
+    ({"refine": "crf"}, "refine=crf needs the fuse.crf section"),
+    ({"crf": {"temperature": 0.1}}, "fuse.crf.iterations"),
+    ({"refine": "bilateral"}, "refine: unknown rule 'bilateral'"),
 ])
 def test_bad_config_is_named(tmp_path, bad, message):
     store = tmp_path / "s.zarr"
@@ -286,22 +288,24 @@ def test_consensus_is_not_stored_by_default(tmp_path):
 
 CRF = {"temperature": 0.1, "iterations": 5, "smooth_xy": 0.02, "smooth_weight": 3, "appearance_xy": 0.3,
        "appearance_rgb": 13, "appearance_weight": 10}
+EXPLAINERS = ["gradcam", "smoothgrad"]
 
 
 def rule(**extra):
-    settings = {"members": [["m", "gradcam"], ["m", "smoothgrad"]], "fg_threshold": 0.4, "bg_threshold": 0.2,
-                **fuse.RULE_DEFAULTS}
-    return {**settings, **extra}
+    return FuseRule(fg_threshold=0.4, bg_threshold=0.2, **extra)
+
+
+def fused(maps, q99, settings, explainers=EXPLAINERS, **inputs):
+    """fuse_image on each image of [M, B, S, S] maps and [M, B] q99, stacked back to [B, S, S] per field."""
+    out = [fuse_rules.fuse_image(maps[:, i], q99[:, i], explainers, settings, **inputs) for i in range(maps.shape[1])]
+    return {field: np.stack([getattr(f, field) for f in out]) for field in ("mask", "weight", "consensus")}
 
 
 def test_otsu_splits_each_image_between_its_own_two_modes():
     consensus = np.array([[0.1] * 70 + [0.8] * 30, [0.02] * 90 + [0.3] * 10], np.float32)
-    fg, bg = fuse_rules.image_thresholds(consensus, np.array([True, True]), rule(threshold_rule="otsu",
-                                                                                   otsu_range=[0.0, 1.0]))
+    fg = [fuse_rules.otsu_threshold(c, rule(threshold_rule="otsu")) for c in consensus]
     assert 0.1 < fg[0] <= 0.8 and 0.02 < fg[1] <= 0.3  # each image's own split, not one global tau
-    assert bg == pytest.approx(fg / 2)  # the configured bg / fg ratio
-    clipped, _ = fuse_rules.image_thresholds(consensus, np.array([True, True]),
-                                             rule(threshold_rule="otsu", otsu_range=[0.25, 0.5]))
+    clipped = [fuse_rules.otsu_threshold(c, rule(threshold_rule="otsu", otsu_range=[0.25, 0.5])) for c in consensus]
     assert clipped[0] <= 0.5 and clipped[1] >= 0.25
 
 
@@ -310,26 +314,27 @@ def test_otsu_fuse_run_splits_every_image_at_its_own_threshold(tmp_path):
     make_synthetic_store(store, 6, map_size=16, shard=3, noise=0.8)
     fuse.run(config(threshold_rule="otsu", bg_threshold=0.25), store)
     group = open_store(store)
-    settings = {**fuse.RULE_DEFAULTS, **fuse_settings(group)}
+    settings = fuse.recorded_plan(group).rule
     for i in range(6):
         consensus = fuse.image_consensus(group, i)
-        fg, bg = fuse_rules.image_thresholds(consensus.reshape(1, -1), np.array([True]), settings)
-        expected = np.where(consensus >= fg[0], FOREGROUND, np.where(consensus <= bg[0], BACKGROUND, IGNORE))
-        near = (np.abs(consensus - fg[0]) < 2e-3) | (np.abs(consensus - bg[0]) < 2e-3)  # float16 consensus
+        fg = fuse_rules.otsu_threshold(consensus.ravel(), settings)
+        bg = fg * 0.25 / FG  # the configured bg / fg ratio
+        expected = np.where(consensus >= fg, FOREGROUND, np.where(consensus <= bg, BACKGROUND, IGNORE))
+        near = (np.abs(consensus - fg) < 2e-3) | (np.abs(consensus - bg) < 2e-3)  # float16 consensus
         assert np.array_equal(group[MASK][i][~near], expected[~near])
 
 
 def test_smoothing_blurs_only_the_named_explainer_before_normalising():
     rng = np.random.default_rng(0)
     a, b = (rng.random((2, 12, 12)).astype(np.float16) for _ in range(2))
-    weights = fuse.member_weights(None, 2, 2)
+    weights = fuse_rules.member_weights(None, 2, 2)
     ok = np.array([True, True])
     stored_q99 = np.stack([q99_of_maps(a), q99_of_maps(b)])
-    smoothed = fuse.fuse_labels([a, b], rule(smooth={"smoothgrad": 0.1}), weights, ok, q99=stored_q99)
+    smoothed = fused(np.stack([a, b]), stored_q99, rule(smooth={"smoothgrad": 0.1}))
     blurred = fuse_rules.smooth_maps(b, 0.1)
     assert not np.array_equal(blurred, b)
     # the blurred member's stored q99 no longer applies: it is recomputed from the blurred map
-    expected = fuse.fuse_maps([a, blurred], weights, ok, 0.4, 0.2)
+    expected = fuse_rules.fuse_maps([a, blurred], weights, ok, 0.4, 0.2)
     assert np.array_equal(smoothed["mask"], expected["mask"]) and np.array_equal(smoothed["weight"], expected["weight"])
 
 
@@ -338,13 +343,12 @@ def test_crf_pulls_a_spilled_consensus_back_to_the_colour_edge():
     image = np.zeros((size, size, 3), np.uint8)
     image[:, :16] = (200, 40, 40)
     image[:, 16:] = (40, 40, 200)
-    maps = np.zeros((1, size, size), np.float16)
-    maps[0, :, :21] = 1.0  # the explanation spills 5 columns past the object's edge at column 16
-    maps[0, :, 16:21] = 0.6
-    settings = rule(members=[["m", "gradcam"]], refine="crf", crf=CRF)
-    plain = fuse.fuse_labels([maps], rule(members=[["m", "gradcam"]]), fuse.member_weights(None, 1, 1), np.array([True]))
-    refined = fuse.fuse_labels([maps], settings, fuse.member_weights(None, 1, 1), np.array([True]),
-                               images=lambda _: image)
+    maps = np.zeros((1, 1, size, size), np.float16)
+    maps[0, 0, :, :21] = 1.0  # the explanation spills 5 columns past the object's edge at column 16
+    maps[0, 0, :, 16:21] = 0.6
+    q99 = np.full((1, 1), np.nan, np.float32)
+    plain = fused(maps, q99, rule(), ["gradcam"])
+    refined = fused(maps, q99, rule(refine="crf", crf=CRF), ["gradcam"], image=image)
     truth = np.zeros((size, size), bool)
     truth[:, :16] = True
 
@@ -364,3 +368,31 @@ def test_crf_fuse_run_writes_valid_labels_and_reads_unreadable_images_as_grey(tm
     assert (mask[1] == IGNORE).all() and (weight[1] == 0).all()
     assert set(np.unique(mask[[0, 2, 3]])) <= {BACKGROUND, FOREGROUND, IGNORE}
     assert (weight[mask == IGNORE] == 0).all() and (weight[[0, 2, 3]][mask[[0, 2, 3]] != IGNORE] > 0).any()
+
+
+def objectness_gate(consensus, normalised, objectness, image, thresholds, settings):
+    """A combination rule for the test: foreground where the members say so and an object is seen."""
+    fg, bg = thresholds
+    is_fg = (consensus >= fg) & (objectness >= 0.5)
+    is_bg = (consensus <= bg) | (objectness < 0.1)
+    mask = np.where(is_fg, FOREGROUND, np.where(is_bg, BACKGROUND, IGNORE))
+    agree = (normalised >= fg).mean(axis=0)
+    return mask, np.where(mask == IGNORE, 0, np.rint(agree * WEIGHT_SCALE))
+
+
+def test_a_new_combination_rule_is_one_function_and_one_registry_entry(monkeypatch):
+    monkeypatch.setitem(fuse_rules.COMBINATIONS, "objectness_gate", objectness_gate)
+    section = {"fg_threshold": 0.4, "bg_threshold": 0.2, "combine": "objectness_gate"}
+    settings = fuse.fuse_section({"fuse": section}).rule()  # the schema knows the name through the registry
+    with pytest.raises(fuse.FuseConfigError, match="did you mean 'objectness_gate'"):
+        fuse.fuse_section({"fuse": {**section, "combine": "objectness_gat"}})
+    maps = np.zeros((2, 1, 8, 8), np.float16)
+    maps[:, 0, :, :4] = 1.0  # both members see the left half
+    objectness = np.zeros((8, 8), np.float32)
+    objectness[:4, :] = 1.0  # the object is the top half
+    image = np.zeros((8, 8, 3), np.uint8)
+    out = fused(maps, np.full((2, 1), np.nan, np.float32), settings, image=image, objectness=objectness)
+    assert (out["mask"][0, :4, :4] == FOREGROUND).all() and (out["mask"][0, 4:, :] == BACKGROUND).all()
+    assert (out["mask"][0, :4, 4:] == BACKGROUND).all() and (out["weight"][0, :4, :4] == WEIGHT_SCALE).all()
+    with pytest.raises(fuse_rules.FuseRuleError, match="needs an objectness map"):
+        fused(maps, np.full((2, 1), np.nan, np.float32), settings, image=image)

@@ -1,13 +1,19 @@
 """Inspection report, pictures and verification on a real fused store."""
+import json
+import re
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.store import (EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_PATH, INDEX_STATUS, MASK, WEIGHT,
-                        mark_done, open_store, progress_name, saliency_name)
+from core.imagenet_classes import imagenet_synsets, readable_name
+from core.store import (EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_PATH, INDEX_STATUS, INDEX_TARGET,
+                        MASK, WEIGHT, mark_done, open_store, progress_name, saliency_name, score_name)
 from core.store_check import list_arrays
 from pipeline import fuse, inspect_store, verify
 from pipeline.synthetic_store import make_synthetic_store
+from tests.helpers.cli import run_cli
 
 GRADCAM_A = saliency_name("net_a", "gradcam")
 
@@ -21,10 +27,11 @@ def fused_store(tmp_path):
 
 
 def test_summary_reports_arrays_completion_inputs_and_labels(fused_store):
-    text = inspect_store.summarize(fused_store)
+    text = inspect_store.summarize(fused_store, arrays=True)
     group = open_store(fused_store)
     assert "10 images, shard size 4 (3 shards), map size 16" in text
     assert GRADCAM_A in text and "10x16x16" in text and "1x16x16" in text and "4x16x16" in text
+    assert "(the array table: --arrays)" not in text and GRADCAM_A not in inspect_store.summarize(fused_store)
     assert progress_name(FUSE_STAGE, FUSE_KEY) in text and "3 / 3 shards done" in text
     assert "net_b/smoothgrad" in text and "3 / 3 shard files written" in text
     assert "9 ok, 1 bad, 0 pending" in text
@@ -94,3 +101,54 @@ def test_verify_checks_only_flagged_shards(tmp_path):
     assert verify.verify_store(store) == []  # shard 1 was never flagged as explained
     mark_done(open_store(store), EXPLAIN_STAGE, "net_a", 1)
     assert verify.verify_store(store) == [f"{GRADCAM_A}: shard 1: file {GRADCAM_A}/c/1/0/0 is missing"]
+
+
+def test_the_summary_names_classes_and_lists_what_the_classifiers_barely_see(fused_store):
+    group = open_store(fused_store)
+    target = group[INDEX_TARGET][:]
+    scores = {m: group[score_name(m)][:].astype(np.float32) for m in ("net_a", "net_b")}
+    mean = np.where(np.arange(10) == 3, np.inf, scores["net_a"] + scores["net_b"])  # image 3 is bad input
+    low = int(np.argmin(mean))
+    low_p = (scores["net_a"][low] + scores["net_b"][low]) / 2
+    text = inspect_store.summarize(fused_store, low_prob=float(low_p) + 1e-3)
+    name = readable_name(imagenet_synsets()[target[low]])
+    assert f"low target probability (mean over 2 models < {float(low_p) + 1e-3:g}): 1 image(s)" in text
+    assert re.search(rf"\[{low}\]\s+{re.escape(str(group[INDEX_PATH][low]))}\s+{re.escape(name)}\s+{low_p:.4f}", text)
+    classes = text.split("classes:")[1].split("\n\n")[0]
+    assert "(by mean weight, lowest first)" in classes
+    for i in range(10):  # every target by name, with its images
+        assert readable_name(imagenet_synsets()[target[i]]) in classes
+    assert text.index("labels") < text.index("classes:") < text.index("completion")  # short answers first
+
+
+def test_columns_are_aligned_whatever_the_names(tmp_path):
+    store = tmp_path / "s.zarr"
+    long_model = "a_classifier_with_a_very_long_name_indeed"
+    make_synthetic_store(store, 4, map_size=8, shard=2, models=(long_model, "b"), explainers=("grad_cam",))
+    lines = inspect_store.summarize(store, arrays=True).splitlines()
+    completion = lines[lines.index("completion") + 1:lines.index("arrays") - 1]
+    assert len({line.index(" / ") for line in completion}) == 1, completion
+    arrays = lines[lines.index("arrays") + 1:]
+    assert len({line.index("dtype") if i == 0 else None for i, line in enumerate(arrays)} - {None}) == 1
+    starts = {len(line) - len(line.split("  ", 1)[1].lstrip()) for line in arrays if "  " in line.strip()}
+    assert len(starts) == 1, arrays  # the shape column starts at one place, long names or not
+
+
+def test_inspect_image_and_json_on_the_command_line(fused_store):
+    group = open_store(fused_store)
+    shown = run_cli([sys.executable, "-m", "pipeline", "inspect", str(fused_store), "--image", "2"])
+    assert shown.returncode == 0, shown.stderr
+    name = readable_name(imagenet_synsets()[group[INDEX_TARGET][2]])
+    assert f"image 2: {group[INDEX_PATH][2]}" in shown.stdout and f"target: {name}" in shown.stdout
+    for model in ("net_a", "net_b"):
+        assert re.search(rf"{model}\s+{re.escape(name)} \(\d+\)\s+{float(group[score_name(model)][2]):.4f}", shown.stdout)
+    bad = json.loads(run_cli([sys.executable, "-m", "pipeline", "inspect", str(fused_store), "--image", "3",
+                              "--json"]).stdout)
+    assert bad["status"] == "bad" and bad["error"] == "unreadable: synthetic" and bad["labels"] is None
+    report = json.loads(run_cli([sys.executable, "-m", "pipeline", "inspect", str(fused_store), "--json",
+                                 "--low-prob", "0.5"]).stdout)
+    assert report["images"] == 10 and report["inputs"]["bad"] == 1 and len(report["classes"]) == len(set(group[INDEX_TARGET][:]))
+    assert report["low_target_probability"]["count"] == sum(1 for i in range(10) if i != 3 and (
+        float(group[score_name("net_a")][i]) + float(group[score_name("net_b")][i])) / 2 < 0.5)
+    outside = run_cli([sys.executable, "-m", "pipeline", "inspect", str(fused_store), "--image", "10"])
+    assert outside.returncode == 1 and outside.stderr.count("\n") == 1 and "out of range" in outside.stderr

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
 from core.store import (EXPLAIN_STAGE, IGNORE, INDEX_ERROR, INDEX_PATH, INDEX_STATUS, MASK, STATUS_BAD, STATUS_OK,
                         open_store, progress_name, saliency_name, scale_name)
 from core.store_check import list_arrays
 from pipeline import explain, fuse, index
 from pipeline.cli import store_path
+from pipeline.progress import StageProgress
 from tests.helpers.images import write_image_folder
 from tests.helpers.pipeline import generate_labels, tiny_config
 
@@ -18,7 +18,7 @@ def test_broken_link_and_vanished_file_are_bad_and_the_shard_is_still_explained(
     (data / "class_0" / "img_3.png").symlink_to(tmp_path / "nowhere.png")  # shard 1 with img_2
     config = tiny_config(tmp_path, data, fuse={"fg_threshold": 0.4, "bg_threshold": 0.2})
     path = store_path(config)
-    with tqdm(disable=True) as progress:
+    with StageProgress(disable=True) as progress:
         index.run(config, path, progress)
         (data / "class_0" / "img_0.png").unlink()  # vanishes after indexing; img_1 shares its shard
         explain.run(config, path, progress)

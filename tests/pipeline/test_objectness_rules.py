@@ -4,13 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.schema import FuseRule, ObjectRuleSection
 from core.store import BACKGROUND, FOREGROUND, IGNORE, WEIGHT_SCALE
-from pipeline.objectness_rules import COMBINATION_RULES, OBJECT_DEFAULTS, object_support
+from pipeline.fuse_rules import COMBINATIONS
+from pipeline.objectness_rules import object_support
 
 S = 64
 CRF = {"temperature": 0.05, "iterations": 5, "smooth_xy": 0.015, "smooth_weight": 1, "appearance_xy": 0.3,
        "appearance_rgb": 8, "appearance_weight": 10}
-SETTINGS = {"fg_threshold": 0.3, "bg_threshold": 0.15, "refine": "crf", "crf": CRF, "objectness": OBJECT_DEFAULTS}
+THRESHOLDS = (0.3, 0.15)
 GREY, BROWN, BLUE, GREEN = (110, 110, 110), (150, 80, 40), (40, 60, 200), (60, 170, 60)
 
 
@@ -34,10 +36,10 @@ class Scene:
         self.consensus[rows, cols] = value
         return self
 
-    def fuse(self, rule: str, **changes):
-        settings = {**SETTINGS, **changes}
-        members = self.consensus[None]
-        return COMBINATION_RULES[rule](self.consensus, members, self.objectness, self.image, settings)
+    def fuse(self, rule: str, **objectness):
+        settings = FuseRule(fg_threshold=THRESHOLDS[0], bg_threshold=THRESHOLDS[1], refine="crf", crf=CRF, combine=rule,
+                            objectness=ObjectRuleSection(**objectness))
+        return COMBINATIONS[rule](self.consensus, self.consensus[None], self.objectness, self.image, THRESHOLDS, settings)
 
 
 def region(rows: slice, cols: slice) -> np.ndarray:
@@ -51,7 +53,7 @@ def iou(mask: np.ndarray, truth: np.ndarray) -> float:
     return (fg & truth).sum() / (fg | truth).sum()
 
 
-RULES = sorted(COMBINATION_RULES)
+RULES = sorted(COMBINATIONS)
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -142,6 +144,6 @@ def test_support_and_coverage_by_hand():
     evidence[20:30, 20:30] = 0.1
     evidence[50:60, 50:54] = 1.0  # 40 foreground pixels outside any object
     image = np.full((S, S, 3), 100, np.uint8)
-    support, coverage = object_support(evidence, objectness, image, {**OBJECT_DEFAULTS, "segments": 0})
+    support, coverage = object_support(evidence, objectness, image, ObjectRuleSection(segments=0))
     assert (support[0:10, 0:10] == 1).all() and (support[20:30, 20:30] == 0).all() and support[50:, 50:].max() == 0
     assert coverage == pytest.approx(60 / 100)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.imagenet_classes import imagenet_synsets
 from core import released_format
 from core.store import (BACKGROUND, FOREGROUND, IGNORE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_PATH,
                         INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, open_store,
@@ -11,7 +12,7 @@ from pipeline import fuse, paddleseg_format, verify
 from pipeline.synthetic_store import make_synthetic_store
 from tests.helpers.paddleseg_files import sample_like_store
 
-WNIDS = [f"n{c:08d}" for c in range(1000)]
+WNIDS = list(imagenet_synsets())  # the synthetic store's classes and folders
 
 
 @pytest.fixture()
@@ -19,7 +20,6 @@ def fused_store(tmp_path):
     store = tmp_path / "s.zarr"
     make_synthetic_store(store, 10, map_size=16, shard=4, bad=(3,))
     group = open_store(store)
-    group.attrs["classes"] = WNIDS
     write_layout(group, data_root=str(tmp_path / "imagenet" / "train"))  # index paths are <wnid>/<wnid>_<i>.JPEG
     fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
     return store

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from tqdm import tqdm
 
 from core.imagenet_classes import imagenet_class_id, imagenet_synsets
 from core.store import (CLASS_FROM_MAP, CLASS_FROM_POSITION, CLASS_FROM_WNID, CLASS_SOURCES, CLASS_UNKNOWN,
@@ -10,6 +9,7 @@ from core.store import (CLASS_FROM_MAP, CLASS_FROM_POSITION, CLASS_FROM_WNID, CL
 from pipeline import index
 from pipeline.cli import store_path
 from pipeline.inspect_store import summarize
+from pipeline.progress import StageProgress
 from pipeline.sources import DatasetError, enumerate_images, image_folder
 from tests.helpers.images import write_photo
 from tests.helpers.pipeline import tiny_config
@@ -66,7 +66,7 @@ def test_the_store_records_how_each_id_was_obtained_and_inspect_shows_it(ray_loc
     config = tiny_config(tmp_path, root, explain={"num_classes": 1000})
     config["data"]["class_ids_by_position"] = False
     path = store_path(config)
-    with tqdm(disable=True) as progress:
+    with StageProgress(disable=True) as progress:
         group = index.run(config, path, progress)
     assert list(group[INDEX_CLASS_ID][:]) == [282, UNKNOWN_CLASS]
     assert list(group[INDEX_CLASS_SOURCE][:]) == [CLASS_FROM_WNID, CLASS_UNKNOWN]

@@ -9,7 +9,7 @@ from core.store import (ENCODING, ENCODING_FULL, ENCODING_UNIT, LEVELS, StoreErr
                         saliency_name, store_explainers, store_models, unit_levels)
 from explainers import GradCam, LayerCam
 from pipeline.classifiers import load_classifier
-from pipeline.fuse import normalise
+from pipeline.fuse_rules import normalise
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.stored_maps import StoredMaps, create_map_array, from_unit, grid_to_maps, to_stored_maps, to_unit
 from pipeline.synthetic_store import make_synthetic_store

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.store import STATUS_BAD, StoreError
+from core.store import EXPLAIN_STAGE, STATUS_BAD, StoreError, open_store, progress_name, score_name, write_layout
 from tests.helpers.training import (BACKGROUND, BG_WEIGHT, BRIGHT, DARK, IGNORE, NUM_CLASSES, augment_section,
                                     write_store)
 from training.datasets import DataError, PaddleSegPsslDataset, PsslStoreDataset
@@ -139,3 +139,15 @@ def test_paddleseg_release_missing_label_file_is_named(tmp_path):
     (pssl_root / "train" / "n01443537" / "n01443537_1.JPEG_eiseg.npz").unlink()
     with pytest.raises(DataError, match="PSSL label file not found: .*n01443537_1.JPEG_eiseg.npz"):
         PaddleSegPsslDataset(pssl_root, imagenet_root, NUM_CLASSES, IGNORE, build_transforms(PLAIN, IGNORE))
+
+
+def test_images_the_classifiers_barely_see_are_left_out_on_request(tmp_path):
+    store = write_store(tmp_path, n=4, shard=2)
+    group = open_store(store)
+    write_layout(group, models=["net"])
+    group.create_array(score_name("net"), shape=(4,), dtype=np.float16, chunks=(2,))[:] = [0.9, 0.01, 0.5, 0.04]
+    group.create_array(progress_name(EXPLAIN_STAGE, "net"), shape=(2,), dtype=bool, chunks=(1,))[:] = True
+    assert len(store_dataset(store)) == 4  # kept by default
+    dataset = store_dataset(store, min_target_prob=0.05)
+    assert len(dataset) == 2 and dataset.skipped["target probability < 0.05"] == 2
+    assert [dataset[i]["path"].rsplit("/", 1)[-1] for i in range(2)] == ["n00000000_0.png", "n00000002_2.png"]

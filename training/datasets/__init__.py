@@ -13,7 +13,8 @@ def build_dataset(config: dict, transforms, num_classes: int, ignore_index: int,
     check_files = bool(get(config, "data.check_files", True))
     if data_format == "store":
         return PsslStoreDataset(get(config, "data.store"), num_classes, ignore_index, transforms, seed=seed,
-                                data_root=get(config, "data.root", None), check_files=check_files)
+                                data_root=get(config, "data.root", None), check_files=check_files,
+                                min_target_prob=float(get(config, "data.min_target_prob", 0.0)))
     if data_format == "paddleseg":
         return PaddleSegPsslDataset(get(config, "data.pssl_root"), get(config, "data.imagenet_root"),
                                     num_classes, ignore_index, transforms, seed=seed,

@@ -2,7 +2,8 @@
 
 The stored maps cover the whole image resized to S x S, so each is resized to the image's own size
 (nearest for the mask, bilinear for the weight) before the joint augmentations. Only rows with
-status ok, a target class and a fused shard are used; the others are counted in `skipped`.
+status ok, a target class and a fused shard are used (and, with `min_target_prob`, only images whose
+target the classifiers see with at least that mean probability); the others are counted in `skipped`.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from core.store import (BACKGROUND, FOREGROUND, INDEX_PATH, INDEX_STATUS, INDEX_
                         WEIGHT_SCALE, StoreError, class_names, fused_images, n_images, open_store, shard_count,
                         shard_size)
 from core.store_check import damaged_shards, repair_command
+from core.target_probability import low_probability_images
 from core.store import data_root as recorded_data_root
 from training.datasets.base import AugmentedSegmentationDataset, DataError, check_files_exist, load_image_tensor
 from training.datasets.transforms import resize_label_weight
@@ -30,7 +32,7 @@ def to_class_label(mask: np.ndarray, target: int, background: int, ignore_index:
 
 class PsslStoreDataset(AugmentedSegmentationDataset):
     def __init__(self, store_path: str | Path, num_classes: int, ignore_index: int, transforms, seed: int = 0,
-                 data_root: str | Path | None = None, check_files: bool = True):
+                 data_root: str | Path | None = None, check_files: bool = True, min_target_prob: float = 0.0):
         super().__init__(transforms, seed)
         self.ignore_index = int(ignore_index)
         self.store_path = Path(store_path)
@@ -54,10 +56,14 @@ class PsslStoreDataset(AugmentedSegmentationDataset):
         except StoreError as error:
             raise DataError(str(error)) from None
         has_target = target >= 0
+        barely_seen = (low_probability_images(group, min_target_prob) if min_target_prob > 0
+                       else np.zeros(len(target), bool))
         self.skipped = {"shard not fused": int((~fused).sum()),
                         "status not ok": int((fused & ~ok).sum()),
                         "no target class": int((fused & ok & ~has_target).sum())}
-        usable = fused & ok & has_target
+        if min_target_prob > 0:
+            self.skipped[f"target probability < {min_target_prob:g}"] = int((fused & ok & has_target & barely_seen).sum())
+        usable = fused & ok & has_target & ~barely_seen
         self._refuse_damaged(group, [MASK, WEIGHT], np.unique(np.flatnonzero(usable) // k), k, n)
         self._check_classes(group, target[usable], num_classes)
         self.rows = np.nonzero(usable)[0]

@@ -1,0 +1,42 @@
+"""`python -m pipeline plan`: passes counted from each explainer's settings, totals, store sizes, measured rates."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline import plan
+import sys
+
+from tests.helpers.cli import run_cli
+from tests.helpers.images import write_image_folder
+from tests.helpers.pipeline import tiny_config
+
+
+def test_passes_follow_each_explainers_settings():
+    assert plan.explainer_passes("grad_cam", {}) == plan.Passes(layer_gradient=1)
+    assert plan.explainer_passes("smooth_grad", {"samples": 32}).backwards == 32
+    assert plan.explainer_passes("lime", {"samples": 1000}) == plan.Passes(forward=1000)
+    scales = plan.explainer_passes("multi_scale_cam", {"scales": [1.0, 0.5, 2.0], "flip": True})
+    assert scales.layer_gradient == pytest.approx(2 * (1 + 0.25 + 4))
+    assert plan.explainer_passes("smooth_grad", None).input_gradient == 16  # the explainer's own default
+
+
+def test_measured_plan_of_a_tiny_config_adds_up(tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=2, per_class=3)
+    config = tiny_config(tmp_path, data)
+    made = plan.make_plan(config, devices=2, measure=4, work_dir=tmp_path)
+    assert made.images == 6 and made.images_from.startswith("data.root")
+    assert len(made.rows) == 2 * (1 + 3)  # per model: the scores pass and three explainers
+    lime = next(r for r in made.rows if r.explainer == "lime")
+    scores = next(r for r in made.rows if r.explainer == "scores" and r.model == lime.model)
+    assert lime.passes.forwards == 16 and lime.seconds_per_image == pytest.approx(16 * scores.seconds_per_image)
+    assert all(r.seconds_per_image > 0 for r in made.rows)
+    assert made.device_hours() == pytest.approx(sum(r.seconds_per_image for r in made.rows) * 6 / 3600)
+    assert made.full_kb > made.labels_only_kb == plan.LABELS_ONLY_KB
+    text = plan.format_plan(made)
+    assert "measured here" in text and "2 devices" in text and "labels-only" in text
+
+
+def test_the_cli_plans_imagenet_without_data_or_weights(tmp_path):
+    result = run_cli([sys.executable, "-m", "pipeline", "plan", "--config", "conf/imagenet.yaml", "--images", "1000"])
+    assert result.returncode == 0, result.stderr
+    assert "1,000 images" in result.stdout and "| resnet50 | 8.18 | lime | 1000 | 0 |" in result.stdout
