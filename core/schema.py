@@ -107,6 +107,7 @@ class ExplainSection(Section):
     runtime_cache: str | None = None  # exported runtimes, shared by runs; None: the user's cache folder
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
+    overwrite: bool = False  # redo finished maps made with other settings (pipeline/map_settings.py)
     models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name
     explainers: dict[str, dict[str, Any] | None] = Field(min_length=1)
     objectness: ObjectnessSection | None = None  # null: no object map

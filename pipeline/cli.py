@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from core.config import get, load_config
-from core.errors import run_cli
+from core.errors import is_disk_full, run_cli
 from core.schema import PipelineConfig
-from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, open_store
+from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, is_indexed, open_store
 from core.store_lock import store_lock
 from core.target_probability import LOW_TARGET_PROBABILITY
 from pipeline.progress import StageProgress
@@ -35,22 +35,29 @@ def store_path(config: dict) -> Path:
 def run_stages(config: dict, stages: list[str]) -> Path:
     path = store_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with store_lock(path):
-        return _run_locked(config, stages, path)
+    try:
+        with store_lock(path):
+            return _run_locked(config, stages, path)
+    except OSError as error:  # a write that filled the disk often names no file: name the run's folder
+        if is_disk_full(error) and error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path.parent)) from error
+        raise
 
 
 def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
-    from pipeline import explain, index
+    from pipeline import explain, index, preflight
     from pipeline.ray_runtime import ray_session
 
     started = time.perf_counter()
     listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages else None  # fail before Ray starts
-    if EXPLAIN_STAGE in stages:
+    _check_before_writing(config, path, stages, listing)
+    if EXPLAIN_STAGE in stages and get(config, "explain", None):
+        preflight.check_classifiers(config)  # before indexing, which can take hours
         _check_objectness_model(config)
-    if FUSE_STAGE in stages and INDEX_STAGE in stages:
-        _check_fuse_first(config, path)
     if listing or EXPLAIN_STAGE in stages:
         with ray_session(config), StageProgress() as progress:
+            if EXPLAIN_STAGE in stages:
+                preflight.check_resources(config)
             if listing:
                 index.run(config, path, progress, listing)
             if EXPLAIN_STAGE in stages:
@@ -77,14 +84,21 @@ def _check_objectness_model(config: dict) -> None:
         model_file(settings)
 
 
-def _check_fuse_first(config: dict, path: Path) -> None:
-    """A fuse config the store would refuse stops generate-labels before any stage records anything."""
-    from pipeline import fuse
+def _check_before_writing(config: dict, path: Path, stages: list[str], listing) -> None:
+    """Every check of every stage this run will run, against the store as it is: a refused run changes
+    nothing on disk (each stage checks again before it writes, for in-process callers)."""
+    from pipeline import fuse, index, map_settings
 
-    if (path / "zarr.json").is_file():
-        group = open_store(path, mode="r")
-        if fuse_settings(group):
-            fuse.check_accepted(config, group)
+    if not (path / "zarr.json").is_file():
+        return
+    group = open_store(path, mode="r")
+    if listing is not None and is_indexed(group):
+        index.check_accepted(group, listing, int(get(config, "store.shard_size")), int(get(config, "store.map_size")))
+    explains = EXPLAIN_STAGE in stages and get(config, "explain", None)  # none: the stage itself says so
+    redone = map_settings.check_accepted(config, group) if explains else []
+    if FUSE_STAGE in stages and fuse_settings(group) and not redone:  # redone maps: their labels are dropped
+        made = map_settings.made_members(config) if explains else None
+        fuse.check_accepted(config, group, made)
 
 
 def _inspect(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ decoded images, and flagged under its own name; a shard whose classifiers are al
 of its own.
 One task writes one model's shard of every array, so no two writers share a shard file; the
 driver sets a shard's progress flag only after the task has returned, so a re-run redoes exactly
-the unfinished shards. Actors that die are restarted by Ray and their shard retried.
+the unfinished shards. A dead actor's shards go to the other actors (`run_on_pool`).
 """
 from __future__ import annotations
 
@@ -26,23 +26,25 @@ import torch.nn.functional as F
 import zarr
 
 from core.config import ConfigError, get
-from core.errors import PsslError
 from core.images import BadImage, load_rgb
 from core.schema import StoreSection
 from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID,
                         INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, OBJECTNESS, OBJECTNESS_ATTR,
                         STATUS_OK, UNIT_LEVELS,
-                        UNKNOWN_CLASS, StoreError, data_root, done_shards, map_encoding, map_size, mark_bad, mark_done,
-                        n_images, open_store, prediction_name, q99_name, record_config, require_array, saliency_name,
-                        scale_name, score_name, shard_count, shard_size, shard_slice, top1_name, write_layout)
+                        UNKNOWN_CLASS, StoreError, clear_labels, clear_model, data_root, done_shards, map_encoding,
+                        map_size, mark_bad, mark_done, n_images, open_store, prediction_name, q99_name, read_flags,
+                        record_config, require_array, saliency_name, scale_name, score_name, shard_count, shard_size,
+                        shard_slice, top1_name, write_layout)
 from core.store_check import covered_names, list_arrays, report_redone, unflag_damaged
 from explainers import EXPLAINERS, create_explainer, upsample_grid
+from pipeline import disk_space, map_settings, preflight
 from pipeline.classifiers import load_classifier, normalize_spec
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.objectness import ObjectnessModel, model_file, resolved_settings
-from pipeline.ray_runtime import StageError, cluster_cpus
+from pipeline.ray_runtime import cluster_cpus
 from pipeline.runtime import RunOptions, no_grad_forward, split_network
 from pipeline.stored_maps import create_map_array, encode, to_stored_maps
+from pipeline.worker_errors import stage_error
 
 
 def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
@@ -226,17 +228,25 @@ class ModelWorker:
         return self.explain(model, shard, score=True, objectness=objectness)
 
 
-def run_on_pool(actors: list, method: str, work: list[tuple], on_done, in_flight_per_actor: int = 2) -> list:
+def run_on_pool(actors: list, method: str, work: list[tuple], on_done, in_flight_per_actor: int = 2,
+                replace=None, attempts: int = 3) -> list:
     """Keep every actor busy with work items ((model, shard, ...) arguments of `method`), calling
-    on_done(*item, result) as each returns; returns [(*item, error)] that failed for good."""
-    queue, running, failures = list(work), {}, []
+    on_done(*item, result) as each returns; returns [(*item, error)] that failed for good.
+
+    A dead actor (its process or its node lost) is dropped and its items go back in the queue for the
+    others, up to `attempts` times each: Ray restarting it instead would wait for resources a lost node
+    took with it while the survivors hold theirs, forever. `replace()` starts a new actor only when none
+    is left.
+    """
+    queue, running, failures, tries = list(work), {}, [], {}
+    live = list(actors)
 
     def submit(actor):
         if queue:
             item = queue.pop(0)
             running[getattr(actor, method).remote(*item)] = (item, actor)
 
-    for actor in actors:
+    for actor in live:
         for _ in range(in_flight_per_actor):
             submit(actor)
     while running:
@@ -245,9 +255,26 @@ def run_on_pool(actors: list, method: str, work: list[tuple], on_done, in_flight
         try:
             result = ray.get(ref)
             on_done(*item, result)
+        except ray.exceptions.RayActorError as error:
+            tries[item] = tries.get(item, 0) + 1
+            if tries[item] >= attempts:
+                failures.append((*item, error))
+            else:
+                queue.insert(0, item)
+            if actor in live:
+                live.remove(actor)
+            if not live and replace is not None and queue:
+                live.append(replace())
+                for _ in range(in_flight_per_actor):
+                    submit(live[-1])
+            for other in live:  # the requeued items go to whoever has room
+                while queue and sum(a is other for _, a in running.values()) < in_flight_per_actor:
+                    submit(other)
+            continue
         except ray.exceptions.RayError as error:
             failures.append((*item, error))
-        submit(actor)
+        if actor in live:
+            submit(actor)
     return failures
 
 
@@ -265,9 +292,18 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
         model_file(objectness)
     n, k = n_images(group), shard_size(group)
     n_shards = shard_count(n, k)
-    if not done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
+    if not read_flags(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
         raise StoreError(f"{store_path} is not fully indexed yet: run the index stage first")
-    write_layout(group, models=list(specs), explainers=list(explainer_specs), **{OBJECTNESS_ATTR: object_name})
+    redo = map_settings.check_accepted(config, group)
+    for model in redo:  # explain.overwrite=true: these maps, and the labels made from them, are made again
+        clear_model(group, model)
+    if redo:
+        clear_labels(group)
+    unexplained = sum(int((~read_flags(group, EXPLAIN_STAGE, model, n_shards)).sum()) for model in specs) * k
+    disk_space.check(store_path.parent, disk_space.map_bytes(min(unexplained, n * len(specs)), len(explainer_specs),
+                                                             map_size(group)), EXPLAIN_STAGE)
+    write_layout(group, models=list(specs), explainers=list(explainer_specs),
+                 map_settings=map_settings.map_settings(config), **{OBJECTNESS_ATTR: object_name})
     status = group[INDEX_STATUS][:]
     unknown = bool(np.any((group[INDEX_CLASS_ID][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
     compact = bool(get(config, "store.compact", True))
@@ -294,6 +330,12 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
         pending[first] = _with_objectness(pending[first], done_shards(group, EXPLAIN_STAGE, object_name, n_shards))
     actors = _start_actors(config, store_path, specs, explainer_specs, num_classes, options,
                            max(map(len, pending.values())), objectness)
+    preflight.wait_for_workers(actors, config, EXPLAIN_STAGE)
+
+    def replace():
+        actors.extend(_start_actors(config, store_path, specs, explainer_specs, num_classes, options, 1, objectness))
+        preflight.wait_for_workers(actors[-1:], config, EXPLAIN_STAGE)
+        return actors[-1]
 
     lost: dict[int, str] = {}
 
@@ -319,7 +361,7 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
                            done={m: total - sum(int(images_per_shard[s]) for pm, s, po in pending[stage]
                                                 if pm == m or (po and m == object_name))
                                  for m in members})
-            failures = run_on_pool(actors, method, pending[stage], on_done(stage))
+            failures = run_on_pool(actors, method, pending[stage], on_done(stage), replace=replace)
             mark_bad(group, lost)  # images that vanished or broke since indexing
             if failures:
                 break
@@ -329,12 +371,8 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
         for actor in actors:
             ray.kill(actor)
     if failures:
-        for *_, error in failures:  # a config or input mistake fails every retry the same way: say it alone
-            if isinstance(error, ray.exceptions.RayTaskError) and isinstance(error.cause, PsslError):
-                raise error.cause
-        lines = "; ".join(f"{model or object_name} shard {shard}: {type(error).__name__}: {error}"
-                          for model, shard, _, error in failures[:3])
-        raise StageError(f"{len(failures)} shard(s) failed ({lines}); re-run the same command to retry them")
+        raise stage_error(EXPLAIN_STAGE, store_path, [(model or object_name, shard, error)
+                                                      for model, shard, _, error in failures])
     return group
 
 
@@ -373,8 +411,9 @@ def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: 
     cpus = float(get(config, "ray.cpus_per_worker", 1))
     gpus = float(get(config, "ray.gpus_per_worker", 0))
     workers = get(config, "ray.workers", None) or max(1, int(cluster_cpus() // cpus))
-    worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=3,
-                                                   max_task_retries=3, max_concurrency=2)
+    # no restarts: run_on_pool hands a dead worker's shards to the others (see there why)
+    worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
+                                                   max_concurrency=2)
     arguments = (str(store_path), specs, explainer_specs, int(get(config, "explain.batch_size", 8)),
                  int(get(config, "explain.seed", 0)), num_classes, options, objectness)
     return [worker_class.remote(*arguments) for _ in range(min(int(workers), pending))]

@@ -23,3 +23,19 @@ def run_cli(arguments: list[str]) -> subprocess.CompletedProcess:
 def fuse_only_config(store: Path, fg: float) -> dict:
     """A `fuse` command's config for an existing store (e.g. a synthetic one)."""
     return {"run": {"store": str(store)}, "fuse": {"fg_threshold": fg, "bg_threshold": 0.2, "num_workers": 1}}
+
+
+MAX_LINE = 200  # the longest error line a user should have to read
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one error line a refused or failed command ends with, checked: short, no traceback, no Ray
+    traceback or colour codes, nothing else on stderr but progress bars and repair notes."""
+    assert result.returncode == 1, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr and "\x1b[" not in result.stderr, result.stderr[-3000:]
+    assert "ray::" not in result.stderr and "(pid=" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert errors == [lines[-1]], result.stderr[-3000:]
+    assert len(lines[-1]) <= MAX_LINE, lines[-1]
+    return lines[-1]
