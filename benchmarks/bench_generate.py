@@ -8,6 +8,11 @@ the other, with the load average printed beside its time; then the two stores ar
 (benchmarks/bench_store.py: bytes per image, label pixels changed).
 
     .venv/bin/python -m benchmarks.bench_generate [--rounds 1] [--out results/bench_generate.md]
+
+`--compare objectness` instead times the default without its object model (explain.objectness and
+fuse.combine off, the default before it) against the default, and compares their labels' agreement.
+
+    .venv/bin/python -m benchmarks.bench_generate --compare objectness --out results/bench_generate_objectness.md
 """
 from __future__ import annotations
 
@@ -26,6 +31,11 @@ VARIANTS = {
     "before (eager, whole maps)": ["explain.runtime=eager", "explain.channels_last=false", "store.compact=false",
                                    "explain.batch_size=8", "explain.explainers.lime.batch_size=8"],
     "after (defaults)": [],
+}
+COMPARISONS = {
+    "speed": VARIANTS,
+    "objectness": {"before (no object model)": ["explain.objectness=null", "fuse.combine=none"],
+                   "after (defaults)": []},
 }
 
 
@@ -46,22 +56,25 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="before/after pairs, alternating")
     parser.add_argument("--root", type=Path, default=Path("runs/bench_generate"))
     parser.add_argument("--out", type=Path, default=Path("results/bench_generate.md"))
+    parser.add_argument("--compare", choices=list(COMPARISONS), default="speed")
     args = parser.parse_args(argv)
+    variants = COMPARISONS[args.compare]
     rows = []
     for round_ in range(args.rounds):
-        for index, (name, overrides) in enumerate(VARIANTS.items()):
+        for index, (name, overrides) in enumerate(variants.items()):
             seconds, load_before, load_after = generate(args.root / f"v{index}", overrides)
             rows.append(f"| {round_ + 1} | {name} | {seconds:.0f} | {load_before} | {load_after} |")
             print(rows[-1], flush=True)
     store_out = args.out.with_name(args.out.stem + "_store.md")
-    bench_store.main(["--full", str(args.root / "v0" / "sample" / "pssl.zarr"),
-                      "--compact", str(args.root / "v1" / "sample" / "pssl.zarr"), "--out", str(store_out)])
+    if args.compare == "speed":  # the store comparison (bytes, label pixels changed) is about the encodings
+        bench_store.main(["--full", str(args.root / "v0" / "sample" / "pssl.zarr"),
+                          "--compact", str(args.root / "v1" / "sample" / "pssl.zarr"), "--out", str(store_out)])
     command = " ".join(["python -m benchmarks.bench_generate", *(argv if argv is not None else sys.argv[1:])])
     lines = [f"# `make generate-labels` on the embedded default, before -> after (command: `{command}`)", "",
-             f"Overrides of \"before\": {' '.join(VARIANTS['before (eager, whole maps)'])}. {os.cpu_count()} cores; "
+             f"Overrides of \"before\": {' '.join(next(iter(variants.values())))}. {os.cpu_count()} cores; "
              "the machine is shared, so the load average (1 / 5 / 15 min) is given at each run's start and end.", "",
              "| round | variant | wall s | load at start | load at end |", "|---|---|---:|---|---|", *rows, "",
-             store_out.read_text().replace("# ", "## ", 1)]
+             store_out.read_text().replace("# ", "## ", 1) if args.compare == "speed" else ""]
     write_result("\n".join(lines), args.out)
 
 

@@ -6,7 +6,12 @@ bf16 / fp16 autocast, channels_last: the raw forward and forward+backward bound 
 batch), then Grad-CAM, SmoothGrad and LIME img/s, each as a fraction of the bound of the passes it
 needs; and each mixed-precision map's fidelity against fp32 (mean per-image Pearson correlation,
 and the fraction of label pixels that change when the model's three maps are fused with the
-sample config's thresholds). The device is named in the results.
+sample config's thresholds). The device is named in the results. Then the class-agnostic object model
+(explain.objectness, ISNet from `make objectness-model`) on ONNX Runtime at its input sizes: fp32 on the
+CUDA provider, fp16 on the TensorRT provider with fp16 enabled where this ONNX Runtime has it, with the
+fp16 map's mean |difference| from fp32 and the pixels whose object mask (>= 0.5) changes. It needs
+`onnxruntime-gpu` and the 88 MB model file on that machine (neither travels: the device carry limit is
+64 MiB); missing, the table says so. The dry run uses a one-convolution object model made on the spot.
 
 The GPU machine's Python has torch, torchvision, timm, numpy, scikit-image and numba but no network:
 the rest (captum, lime, scikit-learn, zarr, dask, pyyaml and their dependencies) travels as wheels.
@@ -175,6 +180,60 @@ def measure(name, net, layer_name, size, device, settings, precisions) -> tuple[
     return rows, fidelity
 
 
+def object_model_file(dry_run: bool, folder: Path) -> Path | None:
+    """The ISNet file, or for the dry run a one-convolution model with its contract exported into `folder`."""
+    import torch
+    from pipeline.objectness_model import DEFAULT_PATH
+
+    if not dry_run:
+        path = Path(os.path.expanduser(DEFAULT_PATH))
+        return path if path.is_file() else None
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3, padding=1), torch.nn.Sigmoid()).eval()
+    path = folder / "tiny_object_model.onnx"
+    torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), str(path), dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["output"])
+    return path
+
+
+def measure_objectness(model_file: Path | None, sizes: list[int], device, repeats: int) -> list[str]:
+    """Rows of (size, precision, img/s, fp16 fidelity) for the object model on ONNX Runtime."""
+    import numpy as np
+    import onnxruntime
+    from pipeline.objectness import _free_spatial_dims
+
+    if model_file is None:
+        return ["| – | – | object model not found: run `make objectness-model` on this machine | – | – |"]
+    available = onnxruntime.get_available_providers()
+    wanted = {"fp32": [("CUDAExecutionProvider", {})] if device.type == "cuda" else [("CPUExecutionProvider", {})]}
+    if device.type == "cuda" and "TensorrtExecutionProvider" in available:
+        wanted["fp16"] = [("TensorrtExecutionProvider", {"trt_fp16_enable": True}), ("CUDAExecutionProvider", {})]
+    graph = _free_spatial_dims(model_file, "input", "output")
+    rows = []
+    for size in sizes:
+        pixels = (photos(size, 1, __import__("torch").device("cpu"))[0].numpy() * 255 - 128) / 256
+        feed = {"input": pixels[None].astype(np.float32)}
+        outputs = {}
+        for precision, providers in wanted.items():
+            if providers[0][0] not in available:
+                rows.append(f"| {size} | {precision} | {providers[0][0]} not in this onnxruntime | – | – |")
+                continue
+            session = onnxruntime.InferenceSession(graph, providers=providers)
+            outputs[precision] = session.run(["output"], feed)[0]  # warm-up: kernels (and TensorRT engines) built
+            started = time.perf_counter()
+            for _ in range(repeats):
+                session.run(["output"], feed)
+            rate = repeats / (time.perf_counter() - started)
+            if precision == "fp32" or "fp32" not in outputs:
+                rows.append(f"| {size} | {precision} | {rate:.1f} | – | – |")
+            else:
+                reference, got = outputs["fp32"], outputs[precision]
+                rows.append(f"| {size} | {precision} | {rate:.1f} | {float(np.abs(got - reference).mean()):.2e} | "
+                            f"{float(((got >= 0.5) != (reference >= 0.5)).mean()):.2e} |")
+        if "fp16" not in wanted:
+            rows.append(f"| {size} | fp16 | no TensorRT provider in this onnxruntime (or no GPU) | – | – |")
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="tiny models and sizes on the CPU (what the test runs)")
@@ -203,6 +262,9 @@ def main(argv=None) -> int:
         got = measure(name, net, layer, size, device, settings, precisions)
         rows += got[0]
         fidelity += got[1]
+    with tempfile.TemporaryDirectory() as scratch:
+        object_rows = measure_objectness(object_model_file(args.dry_run, Path(scratch)),
+                                         [64] if args.dry_run else [1024, 512, 320], device, settings["repeats"] * 4)
     lines = [f"# Explain-stage model work on {device_name}{' (dry run: tiny sizes)' if args.dry_run else ''}", "",
              f"Command: `python -m benchmarks.gpu_bench {' '.join(argv if argv is not None else sys.argv[1:])}`; "
              f"torch {torch.__version__}; random weights; channels_last; {settings['images']} photos, bound batch "
@@ -213,7 +275,10 @@ def main(argv=None) -> int:
              "Fidelity against fp32: mean per-image Pearson correlation of the maps, and label pixels changed "
              "(the model's three maps fused, thresholds 0.4 / 0.2):", "",
              "| model | precision | grad_cam | smooth_grad | lime | label pixels changed |", "|---|---|---:|---:|---:|---:|",
-             *fidelity]
+             *fidelity, "",
+             "Object model (explain.objectness) on ONNX Runtime, one image per run; fp16 against fp32:", "",
+             "| input size | precision | img/s | mean abs difference | object-mask pixels changed |",
+             "|---:|---|---:|---:|---:|", *object_rows]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

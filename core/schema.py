@@ -91,6 +91,17 @@ class ModelSpec(BaseModel):
         return self.name or self.arch.rsplit(":", 1)[-1].replace(".", "_")
 
 
+class ObjectnessSection(Section):
+    """A class-agnostic object model run as one more explain member (pipeline/objectness.py has the contract)."""
+    name: str = "isnet"                                   # saliency/<name>/objectness
+    model: str = "~/.cache/pssl/models/isnet-medium.onnx"  # `make objectness-model` writes it
+    input_size: PositiveInt = 1024                        # the image is resized to input_size x input_size
+    mean: list[float] = Field([128.0, 128.0, 128.0], min_length=3, max_length=3)  # RGB, pixels 0..255
+    std: list[PositiveFloat] = Field([256.0, 256.0, 256.0], min_length=3, max_length=3)
+    input: str = "input"                                  # the ONNX input and output names
+    output: str = "output"
+
+
 class ExplainSection(Section):
     seed: int = 0
     batch_size: PositiveInt = 8
@@ -108,6 +119,7 @@ class ExplainSection(Section):
         {"grad_cam": {}, "smooth_grad": {"samples": 16, "stdev": 0.15, "batch_size": 4},
          "lime": {"samples": 256, "segments": 50, "batch_size": 1}, "layer_cam": {},
          "multi_scale_cam": {"method": "grad_cam", "scales": [1.0, 0.5, 1.5, 2.0], "flip": True}}, min_length=1)
+    objectness: ObjectnessSection | None = None  # null: no object map
 
     @field_validator("models", mode="before")
     @classmethod
@@ -155,6 +167,17 @@ class CrfSection(Section):
     appearance_weight: NonNegativeFloat = 10.0
 
 
+class ObjectRuleSection(Section):
+    """The object combination rules' settings (pipeline/objectness_rules.py says what each one does)."""
+    model: str | None = None                          # the object model's maps to use (null: the store's)
+    object_threshold: float = Field(0.5, ge=0, le=1)  # objectness at or above: an object pixel
+    keep_evidence: float = Field(0.3, ge=0, le=1)     # a region's mean class evidence at or above: the class
+    part_evidence: float = Field(0.05, ge=0, le=1)    # a superpixel of a kept region below: dropped
+    min_coverage: float = Field(0.3, ge=0, le=1)      # consensus fg share in kept regions below: consensus alone
+    segments: NonNegativeInt = 48                     # SLIC superpixels over the map (0: none)
+    outside_weight: float = Field(0.5, ge=0, le=1)    # object_unary: pull of class evidence outside objects
+
+
 class FuseRule(Section):
     """The keys that change the labels (pipeline/fuse_rules.py): recorded in the store with the members
     and compared on a re-run. Rule names are checked against the registries the running code passes."""
@@ -170,6 +193,7 @@ class FuseRule(Section):
     refine: str = "crf"
     crf: CrfSection | None = CrfSection()  # None unless refine=crf: only then is it part of the rule
     combine: str = "none"  # a rule of maps and a class-agnostic objectness map
+    objectness: ObjectRuleSection = ObjectRuleSection()  # the combination rules' settings
 
     @field_validator("smooth", "refine", mode="before")
     @classmethod
@@ -194,7 +218,9 @@ class FuseRule(Section):
             raise ValueError(f"otsu_range must be [low, high] with 0 <= low <= high <= 1, got {self.otsu_range}")
         if self.refine == "crf" and self.crf is None:
             raise ValueError("refine=crf needs the fuse.crf section")
-        if self.refine != "crf":
+        if self.combine == "object_unary" and self.crf is None:
+            raise ValueError("combine=object_unary needs the fuse.crf section (its CRF runs on that unary)")
+        if self.refine != "crf" and self.combine != "object_unary":
             self.crf = None
         return self
 

@@ -10,6 +10,8 @@ name, label value and root attribute is spelled here and nowhere else.
 | scores/<model>/{target_prob,top1}, predictions/<model> | classify (`progress/classify/<model>`) |
 | saliency/<model>/<explainer>{,_scale,_q99} | explain (`progress/explain/<model>`); the map array's |
 |   | `encoding` attribute says how it keeps the maps (ENCODINGS; pipeline/stored_maps.py reads them all) |
+| saliency/<object model>/objectness{,_scale,_q99} | explain (`progress/explain/<object model>`): the class- |
+|   | agnostic object map in [0, 1], ENCODING_UNIT with q99 1 (the map itself, 8-bit) |
 | pssl/{mask,weight,consensus} | fuse (`progress/fuse/labels`) |
 
 Per-image arrays have one image per chunk and `shard_size` images per shard, so one task writing one
@@ -73,6 +75,10 @@ INPUT_SIZE = "input_size"  # ENCODING_GRID: the classifier's input size the CAM 
 LEVELS = "levels"  # ENCODING_UNIT: the number of levels above 0
 UNIT_LEVELS = 255
 ENCODINGS = (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT)
+
+# --- the class-agnostic object map: one more member of the explain stage, named by root attribute OBJECTNESS_ATTR
+OBJECTNESS = "objectness"  # the explainer name of its map: saliency/<object model>/objectness
+OBJECTNESS_ATTR = "objectness_model"
 
 # --- stages and their progress flags (progress/<stage>/<key>) ---------------------------------------
 INDEX_STAGE, INDEX_KEY = "index", "images"
@@ -364,6 +370,11 @@ def class_names(group: zarr.Group) -> list[str] | None:
     return group.attrs.get("classes")
 
 
+def store_objectness(group: zarr.Group) -> str | None:
+    """The name of the object model whose maps the store holds (saliency/<name>/objectness), or None."""
+    return group.attrs.get(OBJECTNESS_ATTR)
+
+
 def fuse_settings(group: zarr.Group) -> dict:
     """The label-defining fuse settings the store's labels were made with ({} before any fuse run)."""
     return dict(group.attrs.get("fuse", {}))
@@ -384,7 +395,8 @@ def is_indexed(group: zarr.Group) -> bool:
 
 
 def write_layout(group: zarr.Group, **attrs) -> None:
-    """Record root attributes (shard_size, map_size, data_root, models, explainers, classes, fuse, map_settings)."""
+    """Record root attributes (shard_size, map_size, data_root, models, explainers, objectness_model, classes, fuse,
+    map_settings)."""
     group.attrs.update(attrs)
 
 

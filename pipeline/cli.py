@@ -58,6 +58,7 @@ def _run_locked(config: PipelineConfig, stages: list[str], path: Path, listing) 
     _check_before_writing(config, path, stages, listing)
     if EXPLAIN_STAGE in stages:
         preflight.check_classifiers(config)  # before indexing, which can take hours
+        _check_objectness_model(config)
     if listing or EXPLAIN_STAGE in stages:
         with ray_session(config), StageProgress() as progress:
             if EXPLAIN_STAGE in stages:
@@ -77,6 +78,15 @@ def _run_locked(config: PipelineConfig, stages: list[str], path: Path, listing) 
         print(low_probability_line(path))
     print(f"store: {path.resolve()}  ({time.perf_counter() - started:.0f} s)")
     return path
+
+
+def _check_objectness_model(config: PipelineConfig) -> None:
+    """A missing or wrong object model file stops the run before the index stage writes anything."""
+    from pipeline.objectness import model_file, resolved_settings
+
+    settings = resolved_settings(config.explain.objectness)
+    if settings:
+        model_file(settings)
 
 
 def _check_before_writing(config: PipelineConfig, path: Path, stages: list[str], listing) -> None:

@@ -5,6 +5,10 @@ top-1) and runs every explainer on the class. Where some class is unknown, a `cl
 records every model's probabilities, the ensemble's top-1 becomes the target, then `explain` runs.
 Maps go to `saliency/<model>/<explainer>` (map / its max-abs, float16) plus the per-image scale
 and the q99 that fusion divides by (computed once here, so re-fusing with other thresholds is cheap).
+A class-agnostic object model (`explain.objectness`, pipeline/objectness.py) is one more member: its map
+of a shard is made in the same call as the first classifier's work on that shard, from the same
+decoded images, and flagged under its own name; a shard whose classifiers are all done gets a call
+of its own.
 One task writes one model's shard of every array, so no two writers share a shard file; the
 driver sets a shard's progress flag only after the task has returned, so a re-run redoes exactly
 the unfinished shards. A dead actor's shards go to the other actors (`run_on_pool`).
@@ -25,7 +29,8 @@ from core.config import ConfigError, recorded, typed
 from core.images import BadImage, load_rgb
 from core.schema import PipelineConfig
 from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID,
-                        INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, STATUS_OK, UNIT_LEVELS,
+                        INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, OBJECTNESS, OBJECTNESS_ATTR,
+                        STATUS_OK, UNIT_LEVELS,
                         UNKNOWN_CLASS, StoreError, clear_labels, clear_model, data_root, done_shards, map_encoding,
                         map_size, mark_bad, mark_done, n_images, open_store, prediction_name, q99_name, read_flags,
                         record_config, require_array, saliency_name, scale_name, score_name, shard_count, shard_size,
@@ -36,6 +41,7 @@ from pipeline import disk_space, map_settings, preflight
 from pipeline.classifiers import load_classifier, model_specs
 from pipeline.device_decode import decode_batch
 from pipeline.fuse_kernel import q99_of_maps
+from pipeline.objectness import ObjectnessModel, model_file, resolved_settings
 from pipeline.ray_runtime import cluster_cpus
 from pipeline.runtime import RunOptions, no_grad_forward, split_network
 from pipeline.stored_maps import create_map_array, encode, to_stored_maps
@@ -82,7 +88,7 @@ class ModelWorker:
     """
 
     def __init__(self, store_path: str, model_specs: dict, explainer_specs: dict, batch_size: int, seed: int,
-                 num_classes: int, options: RunOptions):
+                 num_classes: int, options: RunOptions, objectness: dict | None = None):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.group = open_store(store_path)
         self.root = Path(data_root(self.group))
@@ -92,6 +98,7 @@ class ModelWorker:
         self.batch_size, self.seed, self.num_classes = batch_size, seed, num_classes
         self.options, self.runtime_cache = options, options.cache_dir()
         self.classifier, self.explainers, self.forward, self.split = None, {}, None, None
+        self.objectness_settings, self.object_model = objectness, None
         self.model_lock = threading.Lock()  # two calls in flight (max_concurrency=2): one computes, one decodes
         self.reduced_decode, self.input_sizes = options.reduced_decode, {}
 
@@ -106,17 +113,21 @@ class ModelWorker:
             self.options.prepare(self.classifier.net)
         return self.classifier
 
-    def _decode_floor(self, model: str) -> int | None:
+    def _decode_floor(self, model: str | None, objectness: bool = False) -> int | None:
         """No JPEG side is decoded below twice `model`'s input (explain.reduced_decode): a 2048 x 1536 photo then
         decodes at 1024 x 768, 5x faster, its input within 0.01 of a full decode, while decoding down to the input
-        itself changed 1-2 % of Grad-CAM's label pixels (results/bench_decode.md). The model is loaded (under the
-        lock) the first time, so the floor never depends on scheduling."""
+        itself changed 1-2 % of Grad-CAM's label pixels (results/bench_decode.md); nor, when the same decode feeds
+        the object model, below its input size. The model is loaded (under the lock) the first time, so the
+        floor never depends on scheduling."""
         if not self.reduced_decode:
             return None
-        if model not in self.input_sizes:
-            with self.model_lock:
-                self.input_sizes[model] = self._use(model).input_size
-        return 2 * self.input_sizes[model]
+        floors = [int(self.objectness_settings["input_size"])] if objectness else []
+        if model is not None:
+            if model not in self.input_sizes:
+                with self.model_lock:
+                    self.input_sizes[model] = self._use(model).input_size
+            floors.append(2 * self.input_sizes[model])
+        return max(floors, default=None)
 
     def _decode(self, shard: int, at_least: int | None = None) -> tuple[slice, np.ndarray, list[np.ndarray],
                                                                        list[tuple[int, str]]]:
@@ -169,19 +180,42 @@ class ModelWorker:
             probs[known] = 0
             self.group[prediction_name(model)][selection] = probs.astype(np.float16)
 
-    def classify(self, model: str, shard: int) -> list[tuple[int, str]]:
-        """Write the shard's scores; returns the (row, reason) of images lost since indexing."""
-        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model))
+    def _objectness(self, selection: slice, ok: np.ndarray, rgbs: list[np.ndarray]) -> None:
+        """Write the shard's object maps: 8-bit levels of the map itself (q99 1: values are already in [0, 1])."""
+        if self.object_model is None:
+            self.object_model = ObjectnessModel(self.objectness_settings)
+        name = self.object_model.name
+        count = selection.stop - selection.start
+        maps = np.zeros((count, self.map_size, self.map_size), np.float16)
+        if len(ok):
+            maps[ok] = self.object_model.maps(rgbs, self.map_size)
+        array = self.group[saliency_name(name, OBJECTNESS)]
+        ones = np.ones(count, np.float32)
+        array[selection] = encode(array, maps, None, ones)
+        self.group[scale_name(name, OBJECTNESS)][selection] = ones
+        self.group[q99_name(name, OBJECTNESS)][selection] = ones
+
+    def classify(self, model: str | None, shard: int, objectness: bool = False) -> list[tuple[int, str]]:
+        """Write the shard's scores (and, with `objectness`, its object maps from the same decoded images);
+        returns the (row, reason) of images lost since indexing. `model` None: the object maps alone."""
+        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model, objectness))
         with self.model_lock:
-            self._use(model)
-            self._score(model, selection, ok, self._batches(rgbs))
+            if model is not None:
+                self._use(model)
+                self._score(model, selection, ok, self._batches(rgbs))
+            if objectness:
+                self._objectness(selection, ok, rgbs)
         return lost
 
-    def explain(self, model: str, shard: int, score: bool = False) -> list[tuple[int, str]]:
-        """Run every explainer on the shard's targets; with `score`, also write the scores (one decode)."""
-        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model))
+    def explain(self, model: str | None, shard: int, score: bool = False, objectness: bool = False) -> list[tuple[int, str]]:
+        """Run every explainer on the shard's targets; with `score`, also write the scores, with `objectness` the
+        object maps (one decode for all). `model` None: the object maps alone."""
+        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model, objectness))
         with self.model_lock:
-            self._explain(model, selection, ok, rgbs, score)
+            if model is not None:
+                self._explain(model, selection, ok, rgbs, score)
+            if objectness:
+                self._objectness(selection, ok, rgbs)
         return lost
 
     def _explain(self, model: str, selection: slice, ok: np.ndarray, rgbs: list[np.ndarray], score: bool) -> None:
@@ -224,14 +258,14 @@ class ModelWorker:
             return net, self.options.images(batch)
         return self.forward, batch
 
-    def classify_and_explain(self, model: str, shard: int) -> list[tuple[int, str]]:
-        return self.explain(model, shard, score=True)
+    def classify_and_explain(self, model: str | None, shard: int, objectness: bool = False) -> list[tuple[int, str]]:
+        return self.explain(model, shard, score=True, objectness=objectness)
 
 
-def run_on_pool(actors: list, method: str, work: list[tuple[str, int]], on_done, in_flight_per_actor: int = 2,
+def run_on_pool(actors: list, method: str, work: list[tuple], on_done, in_flight_per_actor: int = 2,
                 replace=None, attempts: int = 3) -> list:
-    """Keep every actor busy with (model, shard) items, calling on_done(model, shard, result) as each
-    returns; returns [(model, shard, error)] that failed for good.
+    """Keep every actor busy with work items ((model, shard, ...) arguments of `method`), calling
+    on_done(*item, result) as each returns; returns [(*item, error)] that failed for good.
 
     A dead actor (its process or its node lost) is dropped and its items go back in the queue for the
     others, up to `attempts` times each: Ray restarting it instead would wait for resources a lost node
@@ -287,6 +321,12 @@ def run(config: PipelineConfig | dict, store_path: Path, progress) -> zarr.Group
     num_classes = settings.num_classes
     options = RunOptions(settings.runtime, settings.channels_last, settings.autocast, settings.runtime_cache,
                          settings.reduced_decode, settings.device_decode)
+    objectness = resolved_settings(settings.objectness)
+    object_name = objectness["name"] if objectness else None
+    if object_name in specs:
+        raise ConfigError(f"explain.objectness.name {object_name!r} is also a model's name: give it another")
+    if objectness:
+        model_file(objectness)
     n, k = n_images(group), shard_size(group)
     n_shards = shard_count(n, k)
     if not read_flags(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
@@ -301,50 +341,63 @@ def run(config: PipelineConfig | dict, store_path: Path, progress) -> zarr.Group
     if redo:
         clear_labels(group)
     write_layout(group, models=list(specs), explainers=list(explainer_specs),
-                 map_settings=map_settings.map_settings(config))
+                 map_settings=map_settings.map_settings(config), **{OBJECTNESS_ATTR: object_name})
     status = group[INDEX_STATUS][:]
     unknown = bool(np.any((group[INDEX_CLASS_ID][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
     levels = config.store.unit_levels if config.store.compact else None
     for model in specs:
         _require_model_arrays(group, specs[model], list(explainer_specs), n, levels, unknown, num_classes)
+    if object_name:
+        _require_objectness_arrays(group, object_name, n)
     record_config(group, store_path, recorded(config))
     images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
     # Known classes need no ensemble vote: one pass decodes each image once and writes scores and maps.
     # Unknown ones need every model's probabilities first: classify all, resolve targets, then explain.
     passes = ([(CLASSIFY_STAGE, "classify"), (EXPLAIN_STAGE, "explain")] if unknown
               else [(EXPLAIN_STAGE, "classify_and_explain")])
-    for model in specs:
+    for model in [*specs, *([object_name] if object_name else [])]:
         _redo_damaged(group, store_path, model, k, n)
     if not unknown:
         _resolve_targets(group, list(specs), n, k)
-    pending = {stage: [(model, shard) for model in specs
+    pending = {stage: [(model, shard, False) for model in specs
                        for shard in np.flatnonzero(~done_shards(group, stage, model, n_shards)).tolist()]
                for stage, _ in passes}
+    if object_name:
+        first = passes[0][0]
+        pending[first] = _with_objectness(pending[first], done_shards(group, EXPLAIN_STAGE, object_name, n_shards))
     actors = _start_actors(config, store_path, specs, explainer_specs, num_classes, options,
-                           max(map(len, pending.values())))
+                           max(map(len, pending.values())), objectness)
     preflight.wait_for_workers(actors, config, EXPLAIN_STAGE)
 
     def replace():
-        actors.extend(_start_actors(config, store_path, specs, explainer_specs, num_classes, options, 1))
+        actors.extend(_start_actors(config, store_path, specs, explainer_specs, num_classes, options, 1, objectness))
         preflight.wait_for_workers(actors[-1:], config, EXPLAIN_STAGE)
         return actors[-1]
 
     lost: dict[int, str] = {}
 
     def on_done(stage):
-        def mark(model, shard, lost_images):
-            mark_done(group, stage, model, shard)
+        def mark(model, shard, objectness_too, lost_images):
+            if model is not None:
+                mark_done(group, stage, model, shard)
+            if objectness_too:
+                mark_done(group, EXPLAIN_STAGE, object_name, shard)
             lost.update(lost_images)
-            progress.advance(int(images_per_shard[shard]), model)
+            if model is not None:
+                progress.advance(int(images_per_shard[shard]), model)
+            if objectness_too:
+                progress.advance(int(images_per_shard[shard]), object_name)
         return mark
 
     try:
         failures = []
         for stage, method in passes:
             total = int(images_per_shard.sum())
-            progress.begin(stage, total, models=list(specs),
-                           done={m: total - sum(int(images_per_shard[s]) for pm, s in pending[stage] if pm == m)
-                                 for m in specs})
+            members = [*specs, *([object_name] if object_name and stage == passes[0][0] else [])]
+            progress.begin(stage, total, models=members,
+                           done={m: total - sum(int(images_per_shard[s]) for pm, s, po in pending[stage]
+                                                if pm == m or (po and m == object_name))
+                                 for m in members})
             failures = run_on_pool(actors, method, pending[stage], on_done(stage), replace=replace)
             mark_bad(group, lost)  # images that vanished or broke since indexing
             if failures:
@@ -355,8 +408,28 @@ def run(config: PipelineConfig | dict, store_path: Path, progress) -> zarr.Group
         for actor in actors:
             ray.kill(actor)
     if failures:
-        raise stage_error(EXPLAIN_STAGE, store_path, failures)
+        raise stage_error(EXPLAIN_STAGE, store_path, [(model or object_name, shard, error)
+                                                      for model, shard, _, error in failures])
     return group
+
+
+def _with_objectness(items: list[tuple], objectness_done: np.ndarray) -> list[tuple]:
+    """The first pass's (model, shard, objectness) items with the object maps of every unfinished shard
+    added to that shard's first item (one decode), or as an item of their own where no model works on it."""
+    items, missing = list(items), set(np.flatnonzero(~objectness_done).tolist())
+    for position, (model, shard, _) in enumerate(items):
+        if shard in missing:
+            items[position] = (model, shard, True)
+            missing.discard(shard)
+    return items + [(None, shard, True) for shard in sorted(missing)]
+
+
+def _require_objectness_arrays(group: zarr.Group, name: str, n: int) -> None:
+    """The object model's map array, 8-bit levels of the map (always compact: the map is its own unit scale)."""
+    if saliency_name(name, OBJECTNESS) not in group:
+        create_map_array(group, name, OBJECTNESS, n, ENCODING_UNIT, smooth=True)
+    require_array(group, scale_name(name, OBJECTNESS), (n,), np.float32)
+    require_array(group, q99_name(name, OBJECTNESS), (n,), np.float32, fill_value=np.nan)
 
 
 def _redo_damaged(group: zarr.Group, store_path: Path, model: str, k: int, n: int) -> None:
@@ -369,7 +442,7 @@ def _redo_damaged(group: zarr.Group, store_path: Path, model: str, k: int, n: in
 
 
 def _start_actors(config: PipelineConfig, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,
-                  options: RunOptions, pending: int) -> list:
+                  options: RunOptions, pending: int, objectness: dict | None) -> list:
     if not pending:
         return []
     cpus, gpus = config.ray.cpus_per_worker, config.ray.gpus_per_worker
@@ -378,7 +451,7 @@ def _start_actors(config: PipelineConfig, store_path: Path, specs: dict, explain
     worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
                                                    max_concurrency=2)
     arguments = (str(store_path), specs, explainer_specs, config.explain.batch_size, config.explain.seed, num_classes,
-                 options)
+                 options, objectness)
     return [worker_class.remote(*arguments) for _ in range(min(int(workers), pending))]
 
 

@@ -22,14 +22,14 @@ from core.config import ConfigError, recorded, typed
 from core.errors import brief, listed
 from core.images import image_at_map_size
 from core.schema import FuseRule, FuseSection, PipelineConfig
-from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS, MASK, STATUS_OK, WEIGHT,
-                        StoreError, done_shards, fuse_settings, map_size, mark_done, n_images, open_store,
+from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS, MASK, OBJECTNESS, STATUS_OK,
+                        WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done, n_images, open_store,
                         progress_name, q99_name, read_flags, record_config, require_array, saliency_name, score_name,
-                        shard_count, shard_size, store_explainers, store_models, write_layout)
+                        shard_count, shard_size, store_explainers, store_models, store_objectness, write_layout)
 from core.store_check import (clear_flags, damaged_flagged, damaged_shards, discard_damaged, repair_command,
                               report_redone)
 from pipeline import disk_space, fuse_cluster, labels_only
-from pipeline.fuse_rules import FusedImage, fuse_image, needs_image, rule_registries, unlabelled
+from pipeline.fuse_rules import FusedImage, fuse_image, needs_image, needs_objectness, rule_registries, unlabelled
 from pipeline.stored_maps import StoredMaps
 
 LABEL_CODEC = zarr.codecs.ZstdCodec(level=1)
@@ -80,7 +80,27 @@ def plan_for(section: FuseSection, group: zarr.Group, made: tuple[list[str], lis
     if unknown:
         raise FuseConfigError(f"fuse.smooth maps explainers of the store {known_explainers} to a Gaussian sigma, "
                               f"got {unknown}")
-    return FusePlan(tuple((m, e) for m in models for e in explainers), section.rule())
+    return FusePlan(tuple((m, e) for m in models for e in explainers), _with_object_model(section.rule(), group, made is None))
+
+
+def _with_object_model(rule: FuseRule, group: zarr.Group, check: bool = True) -> FuseRule:
+    """A combination rule with the object model whose maps it reads made explicit (the store's by default);
+    `check` False: an explain stage of the same run is still to make them."""
+    if not needs_objectness(rule):
+        return rule
+    name = rule.objectness.model or store_objectness(group)
+    if not check and (not name or saliency_name(name, OBJECTNESS) not in group):
+        return rule
+    if not name or saliency_name(name, OBJECTNESS) not in group:
+        raise FuseConfigError(f"fuse.combine={rule.combine} needs an object map and the store has none"
+                              f"{f' of {name!r}' if name else ''}: set explain.objectness (`make objectness-model`) "
+                              "and run explain again")
+    return rule.model_copy(update={"objectness": rule.objectness.model_copy(update={"model": name})})
+
+
+def object_model(plan: FusePlan) -> str | None:
+    """The object model whose maps the plan's rule reads (None without a combination rule)."""
+    return plan.rule.objectness.model if needs_objectness(plan.rule) else None
 
 
 def recorded_plan(group: zarr.Group) -> FusePlan | None:
@@ -107,6 +127,8 @@ def fuse_rows(group: zarr.Group, plan: FusePlan, rows: slice) -> list[FusedImage
     q99 = stored_q99(group, members, rows)
     probabilities = member_probabilities(group, members, rows) if plan.rule.weight_by_probability else None
     ok = np.asarray(group[INDEX_STATUS][rows]) == STATUS_OK
+    objects = object_model(plan)
+    object_maps = StoredMaps(group, objects, OBJECTNESS)[rows].astype(np.float32) if objects else None
     size = map_size(group)
     fused = []
     for i, index in enumerate(range(rows.start, rows.start + len(ok))):
@@ -115,7 +137,8 @@ def fuse_rows(group: zarr.Group, plan: FusePlan, rows: slice) -> list[FusedImage
             continue
         image = image_at_map_size(group, index) if needs_image(plan.rule) else None
         fused.append(fuse_image(maps[i], q99[:, i], plan.explainers, plan.rule,
-                                None if probabilities is None else probabilities[:, i], image=image))
+                                None if probabilities is None else probabilities[:, i], image=image,
+                                objectness=None if object_maps is None else object_maps[i]))
     return fused
 
 
@@ -192,9 +215,10 @@ def _forget_labels(group: zarr.Group, write_consensus: bool, n_shards: int) -> N
 
 
 def _refuse_damaged_inputs(group: zarr.Group, store_path: str | Path, members: list[tuple[str, str]],
-                           weighted: bool, todo: list[int], k: int, n: int) -> None:
+                           weighted: bool, todo: list[int], k: int, n: int, objects: str | None = None) -> None:
     """Maps of a missing or damaged shard would read as zeros and make wrong labels: stop and say how to repair."""
-    names = [f(m, e) for m, e in members for f in (saliency_name, q99_name)]
+    names = [f(m, e) for m, e in [*members, *([(objects, OBJECTNESS)] if objects else [])]
+             for f in (saliency_name, q99_name)]
     names += [score_name(m) for m in dict.fromkeys(m for m, _ in members)] if weighted else []
     damaged = {**damaged_shards(store_path, group, names, todo, k, n),
                **damaged_shards(store_path, group, [INDEX_STATUS], range(shard_count(n, k)), k, n)}
@@ -248,9 +272,11 @@ def run(config: PipelineConfig | dict, store_path: str | Path) -> dict:
     keep_maps = config.store.keep_maps
     if not keep_maps:
         labels_only.drop_maps(store_path, group, labels_only.fused_not_pruned(group, done, n, k), k, n)
-    explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards) for m in models])
+    objects = object_model(plan)
+    explained = np.logical_and.reduce([read_flags(group, EXPLAIN_STAGE, m, n_shards)
+                                       for m in models + ([objects] if objects else [])])
     todo = [int(i) for i in np.flatnonzero(explained & ~done)]
-    _refuse_damaged_inputs(group, store_path, members, weighted, todo, k, n)
+    _refuse_damaged_inputs(group, store_path, members, weighted, todo, k, n, objects)
     arrays = 3 if plan.rule.write_consensus else 2
     disk_space.check(Path(store_path).parent, disk_space.label_bytes(min(len(todo) * k, n), arrays, s), FUSE_STAGE)
 

@@ -26,7 +26,9 @@ from scipy import ndimage
 from core.errors import PsslError
 from core.schema import FuseRule
 from core.store import BACKGROUND, FOREGROUND, IGNORE, WEIGHT_SCALE
+from pipeline.dense_crf import consensus_probability, dense_crf
 from pipeline.fuse_kernel import as_bits, fuse_pixels, normalise_rows, q99_of_maps
+from pipeline.objectness_rules import object_regions, object_unary
 
 LABELS = np.dtype([("mask", "u1"), ("weight", "u1")])
 FUSED = np.dtype(LABELS.descr + [("consensus", "f2")])
@@ -134,22 +136,9 @@ def crf_refinement(image: np.ndarray, consensus: np.ndarray, fg: float, settings
 
     The unary is a logistic of the consensus around this image's tau_fg (the decision boundary maps to
     p = 0.5; `crf.temperature` sets how sure the consensus is), the pairwise terms are the standard
-    smoothness and appearance kernels of Kraehenbuehl & Koltun 2011, their widths `*_xy` given as
-    fractions of the map side.
+    smoothness and appearance kernels (pipeline/dense_crf.py).
     """
-    import pydensecrf.densecrf as dcrf  # a compiled extension: only loaded when refinement is on
-
-    params = settings.crf
-    height, width = consensus.shape
-    p_fg = 1.0 / (1.0 + np.exp(-(consensus.astype(np.float64) - fg) / params.temperature))
-    probabilities = np.clip(np.stack([1.0 - p_fg, p_fg]), 1e-4, 1.0 - 1e-4)
-    crf = dcrf.DenseCRF2D(width, height, 2)
-    crf.setUnaryEnergy(np.ascontiguousarray(-np.log(probabilities).reshape(2, -1), np.float32))
-    crf.addPairwiseGaussian(sxy=params.smooth_xy * width, compat=params.smooth_weight)
-    crf.addPairwiseBilateral(sxy=params.appearance_xy * width, srgb=params.appearance_rgb,
-                             rgbim=np.array(image, np.uint8, order="C"), compat=params.appearance_weight)
-    q = np.asarray(crf.inference(int(params.iterations)), np.float32)
-    return q[1].reshape(height, width)
+    return dense_crf(image, consensus_probability(consensus, fg, settings.crf.temperature), settings.crf)
 
 
 ThresholdRule = Callable[[np.ndarray, FuseRule], float]
@@ -161,7 +150,8 @@ Combination = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[fl
 
 THRESHOLD_RULES: dict[str, ThresholdRule] = {"fixed": fixed_threshold, "otsu": otsu_threshold}
 REFINEMENTS: dict[str, Refinement] = {"crf": crf_refinement}  # "none": no refinement
-COMBINATIONS: dict[str, Combination] = {}  # "none": the members alone decide
+# "none": the members alone decide; the object rules: pipeline/objectness_rules.py
+COMBINATIONS: dict[str, Combination] = {"object_regions": object_regions, "object_unary": object_unary}
 
 
 def rule_registries() -> dict:

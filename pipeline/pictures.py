@@ -1,7 +1,8 @@
 """Pictures of the labels for a human eye: an overlay grid per image and a contact sheet of many.
 
 Overlay grid: one row per model, one column per explainer (each member's map / its q99, capped at 1),
-then a row with the photo, the consensus, the mask and the weight, and a colour bar, so fifteen members
+then a row with the photo, the object map (where the store has one), the consensus, the mask and the
+weight, and a colour bar, so fifteen members
 read as a 3 x 5 table instead of a strip of twenty panels. Contact sheet: each label drawn on its photo
 (foreground tinted and outlined, ignore hatched, background clear) at the photo's own aspect ratio, in
 the colours of the gallery (pipeline/gallery/pictures.py). Images come from the dataset root recorded
@@ -20,8 +21,8 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from core.images import BadImage, image_at_map_size, load_rgb  # noqa: E402
 from core.imagenet_classes import class_title  # noqa: E402
-from core.store import (IGNORE, INDEX_PATH, INDEX_TARGET, MASK, WEIGHT, WEIGHT_SCALE, class_names,  # noqa: E402
-                        data_root)
+from core.store import (IGNORE, INDEX_PATH, INDEX_TARGET, MASK, OBJECTNESS, WEIGHT, WEIGHT_SCALE,  # noqa: E402
+                        class_names, data_root, store_objectness)
 from pipeline.fuse import image_consensus, stored_q99  # noqa: E402
 from pipeline.fuse_rules import normalise  # noqa: E402
 from pipeline.gallery.pictures import MAP_COLOURS, fit, label_on_photo, resized  # noqa: E402
@@ -46,12 +47,22 @@ def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) 
     """The overlay grid of one image (see the module docstring), as a PNG at `out`."""
     models = list(dict.fromkeys(m for m, _ in members))
     explainers = list(dict.fromkeys(e for _, e in members))
-    columns = max(len(explainers), 4)
+    object_model = store_objectness(group)
+    label_panels = [("photo", image_at_map_size(group, index), {})]
+    style = {"cmap": MAP_COLOURS, "vmin": 0, "vmax": 1, "interpolation": "nearest"}
+    if object_model:
+        label_panels.append((f"{object_model} {OBJECTNESS}",
+                             StoredMaps(group, object_model, OBJECTNESS)[index].astype(np.float32), style))
+    label_panels += [
+        ("consensus", image_consensus(group, index), style),
+        ("mask (cyan: ignore)", mask_codes(group[MASK][index]),
+         {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2, "interpolation": "nearest"}),
+        ("weight", group[WEIGHT][index] / WEIGHT_SCALE, {"cmap": "gray", "vmin": 0, "vmax": 1})]
+    columns = max(len(explainers), len(label_panels))
     figure, axes = plt.subplots(len(models) + 1, columns, squeeze=False,
                                 figsize=(PANEL_INCHES * columns + 1.0, PANEL_INCHES * (len(models) + 1) + 0.5))
     for axis in axes.ravel():
         axis.axis("off")
-    style = {"cmap": MAP_COLOURS, "vmin": 0, "vmax": 1, "interpolation": "nearest"}
     shown = None
     for model, explainer in members:
         stored = StoredMaps(group, model, explainer)[index][None]
@@ -60,12 +71,7 @@ def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) 
         shown = axis.imshow(normalise(stored, q99)[0], **style)
         axis.set_title(f"{model}\n{explainer}", fontsize=8)
     label_row = axes[len(models)]
-    for axis, (title, picture, extra) in zip(label_row, (
-            ("photo", image_at_map_size(group, index), {}),
-            ("consensus", image_consensus(group, index), style),
-            ("mask (cyan: ignore)", mask_codes(group[MASK][index]),
-             {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2, "interpolation": "nearest"}),
-            ("weight", group[WEIGHT][index] / WEIGHT_SCALE, {"cmap": "gray", "vmin": 0, "vmax": 1}))):
+    for axis, (title, picture, extra) in zip(label_row, label_panels):
         axis.imshow(picture, **extra)
         axis.set_title(title, fontsize=8, fontweight="bold")
     figure.suptitle(_title(group, index), fontsize=10)

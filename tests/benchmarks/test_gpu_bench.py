@@ -18,3 +18,4 @@ def test_dry_run_measures_every_explainer_and_the_fidelity(tmp_path):
         fidelity = re.search(rf"\| {model} \| bf16 \| ([-\d.]+) \| [-\d.]+ \| \S+ \| ([\d.e+-]+) \|", text)
         assert fidelity and 0.5 < float(fidelity.group(1)) <= 1.0, text  # Grad-CAM's correlation with fp32
         assert 0 <= float(fidelity.group(2)) <= 1  # label pixels changed
+    assert re.search(r"\| 64 \| fp32 \| [\d.]+ \| – \| – \|", text), text  # the object model ran (on the CPU)

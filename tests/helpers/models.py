@@ -89,3 +89,34 @@ class TinySegNet(nn.Module):
         logits = [F.interpolate(head(features), size=images.shape[-2:], mode="bilinear", align_corners=False)
                   for head in heads]
         return SegOutputs(logits=logits) if self.training else logits[0]
+
+
+class TinyObjectNet(nn.Module):
+    """A real (tiny) class-agnostic object model with ISNet's contract: normalised RGB in, [0, 1] map out.
+
+    Bright regions are "objects": a stride-2 convolution averages brightness, an upsampling brings it
+    back to the input size, a steep sigmoid turns it into a map (so its output can be checked by hand)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.Conv2d(3, 1, 2, stride=2, bias=True)
+        with torch.no_grad():
+            self.pool.weight.fill_(20.0 / 12)  # 20 x the mean of 3 channels x 2 x 2 pixels
+            self.pool.bias.fill_(-2.0)  # object where the normalised brightness exceeds 0.1
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.up(self.pool(x)))
+
+
+def tiny_object_model(path, input_size: int = 64):
+    """Export TinyObjectNet to `path` (ONNX, fixed [1, 3, input_size, input_size] input named `input`, output
+    `output`, as the ISNet file is) once; returns the path."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.onnx.export(TinyObjectNet().eval(), (torch.zeros(1, 3, input_size, input_size),), str(path),
+                          dynamo=False, opset_version=17, input_names=["input"], output_names=["output"])
+    return path

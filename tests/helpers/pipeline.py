@@ -10,13 +10,23 @@ from core.store import INDEX_TARGET, q99_name, saliency_name, scale_name, score_
 from pipeline import explain, fuse, index
 from pipeline.cli import store_path
 from pipeline.progress import StageProgress
-from tests.helpers.models import TINY_CNN
+from tests.helpers.models import TINY_CNN, tiny_object_model
 
 RAY_TEST_DIR = "/tmp/ray_pssl_tests"
 
 
-def tiny_config(tmp_path: Path, data_root: Path, **sections) -> dict:
-    """A pipeline config over two random-weight CNNs and cheap explainer settings."""
+OBJECT_MODEL = "tiny_obj"
+
+
+def object_section(tmp_path: Path, input_size: int = 32) -> dict:
+    """An explain.objectness section running the tiny ONNX object model (exported at 64, run at input_size)."""
+    return {"name": OBJECT_MODEL, "model": str(tiny_object_model(tmp_path / "tiny_objectness.onnx")),
+            "input_size": input_size}
+
+
+def tiny_config(tmp_path: Path, data_root: Path, objectness: bool = False, **sections) -> dict:
+    """A pipeline config over two random-weight CNNs and cheap explainer settings (and, with `objectness`,
+    the tiny object model as one more member)."""
     config = {
         "run": {"name": "test", "root": str(tmp_path / "runs")},
         "data": {"source": "imagefolder", "root": str(data_root), "min_side": 8, "class_ids_by_position": True},
@@ -30,6 +40,8 @@ def tiny_config(tmp_path: Path, data_root: Path, **sections) -> dict:
                            "lime": {"samples": 16, "segments": 8, "batch_size": 16}},
         },
     }
+    if objectness:
+        config["explain"]["objectness"] = object_section(tmp_path)
     for name, values in sections.items():
         config.setdefault(name, {}).update(values)
     return config

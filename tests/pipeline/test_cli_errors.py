@@ -46,6 +46,17 @@ def test_a_classifier_that_cannot_load_is_one_line_without_retry_advice(tmp_path
     assert "re-run" not in result.stderr
 
 
+def test_a_missing_object_model_is_one_line_naming_the_make_target(tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=1, per_class=1)
+    config = tiny_config(tmp_path, data, objectness=True)
+    config["explain"]["objectness"]["model"] = str(tmp_path / "absent.onnx")
+    result = run_cli(pipeline_command(config, tmp_path, "generate-labels"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert one_error_line(result) == (f"error: explain.objectness.model: {tmp_path / 'absent.onnx'} does not exist; run "
+                                      "`make objectness-model` (or point it at an ONNX file with the same contract)")
+    assert not store_path(config).exists()  # refused before the index stage wrote anything
+
+
 def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path):
     data = write_image_folder(tmp_path / "data", classes=2, per_class=4)
     config = tiny_config(tmp_path, data, ray={"workers": 1, "temp_dir": "/tmp/ray_pssl_errors"})

@@ -6,18 +6,18 @@ import sys
 import numpy as np
 import pytest
 
-from core.store import INDEX_PATH, INDEX_STATUS, MASK, WEIGHT, open_store, saliency_name
+from core.store import INDEX_PATH, INDEX_STATUS, MASK, OBJECTNESS, WEIGHT, open_store, saliency_name
 from core.store_check import list_arrays, storage_files
 from pipeline import index
 from pipeline.cli import store_path
 from pipeline.progress import StageProgress
 from tests.helpers.cli import pipeline_command, run_cli
 from tests.helpers.images import write_image_folder
-from tests.helpers.pipeline import generate_labels, tiny_config
+from tests.helpers.pipeline import OBJECT_MODEL, generate_labels, tiny_config
 from training.datasets.base import DataError
 from training.datasets.pssl_store import PsslStoreDataset
 
-FUSE = {"fg_threshold": 0.4, "bg_threshold": 0.2, "num_workers": 1}
+FUSE = {"fg_threshold": 0.4, "bg_threshold": 0.2, "num_workers": 1, "combine": "object_regions"}
 
 
 def shard_file(store, name: str, shard: int):
@@ -38,16 +38,18 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clean(ray_local, dataset, tmp_path_factory):
-    group = generate_labels(tiny_config(tmp_path_factory.mktemp("clean"), dataset, fuse=FUSE))
+    group = generate_labels(tiny_config(tmp_path_factory.mktemp("clean"), dataset, objectness=True, fuse=FUSE))
     return {name: array[:] for name, array in list_arrays(group).items()}
 
 
 def test_damaged_shards_are_refused_reported_and_repaired_bit_for_bit(ray_local, dataset, clean, tmp_path):
-    config = tiny_config(tmp_path, dataset, fuse=FUSE)
+    config = tiny_config(tmp_path, dataset, objectness=True, fuse=FUSE)
     store = generate_labels(config) and store_path(config)
     lime, grad_cam = saliency_name("cnn_a", "lime"), saliency_name("cnn_b", "grad_cam")
+    objects = saliency_name(OBJECT_MODEL, OBJECTNESS)
     shard_file(store, lime, 0).unlink()             # deleted maps under fused labels
     truncate(shard_file(store, grad_cam, 2))         # truncated maps
+    truncate(shard_file(store, objects, 1))          # truncated object maps
     shard_file(store, MASK, 0).unlink()              # deleted labels over deleted maps
     truncate(shard_file(store, WEIGHT, 1))           # truncated labels
 
@@ -62,9 +64,9 @@ def test_damaged_shards_are_refused_reported_and_repaired_bit_for_bit(ray_local,
     # inspect --verify lists every damaged array, labels included, and does not crash
     verified = run_cli([sys.executable, "-m", "pipeline", "inspect", str(store), "--verify"])
     assert verified.returncode == 1 and "Traceback" not in verified.stderr
-    for name, shard in ((lime, 0), (grad_cam, 2), (MASK, 0), (WEIGHT, 1)):
+    for name, shard in ((lime, 0), (grad_cam, 2), (objects, 1), (MASK, 0), (WEIGHT, 1)):
         assert f"problem: {name}: shard {shard}: file {name}/c/{shard}/0/0 is " in verified.stderr, name
-    assert verified.stderr.count("problem:") == 4
+    assert verified.stderr.count("problem:") == 5
     assert "unreadable" in verified.stdout  # the label statistics could not be read, and say so
 
     # the same command again redoes exactly the damaged shards and gives the clean run's store

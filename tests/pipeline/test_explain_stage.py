@@ -4,15 +4,18 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 import torch
 
+from core.images import load_rgb
 from core.store import (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_ERROR,
-                        INDEX_PATH, INDEX_STATUS, INDEX_TARGET, STATUS_BAD, STATUS_OK, map_encoding, prediction_name,
-                        progress_name, q99_name, saliency_name, scale_name, score_name, unit_levels)
+                        INDEX_PATH, INDEX_STATUS, INDEX_TARGET, OBJECTNESS, STATUS_BAD, STATUS_OK, map_encoding,
+                        prediction_name, progress_name, q99_name, saliency_name, scale_name, score_name,
+                        store_objectness, unit_levels)
 from pipeline.explain import ModelWorker
 from pipeline.fuse_rules import normalise
 from pipeline.fuse_kernel import q99_of_maps
@@ -20,7 +23,8 @@ from pipeline.runtime import RunOptions
 from pipeline.stored_maps import StoredMaps
 from tests.helpers.bad_inputs import write_corpus
 from tests.helpers.images import write_image_folder
-from tests.helpers.pipeline import MEMBERS, RAY_TEST_DIR, run_stages, saliency_arrays, tiny_config
+from tests.helpers.models import TinyObjectNet
+from tests.helpers.pipeline import MEMBERS, OBJECT_MODEL, RAY_TEST_DIR, run_stages, saliency_arrays, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +34,7 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(ray_local, dataset, tmp_path_factory):
-    return run_stages(tiny_config(tmp_path_factory.mktemp("reference"), dataset))
+    return run_stages(tiny_config(tmp_path_factory.mktemp("reference"), dataset, objectness=True))
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +68,35 @@ def test_every_member_is_written_with_image_aligned_shards(full):
         assert full[progress_name(EXPLAIN_STAGE, model)][:].all()
         probs = full[score_name(model)][:]
         assert ((probs > 0) & (probs < 1)).all()
+
+
+def expected_object_maps(group, input_size: int = 32, size: int = 16) -> np.ndarray:
+    """The tiny object model run eagerly in torch on each whole image, as the contract says: resize, (x - 128) / 256."""
+    net, out = TinyObjectNet().eval(), []
+    for path in group[INDEX_PATH][:]:
+        pixels = torch.from_numpy(load_rgb(Path(group.attrs["data_root"]) / path, min_side=1)).permute(2, 0, 1)[None].float()
+        x = (torch.nn.functional.interpolate(pixels, size=(input_size, input_size), mode="bilinear", antialias=True,
+                                             align_corners=False) - 128) / 256
+        with torch.no_grad():
+            raw = net(x)
+        out.append(torch.nn.functional.interpolate(raw, size=(size, size), mode="bilinear", antialias=True,
+                                                   align_corners=False)[0, 0].clamp(0, 1).numpy())
+    return np.stack(out)
+
+
+def test_the_object_model_is_one_more_member(reference):
+    """Made on ONNX Runtime from an ONNX file exported at 64 px and run at 32; stored as 8-bit levels of the map."""
+    name = saliency_name(OBJECT_MODEL, OBJECTNESS)
+    stored = reference[name]
+    assert store_objectness(reference) == OBJECT_MODEL and OBJECT_MODEL not in reference.attrs["models"]
+    assert map_encoding(stored) == ENCODING_UNIT and unit_levels(stored) == 255 and stored.dtype == np.uint8
+    assert stored.shape == (6, 16, 16) and stored.shards == (2, 16, 16)
+    assert reference[progress_name(EXPLAIN_STAGE, OBJECT_MODEL)][:].all()
+    np.testing.assert_array_equal(reference[q99_name(OBJECT_MODEL, OBJECTNESS)][:], np.ones(6, np.float32))
+    maps = StoredMaps(reference, OBJECT_MODEL, OBJECTNESS)[:].astype(np.float32)
+    expected = expected_object_maps(reference)
+    assert 0.05 < (expected > 0.5).mean() < 0.95  # the images hold both bright "objects" and background
+    np.testing.assert_allclose(maps, expected, atol=0.5 / 255 + 2e-3)
 
 
 def test_compact_store_regenerates_the_full_maps(reference, full):
@@ -117,6 +150,22 @@ def test_rerun_skips_finished_shards(ray_local, dataset, tmp_path):
     assert marker[0, 0, 0] == 7.0
 
 
+def test_an_object_model_added_later_runs_alone_and_resumes(ray_local, dataset, tmp_path, reference):
+    """Classifiers done, object maps not: only the object model works (its own items); then nothing is redone."""
+    config = tiny_config(tmp_path, dataset)
+    group = run_stages(config)
+    marker = group[saliency_name("cnn_a", "lime")]
+    marker[0, 0, 0] = 7.0
+    with_objects = tiny_config(tmp_path, dataset, objectness=True)
+    run_stages(with_objects)
+    assert marker[0, 0, 0] == 7.0
+    objects = group[saliency_name(OBJECT_MODEL, OBJECTNESS)]
+    np.testing.assert_array_equal(objects[:], reference[saliency_name(OBJECT_MODEL, OBJECTNESS)][:])
+    objects[1, 0, 0] = 77
+    run_stages(with_objects)
+    assert objects[1, 0, 0] == 77
+
+
 def test_unknown_classes_take_the_ensemble_top1(ray_local, dataset, tmp_path):
     (tmp_path / "list.txt").write_text("class_0/img_0.png\nclass_1/img_1.png 3\n")
     group = run_stages(tiny_config(tmp_path, dataset, data={"source": "filelist",
@@ -131,7 +180,7 @@ def test_bad_inputs_are_recorded_and_do_not_touch_other_images(ray_local, datase
     data = tmp_path / "data"
     shutil.copytree(dataset, data)
     expected = write_corpus(data / "class_1")
-    group = run_stages(tiny_config(tmp_path, data))
+    group = run_stages(tiny_config(tmp_path, data, objectness=True))
     paths = list(group[INDEX_PATH][:])
     status, errors = group[INDEX_STATUS][:], group[INDEX_ERROR][:]
     for name, loads in expected.items():
@@ -140,8 +189,9 @@ def test_bad_inputs_are_recorded_and_do_not_touch_other_images(ray_local, datase
         assert bool(errors[row]) != loads, (name, errors[row])
         if not loads:
             assert not group[saliency_name("cnn_a", "grad_cam")][row].any()
+            assert not group[saliency_name(OBJECT_MODEL, OBJECTNESS)][row].any()
     reference_paths = list(reference[INDEX_PATH][:])
-    for model, explainer in MEMBERS:
+    for model, explainer in [*MEMBERS, (OBJECT_MODEL, OBJECTNESS)]:
         maps, expected = StoredMaps(group, model, explainer), StoredMaps(reference, model, explainer)
         for row, path in enumerate(reference_paths):  # batch-mates differ: float noise may move a level by one
             np.testing.assert_allclose(maps[paths.index(path)].astype(np.float32), expected[row].astype(np.float32),
