@@ -97,8 +97,11 @@ class ExplainSection(Section):
     num_classes: PositiveInt = 1000
     runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
     runtime_cache: str | None = None  # exported runtimes, shared by runs; None: the user's cache folder
+    reduced_decode: bool = True  # JPEGs decoded at 1/2..1/8 scale, no side below twice the input (bench_decode)
+    device_decode: bool = True  # on a GPU worker: a shard's JPEGs decoded on the GPU (pipeline/device_decode.py)
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
+    overwrite: bool = False  # redo finished maps made with other settings (pipeline/map_settings.py)
     models: list[ModelSpec] = Field([ModelSpec(arch=f"efficientnet_lite{i}") for i in range(3)],
                                     min_length=1)  # an entry may be just the arch name
     explainers: dict[str, dict[str, Any] | None] = Field(

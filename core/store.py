@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import json
 import warnings
 from pathlib import Path
 
@@ -185,12 +186,48 @@ def package_versions() -> dict:
 
 
 def open_store(path: str | Path, mode: str = "r+") -> zarr.Group:
-    """Open without consolidated metadata: stages add arrays while others read. A store of an older
-    format is upgraded when opened for writing and refused, naming the command, when opened to read."""
+    """Open without consolidated metadata: stages add arrays while others read. Every node's metadata
+    is checked first (zarr reads it lazily and fails deep inside a stage with a JSON traceback). A store
+    of an older format is upgraded when opened for writing and refused, naming the command, when opened to read."""
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise StoreError(f"no Zarr store at {path} (run `make generate-labels` first)")
+    problem = metadata_problem(path)
+    if problem:
+        raise StoreError(problem)
     return _current_format(zarr.open_group(str(path), mode=mode, use_consolidated=False), path, mode != "r")
+
+
+ARRAY_METADATA_KEYS = ("shape", "data_type", "chunk_grid", "codecs")
+
+
+def _damaged_metadata(path: Path, name: str, what: str) -> str:
+    where = f"{name}/zarr.json" if name else "zarr.json"
+    if not name or name.startswith("index"):  # the index is made once: nothing re-creates it from the images
+        return f"{path}: {where} is damaged ({what}); restore it, or start a new run (run.name=...)"
+    return f"{path}: {where} is damaged ({what}); delete {name} and re-run generate-labels with its config.yaml"
+
+
+def metadata_problem(path: Path, name: str = "") -> str | None:
+    """The first node of the store whose zarr.json cannot be read, as one line with what to do, or None.
+
+    Walks groups only (an array's chunk folders are never listed), so it costs one small read per node.
+    """
+    try:
+        node = json.loads((path / name / "zarr.json").read_bytes())
+    except (OSError, ValueError):
+        return _damaged_metadata(path, name, "not valid JSON")
+    kind = node.get("node_type") if isinstance(node, dict) else None
+    needed = ARRAY_METADATA_KEYS if kind == "array" else ()
+    if kind not in ("group", "array") or node.get("zarr_format") != 3 or any(key not in node for key in needed):
+        return _damaged_metadata(path, name, "not Zarr v3 metadata")
+    if kind == "group":
+        for child in sorted((path / name).iterdir()):
+            if child.is_dir() and (child / "zarr.json").exists():
+                found = metadata_problem(path, f"{name}/{child.name}".lstrip("/"))
+                if found:
+                    return found
+    return None
 
 
 def create_store(path: str | Path, config: dict) -> zarr.Group:
@@ -288,8 +325,13 @@ def record_config(group: zarr.Group, path: str | Path, config: dict) -> None:
     Called by a stage only after its checks against the store pass, so a refused run leaves both
     describing what the store holds.
     """
-    group.attrs["config"] = config
-    (Path(path).parent / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if group.attrs.get("config") != config:
+        group.attrs["config"] = config
+    file, text = Path(path).parent / "config.yaml", yaml.safe_dump(config, sort_keys=False)
+    if not file.is_file() or file.read_text() != text:  # written whole or not at all (a full disk keeps the old)
+        partial = file.with_name(file.name + ".partial")
+        partial.write_text(text)
+        partial.replace(file)
 
 
 def n_images(group: zarr.Group) -> int:
@@ -327,6 +369,11 @@ def fuse_settings(group: zarr.Group) -> dict:
     return dict(group.attrs.get("fuse", {}))
 
 
+def recorded_map_settings(group: zarr.Group) -> dict:
+    """The map-defining explain settings the store's maps were made with ({} before they were recorded)."""
+    return dict(group.attrs.get("map_settings", {}))
+
+
 def fused_members(group: zarr.Group) -> list[tuple[str, str]]:
     return [tuple(m) for m in fuse_settings(group).get("members", [])]
 
@@ -337,7 +384,7 @@ def is_indexed(group: zarr.Group) -> bool:
 
 
 def write_layout(group: zarr.Group, **attrs) -> None:
-    """Record root attributes (shard_size, map_size, data_root, models, explainers, classes, fuse)."""
+    """Record root attributes (shard_size, map_size, data_root, models, explainers, classes, fuse, map_settings)."""
     group.attrs.update(attrs)
 
 
@@ -405,6 +452,14 @@ def clear_labels(group: zarr.Group) -> None:
             del group[name]
     if "fuse" in group.attrs:
         del group.attrs["fuse"]
+
+
+def clear_model(group: zarr.Group, model: str) -> None:
+    """Forget a model's maps, scores, predictions and their flags (its shards are then as never explained)."""
+    for name in (f"saliency/{model}", f"scores/{model}", prediction_name(model),
+                 progress_name(CLASSIFY_STAGE, model), progress_name(EXPLAIN_STAGE, model)):
+        if name in group:
+            del group[name]
 
 
 def fused_images(group: zarr.Group) -> np.ndarray:

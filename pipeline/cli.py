@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from core.config import load_config, typed
-from core.errors import run_cli
+from core.errors import is_disk_full, run_cli
 from core.schema import PipelineConfig, StoreSection
-from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, open_store
+from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, is_indexed, open_store
 from core.store_lock import store_lock
 from core.target_probability import LOW_TARGET_PROBABILITY
 from pipeline.progress import StageProgress
@@ -31,29 +31,37 @@ def store_path(config: PipelineConfig | dict) -> Path:
 
 
 def run_stages(config: PipelineConfig | dict, stages: list[str]) -> Path:
-    """Run the stages on the store of `config`; a data source or fuse config the store would refuse
-    stops them before anything is written."""
+    """Run the stages on the store of `config`; a data source or any stage's check the store would
+    refuse stops them before anything is written."""
     config = typed(config, PipelineConfig)
     path = store_path(config)
     # a folder's listing comes first, so a missing data.root leaves no run folder behind; the embedded
     # sample is written into the run folder, so it is listed there
     listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages and config.data.source != "sample" else None
-    if FUSE_STAGE in stages and INDEX_STAGE in stages:
-        _check_fuse_first(config, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with store_lock(path):
-        return _run_locked(config, stages, path, listing)
+    try:
+        with store_lock(path):
+            return _run_locked(config, stages, path, listing)
+    except OSError as error:  # a write that filled the disk often names no file: name the run's folder
+        if is_disk_full(error) and error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path.parent)) from error
+        raise
 
 
 def _run_locked(config: PipelineConfig, stages: list[str], path: Path, listing) -> Path:
-    from pipeline import explain, index
+    from pipeline import explain, index, preflight
     from pipeline.ray_runtime import ray_session
 
     started = time.perf_counter()
     if INDEX_STAGE in stages and listing is None:
         listing = enumerate_images(config, path.parent)  # before Ray starts
+    _check_before_writing(config, path, stages, listing)
+    if EXPLAIN_STAGE in stages:
+        preflight.check_classifiers(config)  # before indexing, which can take hours
     if listing or EXPLAIN_STAGE in stages:
         with ray_session(config), StageProgress() as progress:
+            if EXPLAIN_STAGE in stages:
+                preflight.check_resources(config)
             if listing:
                 index.run(config, path, progress, listing)
             if EXPLAIN_STAGE in stages:
@@ -71,14 +79,21 @@ def _run_locked(config: PipelineConfig, stages: list[str], path: Path, listing) 
     return path
 
 
-def _check_fuse_first(config: PipelineConfig, path: Path) -> None:
-    """A fuse config the store would refuse stops generate-labels before any stage records anything."""
-    from pipeline import fuse
+def _check_before_writing(config: PipelineConfig, path: Path, stages: list[str], listing) -> None:
+    """Every check of every stage this run will run, against the store as it is: a refused run changes
+    nothing on disk (each stage checks again before it writes, for in-process callers)."""
+    from pipeline import fuse, index, map_settings
 
-    if (path / "zarr.json").is_file():
-        group = open_store(path, mode="r")
-        if fuse_settings(group):
-            fuse.check_accepted(config, group)
+    if not (path / "zarr.json").is_file():
+        return
+    group = open_store(path, mode="r")
+    if listing is not None and is_indexed(group):
+        index.check_accepted(group, listing, config.store.shard_size, config.store.map_size)
+    explains = EXPLAIN_STAGE in stages
+    redone = map_settings.check_accepted(config, group) if explains else []
+    if FUSE_STAGE in stages and fuse_settings(group) and not redone:  # redone maps: their labels are dropped
+        made = map_settings.made_members(config) if explains else None
+        fuse.check_accepted(config, group, made)
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -115,6 +130,15 @@ def _gallery(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upgrade_store(args: argparse.Namespace) -> int:
+    from core.store import FORMAT_VERSION, upgrade_in_place
+
+    with store_lock(args.store):
+        before = upgrade_in_place(args.store)
+    print(f"{args.store}: store format {before} -> {FORMAT_VERSION}")
+    return 0
+
+
 def _export_paddleseg(args: argparse.Namespace) -> int:
     from pipeline import paddleseg_format
 
@@ -134,15 +158,6 @@ def _import_paddleseg(args: argparse.Namespace) -> int:
         summary = paddleseg_format.import_released(args.root, args.store, imagenet_root=args.imagenet_root,
                                                    map_size=args.map_size, shard_size=args.shard_size)
     print(f"imported into {args.store}: {summary}")
-    return 0
-
-
-def _upgrade_store(args: argparse.Namespace) -> int:
-    from core.store import FORMAT_VERSION, upgrade_in_place
-
-    with store_lock(args.store):
-        before = upgrade_in_place(args.store)
-    print(f"{args.store}: store format {before} -> {FORMAT_VERSION}")
     return 0
 
 

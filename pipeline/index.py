@@ -87,6 +87,21 @@ def _repair(group: zarr.Group, store_path: Path, listing: Listing) -> None:
                                               [INDEX_STATUS, INDEX_HEIGHT, INDEX_WIDTH, INDEX_ERROR], k, n))
 
 
+def check_accepted(group: zarr.Group, listing: Listing, k: int, size: int) -> list[str]:
+    """Refuse a shard size, map size or image list other than the indexed store's; returns its paths.
+    Writes nothing, so it can run before any stage."""
+    for key, made_with, wanted in (("shard_size", shard_size(group), k), ("map_size", map_size(group), size)):
+        if made_with != wanted:
+            raise DatasetError(f"store.{key}={wanted}, but this store was made with store.{key}={made_with}: "
+                               "use that value or a new run name (run.name=...)")
+    recorded = [str(p) for p in group[INDEX_PATH][:]]
+    present = set(listing.paths)
+    if recorded != listing.paths and [p for p in recorded if p in present] != listing.paths:
+        raise DatasetError(f"the images under {listing.root} changed since this store was indexed; "
+                           "use a new run name (run.name=...)")
+    return recorded
+
+
 def _require_index_arrays(group: zarr.Group, listing: Listing, k: int, size: int) -> list[str]:
     """Write the index of a new store, or check the listing against an indexed one; returns the store's paths.
 
@@ -95,15 +110,7 @@ def _require_index_arrays(group: zarr.Group, listing: Listing, k: int, size: int
     """
     root, paths = listing.root, listing.paths
     if is_indexed(group):
-        for key, recorded, wanted in (("shard_size", shard_size(group), k), ("map_size", map_size(group), size)):
-            if recorded != wanted:
-                raise DatasetError(f"store.{key}={wanted}, but this store was made with store.{key}={recorded}: "
-                                   "use that value or a new run name (run.name=...)")
-        recorded = [str(p) for p in group[INDEX_PATH][:]]
-        present = set(paths)
-        if recorded != paths and [p for p in recorded if p in present] != paths:
-            raise DatasetError(f"the images under {root} changed since this store was indexed; "
-                               "use a new run name (run.name=...)")
+        recorded, present = check_accepted(group, listing, k, size), set(paths)
         mark_bad(group, {i: VANISHED for i, p in enumerate(recorded) if p not in present})
         return recorded
     write_layout(group, data_root=str(root.resolve()), shard_size=k, map_size=size, classes=listing.classes)

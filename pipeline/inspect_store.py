@@ -78,13 +78,17 @@ def completion(root: Path, group: zarr.Group, arrays: dict[str, zarr.Array], n_s
     for name in (a for a in arrays if is_progress_flag(a)):
         rows.append([name, f"{int(np.asarray(arrays[name][:], bool).sum())} / {n_shards} shards done"])
     for model in store_models(group):
+        written = {}  # explainer -> shard files present (None: not started)
         for explainer in store_explainers(group):
             name = saliency_name(model, explainer)
-            if name not in arrays:
-                rows.append([f"{model}/{explainer}", "not started"])
-                continue
-            present = sum((root / name / key).is_file() for key in storage_files(arrays[name], slice(0, n)))
-            rows.append([f"{model}/{explainer}", f"{present} / {n_shards} shard files written"])
+            written[explainer] = (sum((root / name / key).is_file() for key in storage_files(arrays[name], slice(0, n)))
+                                  if name in arrays else None)
+        if len(set(written.values())) == 1 and None not in written.values():  # the usual case: one line per model
+            rows.append([model, f"{next(iter(written.values()))} / {n_shards} shard files written of each of "
+                                f"{', '.join(written)}"])
+            continue
+        rows += [[f"{model}/{e}", "not started" if count is None else f"{count} / {n_shards} shard files written"]
+                 for e, count in written.items()]
     return table(rows, ["", ""])[1:]
 
 
@@ -208,9 +212,10 @@ def _fuse_lines(settings: dict) -> list[str]:
     for key, value in settings.items():
         if key == "members":
             continue
-        if isinstance(value, dict):
-            value = "{" + ", ".join(f"{k} {v}" for k, v in value.items()) + "}" if value else "{}"
-        words.append(f"{key} {value}")
+        if isinstance(value, dict) and value:  # one setting per word: crf.temperature 0.05
+            words += [f"{key}.{k} {v:g}" if isinstance(v, float) else f"{key}.{k} {v}" for k, v in value.items()]
+        else:
+            words.append(f"{key} {value if value != {} else '{}'}")
     lines = ["fuse: " + words[0]]
     for word in words[1:]:  # wrapped between settings, never inside one
         if len(lines[-1]) + len(word) + 2 > FUSE_LINE_WIDTH:

@@ -290,10 +290,10 @@ class Plan:
 
 def make_plan(config: PipelineConfig | dict, images: int | None = None, devices: int = 1, measure: int = 0,
               rates_file: Path | None = None, work_dir: Path = Path("runs/plan")) -> Plan:
-    from pipeline.classifiers import normalize_spec
+    from pipeline.classifiers import model_specs
 
     config = typed(config, PipelineConfig)
-    specs = [normalize_spec(m.model_dump(exclude_none=True)) for m in config.explain.models]
+    specs = model_specs(config.explain)
     explainers = config.explain.explainers
     count, source = count_images(config, images)
     networks = {spec["name"]: architecture(spec)[:2] for spec in specs}

@@ -54,6 +54,8 @@ class RunOptions:
     channels_last: bool = True
     autocast: str | None = None
     cache: str | None = None  # explain.runtime_cache; None: runtime_cache_dir's default
+    reduced_decode: bool = True  # explain.reduced_decode: JPEGs decoded by DCT scaling, no smaller than the input
+    device_decode: bool = True  # explain.device_decode: on a GPU, a shard's JPEGs decoded there (nvJPEG)
 
     def __post_init__(self):
         if self.runtime not in RUNTIMES:

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from core.config import ConfigError, recorded
+from core.config import ConfigError, get, recorded
 from training.checkpoints import resolve_variant
 from training.models import create_model
 from training.trainer import CHECKPOINT_DIR, LAST
@@ -39,15 +39,41 @@ def build_model(config, num_classes: int, weight_files: tuple = ()) -> torch.nn.
     return model
 
 
+DATA_KEYS = ("format", "store", "root", "pssl_root", "imagenet_root", "list_file", "train_split")  # what is trained on
+NAME_KEYS = ("format", "train_split")  # the others are paths, compared resolved
+
+
 def resume_path(config, out_dir: Path) -> Path | None:
-    """`run.resume`: auto (last.pt if present), a checkpoint path, or null for a fresh start."""
+    """`run.resume`: auto (last.pt if present), a checkpoint path, or null for a fresh start. A checkpoint
+    trained on other data (its run's config.yaml names another store) is refused: resuming would mix them."""
     resume = config.run.resume
     if resume in (None, False, "none", "null"):
         return None
     if resume == "auto":
         last = out_dir / CHECKPOINT_DIR / LAST
-        return last if last.is_file() else None
-    return Path(resume)
+        checkpoint = last if last.is_file() else None
+    else:
+        checkpoint = Path(resume)
+    if checkpoint is not None:
+        _refuse_other_data(config, checkpoint)
+    return checkpoint
+
+
+def _refuse_other_data(config: dict, checkpoint: Path) -> None:
+    recorded_file = checkpoint.parent.parent / "config.yaml"  # <out_dir>/checkpoints/<file>: written by write_config
+    if not recorded_file.is_file():
+        return
+    was, now = yaml.safe_load(recorded_file.read_text()) or {}, recorded(config)
+    for key in DATA_KEYS:
+        old, new = _data_value(was, key), _data_value(now, key)
+        if old != new:
+            raise ConfigError(f"run.resume: the checkpoint was trained on data.{key}={old}; "
+                              "set run.out_dir to a new folder or run.resume=null")
+
+
+def _data_value(config: dict, key: str):
+    value = get(config, f"data.{key}", None)
+    return str(Path(value).resolve()) if isinstance(value, str) and key not in NAME_KEYS else value
 
 
 def write_config(out_dir: Path, config) -> None:
