@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import json
 import warnings
 from pathlib import Path
 
@@ -35,7 +36,7 @@ UNKNOWN_CLASS = -1
 INDEX_PATH, INDEX_CLASS_ID, INDEX_TARGET = "index/path", "index/class_id", "index/target"
 INDEX_HEIGHT, INDEX_WIDTH, INDEX_STATUS, INDEX_ERROR = "index/height", "index/width", "index/status", "index/error"
 INDEX_CLASS_SOURCE = "index/class_source"
-# How index/class_id was obtained, per image (stores written before it was recorded read as 0).
+# How index/class_id was obtained, per image (CLASS_NOT_RECORDED: a store of format 1).
 CLASS_NOT_RECORDED, CLASS_UNKNOWN, CLASS_FROM_WNID, CLASS_FROM_MAP, CLASS_FROM_POSITION, CLASS_FROM_LIST = range(6)
 CLASS_SOURCES = {
     CLASS_NOT_RECORDED: "not recorded",
@@ -63,13 +64,13 @@ WEIGHT_SCALE = 255  # pssl/weight holds confidence x 255
 LABELS_PREFIX = "pssl/"
 MASK, WEIGHT, CONSENSUS = LABELS_PREFIX + "mask", LABELS_PREFIX + "weight", LABELS_PREFIX + "consensus"
 
-# --- how each saliency array keeps its maps: its ENCODING attribute (absent: ENCODING_FULL) ------------
+# --- how each saliency array keeps its maps: its ENCODING attribute -------------------------------------
 ENCODING = "encoding"
-ENCODING_FULL = "float16_map"  # [N, S, S] float16: map / its max-abs (every store before encodings existed)
+ENCODING_FULL = "float16_map"  # [N, S, S] float16: map / its max-abs
 ENCODING_GRID = "feature_grid"  # [N, h, w] float32: the raw CAM at its layer's grid; INPUT_SIZE says how to resize it
 ENCODING_UNIT = "uint8_unit"  # [N, S, S] uint8: round(LEVELS * min(1, relu(map) / q99)), all that fusion reads
 INPUT_SIZE = "input_size"  # ENCODING_GRID: the classifier's input size the CAM was upsampled to before map_size
-LEVELS = "levels"  # ENCODING_UNIT: the number of levels above 0 (absent: UNIT_LEVELS, stores before it was chosen)
+LEVELS = "levels"  # ENCODING_UNIT: the number of levels above 0
 UNIT_LEVELS = 255
 ENCODINGS = (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT)
 
@@ -108,8 +109,8 @@ def q99_name(model: str, explainer: str) -> str:
 
 
 def map_encoding(array: zarr.Array) -> str:
-    """How a saliency array keeps its maps (ENCODINGS); stores written before encodings: ENCODING_FULL."""
-    encoding = array.attrs.get(ENCODING, ENCODING_FULL)
+    """How a saliency array keeps its maps (ENCODINGS)."""
+    encoding = array.attrs.get(ENCODING)
     if encoding not in ENCODINGS:
         raise StoreError(f"{array.path} has unknown encoding {encoding!r} (written by a newer version?)")
     return encoding
@@ -117,7 +118,7 @@ def map_encoding(array: zarr.Array) -> str:
 
 def unit_levels(array: zarr.Array) -> int:
     """How many levels above 0 an ENCODING_UNIT array spends on min(1, relu(map) / q99)."""
-    return int(array.attrs.get(LEVELS, UNIT_LEVELS))
+    return int(array.attrs[LEVELS])
 
 
 def score_name(model: str) -> str:
@@ -185,11 +186,48 @@ def package_versions() -> dict:
 
 
 def open_store(path: str | Path, mode: str = "r+") -> zarr.Group:
-    """Open without consolidated metadata: stages add arrays while others read."""
+    """Open without consolidated metadata: stages add arrays while others read. Every node's metadata
+    is checked first (zarr reads it lazily and fails deep inside a stage with a JSON traceback). A store
+    of an older format is upgraded when opened for writing and refused, naming the command, when opened to read."""
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise StoreError(f"no Zarr store at {path} (run `make generate-labels` first)")
-    return zarr.open_group(str(path), mode=mode, use_consolidated=False)
+    problem = metadata_problem(path)
+    if problem:
+        raise StoreError(problem)
+    return _current_format(zarr.open_group(str(path), mode=mode, use_consolidated=False), path, mode != "r")
+
+
+ARRAY_METADATA_KEYS = ("shape", "data_type", "chunk_grid", "codecs")
+
+
+def _damaged_metadata(path: Path, name: str, what: str) -> str:
+    where = f"{name}/zarr.json" if name else "zarr.json"
+    if not name or name.startswith("index"):  # the index is made once: nothing re-creates it from the images
+        return f"{path}: {where} is damaged ({what}); restore it, or start a new run (run.name=...)"
+    return f"{path}: {where} is damaged ({what}); delete {name} and re-run generate-labels with its config.yaml"
+
+
+def metadata_problem(path: Path, name: str = "") -> str | None:
+    """The first node of the store whose zarr.json cannot be read, as one line with what to do, or None.
+
+    Walks groups only (an array's chunk folders are never listed), so it costs one small read per node.
+    """
+    try:
+        node = json.loads((path / name / "zarr.json").read_bytes())
+    except (OSError, ValueError):
+        return _damaged_metadata(path, name, "not valid JSON")
+    kind = node.get("node_type") if isinstance(node, dict) else None
+    needed = ARRAY_METADATA_KEYS if kind == "array" else ()
+    if kind not in ("group", "array") or node.get("zarr_format") != 3 or any(key not in node for key in needed):
+        return _damaged_metadata(path, name, "not Zarr v3 metadata")
+    if kind == "group":
+        for child in sorted((path / name).iterdir()):
+            if child.is_dir() and (child / "zarr.json").exists():
+                found = metadata_problem(path, f"{name}/{child.name}".lstrip("/"))
+                if found:
+                    return found
+    return None
 
 
 def create_store(path: str | Path, config: dict) -> zarr.Group:
@@ -200,10 +238,85 @@ def create_store(path: str | Path, config: dict) -> zarr.Group:
             {
                 "created": datetime.datetime.now(datetime.UTC).isoformat(),
                 "versions": package_versions(),
+                FORMAT: FORMAT_VERSION,
                 "config": config,
             }
         )
+    return _current_format(group, Path(path), writable=True)
+
+
+# --- the store's format: what a reader may assume. 1: stores before the version was recorded -------
+FORMAT, FORMAT_VERSION = "format_version", 2
+UPGRADE_COMMAND = "python -m pipeline upgrade-store"
+# what a format-1 store's fuse attribute lacks, with what those labels were made with
+FORMAT_1_FUSE = {"threshold_rule": "fixed", "otsu_range": [0.0, 1.0], "smooth": {}, "refine": "none", "crf": None,
+                 "combine": "none"}
+
+
+def format_version(group: zarr.Group) -> int:
+    return int(group.attrs.get(FORMAT, 1))
+
+
+def upgrade_in_place(path: str | Path) -> int:
+    """Bring the store at `path` to FORMAT_VERSION; returns the format it had."""
+    if not (Path(path) / "zarr.json").is_file():
+        raise StoreError(f"no Zarr store at {path}")
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    before = format_version(group)
+    _current_format(group, Path(path), writable=True)
+    return before
+
+
+def _current_format(group: zarr.Group, path: Path, writable: bool) -> zarr.Group:
+    version = format_version(group)
+    if version > FORMAT_VERSION:
+        raise StoreError(f"{path} has store format {version}, newer than this code's {FORMAT_VERSION}: "
+                         "update the code to read it")
+    if version < FORMAT_VERSION:
+        if not writable:
+            raise StoreError(f"{path} has store format {version}, older than {FORMAT_VERSION}: "
+                             f"`{UPGRADE_COMMAND} {path}` rewrites it (in place, in seconds)")
+        upgrade_store(group)
     return group
+
+
+def upgrade_store(group: zarr.Group) -> None:
+    """Rewrite a format-1 store as format 2: what its readers used to guess is written down.
+
+    Saliency arrays get their encoding (format 1 kept whole float16 maps, or 255 levels), maps get a
+    q99 array (NaN: the fuse kernel computes it), images their class-id source (not recorded), and
+    the fuse attribute every rule key (as those labels were made)."""
+    arrays = set(_array_names(group))
+    n = group[INDEX_PATH].shape[0] if INDEX_PATH in arrays else 0
+    for model in group.attrs.get("models", []):
+        for explainer in group.attrs.get("explainers", []):
+            name = saliency_name(model, explainer)
+            if name not in arrays:
+                continue
+            array = group[name]
+            if ENCODING not in array.attrs:
+                array.attrs[ENCODING] = ENCODING_FULL
+            if array.attrs[ENCODING] == ENCODING_UNIT and LEVELS not in array.attrs:
+                array.attrs[LEVELS] = UNIT_LEVELS
+            if q99_name(model, explainer) not in arrays:
+                _written_array(group, q99_name(model, explainer), n, np.float32, np.nan)
+    if INDEX_PATH in arrays and INDEX_CLASS_SOURCE not in arrays:
+        _written_array(group, INDEX_CLASS_SOURCE, n, np.uint8, CLASS_NOT_RECORDED)
+    if "fuse" in group.attrs:
+        group.attrs["fuse"] = {**FORMAT_1_FUSE, **group.attrs["fuse"]}
+    group.attrs[FORMAT] = FORMAT_VERSION
+
+
+def _array_names(group: zarr.Group) -> list[str]:
+    return [name for name, _ in group.arrays()] + [f"{key}/{name}" for key, sub in group.groups()
+                                                   for name in _array_names(sub)]
+
+
+def _written_array(group: zarr.Group, name: str, n: int, dtype, value) -> None:
+    """A per-image array holding `value`, its chunk files written (a missing file would read as damage)."""
+    array = group.create_array(name, shape=(n,), dtype=dtype, chunks=(shard_size(group),), fill_value=value,
+                               config={"write_empty_chunks": True})
+    array[:] = np.full(n, value, dtype)
 
 
 def record_config(group: zarr.Group, path: str | Path, config: dict) -> None:
@@ -212,8 +325,13 @@ def record_config(group: zarr.Group, path: str | Path, config: dict) -> None:
     Called by a stage only after its checks against the store pass, so a refused run leaves both
     describing what the store holds.
     """
-    group.attrs["config"] = config
-    (Path(path).parent / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if group.attrs.get("config") != config:
+        group.attrs["config"] = config
+    file, text = Path(path).parent / "config.yaml", yaml.safe_dump(config, sort_keys=False)
+    if not file.is_file() or file.read_text() != text:  # written whole or not at all (a full disk keeps the old)
+        partial = file.with_name(file.name + ".partial")
+        partial.write_text(text)
+        partial.replace(file)
 
 
 def n_images(group: zarr.Group) -> int:
@@ -251,6 +369,11 @@ def fuse_settings(group: zarr.Group) -> dict:
     return dict(group.attrs.get("fuse", {}))
 
 
+def recorded_map_settings(group: zarr.Group) -> dict:
+    """The map-defining explain settings the store's maps were made with ({} before they were recorded)."""
+    return dict(group.attrs.get("map_settings", {}))
+
+
 def fused_members(group: zarr.Group) -> list[tuple[str, str]]:
     return [tuple(m) for m in fuse_settings(group).get("members", [])]
 
@@ -261,7 +384,7 @@ def is_indexed(group: zarr.Group) -> bool:
 
 
 def write_layout(group: zarr.Group, **attrs) -> None:
-    """Record root attributes (shard_size, map_size, data_root, models, explainers, classes, fuse)."""
+    """Record root attributes (shard_size, map_size, data_root, models, explainers, classes, fuse, map_settings)."""
     group.attrs.update(attrs)
 
 
@@ -329,6 +452,14 @@ def clear_labels(group: zarr.Group) -> None:
             del group[name]
     if "fuse" in group.attrs:
         del group.attrs["fuse"]
+
+
+def clear_model(group: zarr.Group, model: str) -> None:
+    """Forget a model's maps, scores, predictions and their flags (its shards are then as never explained)."""
+    for name in (f"saliency/{model}", f"scores/{model}", prediction_name(model),
+                 progress_name(CLASSIFY_STAGE, model), progress_name(EXPLAIN_STAGE, model)):
+        if name in group:
+            del group[name]
 
 
 def fused_images(group: zarr.Group) -> np.ndarray:

@@ -7,7 +7,7 @@ Maps go to `saliency/<model>/<explainer>` (map / its max-abs, float16) plus the 
 and the q99 that fusion divides by (computed once here, so re-fusing with other thresholds is cheap).
 One task writes one model's shard of every array, so no two writers share a shard file; the
 driver sets a shard's progress flag only after the task has returned, so a re-run redoes exactly
-the unfinished shards. Actors that die are restarted by Ray and their shard retried.
+the unfinished shards. A dead actor's shards go to the other actors (`run_on_pool`).
 """
 from __future__ import annotations
 
@@ -21,23 +21,25 @@ import torch
 import torch.nn.functional as F
 import zarr
 
-from core.config import ConfigError, get
-from core.errors import PsslError
+from core.config import ConfigError, recorded, typed
 from core.images import BadImage, load_rgb
-from core.schema import StoreSection
+from core.schema import PipelineConfig
 from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID,
                         INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, STATUS_OK, UNIT_LEVELS,
-                        UNKNOWN_CLASS, StoreError, data_root, done_shards, map_encoding, map_size, mark_bad, mark_done,
-                        n_images, open_store, prediction_name, q99_name, record_config, require_array, saliency_name,
-                        scale_name, score_name, shard_count, shard_size, shard_slice, top1_name, write_layout)
+                        UNKNOWN_CLASS, StoreError, clear_labels, clear_model, data_root, done_shards, map_encoding,
+                        map_size, mark_bad, mark_done, n_images, open_store, prediction_name, q99_name, read_flags,
+                        record_config, require_array, saliency_name, scale_name, score_name, shard_count, shard_size,
+                        shard_slice, top1_name, write_layout)
 from core.store_check import covered_names, list_arrays, report_redone, unflag_damaged
 from explainers import EXPLAINERS, create_explainer, upsample_grid
-from pipeline.classifiers import load_classifier, normalize_spec
+from pipeline import disk_space, map_settings, preflight
+from pipeline.classifiers import load_classifier, model_specs
 from pipeline.device_decode import decode_batch
 from pipeline.fuse_kernel import q99_of_maps
-from pipeline.ray_runtime import StageError, cluster_cpus
+from pipeline.ray_runtime import cluster_cpus
 from pipeline.runtime import RunOptions, no_grad_forward, split_network
 from pipeline.stored_maps import create_map_array, encode, to_stored_maps
+from pipeline.worker_errors import stage_error
 
 
 def resize_batch(rgbs: list, size: int, device: torch.device) -> torch.Tensor:
@@ -226,17 +228,25 @@ class ModelWorker:
         return self.explain(model, shard, score=True)
 
 
-def run_on_pool(actors: list, method: str, work: list[tuple[str, int]], on_done, in_flight_per_actor: int = 2) -> list:
+def run_on_pool(actors: list, method: str, work: list[tuple[str, int]], on_done, in_flight_per_actor: int = 2,
+                replace=None, attempts: int = 3) -> list:
     """Keep every actor busy with (model, shard) items, calling on_done(model, shard, result) as each
-    returns; returns [(model, shard, error)] that failed for good."""
-    queue, running, failures = list(work), {}, []
+    returns; returns [(model, shard, error)] that failed for good.
+
+    A dead actor (its process or its node lost) is dropped and its items go back in the queue for the
+    others, up to `attempts` times each: Ray restarting it instead would wait for resources a lost node
+    took with it while the survivors hold theirs, forever. `replace()` starts a new actor only when none
+    is left.
+    """
+    queue, running, failures, tries = list(work), {}, [], {}
+    live = list(actors)
 
     def submit(actor):
         if queue:
             item = queue.pop(0)
             running[getattr(actor, method).remote(*item)] = (item, actor)
 
-    for actor in actors:
+    for actor in live:
         for _ in range(in_flight_per_actor):
             submit(actor)
     while running:
@@ -245,30 +255,59 @@ def run_on_pool(actors: list, method: str, work: list[tuple[str, int]], on_done,
         try:
             result = ray.get(ref)
             on_done(*item, result)
+        except ray.exceptions.RayActorError as error:
+            tries[item] = tries.get(item, 0) + 1
+            if tries[item] >= attempts:
+                failures.append((*item, error))
+            else:
+                queue.insert(0, item)
+            if actor in live:
+                live.remove(actor)
+            if not live and replace is not None and queue:
+                live.append(replace())
+                for _ in range(in_flight_per_actor):
+                    submit(live[-1])
+            for other in live:  # the requeued items go to whoever has room
+                while queue and sum(a is other for _, a in running.values()) < in_flight_per_actor:
+                    submit(other)
+            continue
         except ray.exceptions.RayError as error:
             failures.append((*item, error))
-        submit(actor)
+        if actor in live:
+            submit(actor)
     return failures
 
 
-def run(config: dict, store_path: Path, progress) -> zarr.Group:
+def run(config: PipelineConfig | dict, store_path: Path, progress) -> zarr.Group:
+    config = typed(config, PipelineConfig)
+    settings = config.explain
     group = open_store(store_path)
-    specs = {spec["name"]: spec for spec in map(normalize_spec, get(config, "explain.models"))}
-    explainer_specs = get(config, "explain.explainers")
-    num_classes = int(get(config, "explain.num_classes", 1000))
-    options = RunOptions.from_config(get(config, "explain"))
+    specs = {spec["name"]: spec for spec in model_specs(settings)}
+    explainer_specs = settings.explainers
+    num_classes = settings.num_classes
+    options = RunOptions(settings.runtime, settings.channels_last, settings.autocast, settings.runtime_cache,
+                         settings.reduced_decode, settings.device_decode)
     n, k = n_images(group), shard_size(group)
     n_shards = shard_count(n, k)
-    if not done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
+    if not read_flags(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
         raise StoreError(f"{store_path} is not fully indexed yet: run the index stage first")
-    write_layout(group, models=list(specs), explainers=list(explainer_specs))
+    redo = map_settings.check_accepted(config, group)
+    unexplained = k * sum(n_shards if model in redo else int((~read_flags(group, EXPLAIN_STAGE, model, n_shards)).sum())
+                          for model in specs)
+    disk_space.check(store_path.parent, disk_space.map_bytes(min(unexplained, n * len(specs)), len(explainer_specs),
+                                                             map_size(group)), EXPLAIN_STAGE)
+    for model in redo:  # explain.overwrite=true: these maps, and the labels made from them, are made again
+        clear_model(group, model)
+    if redo:
+        clear_labels(group)
+    write_layout(group, models=list(specs), explainers=list(explainer_specs),
+                 map_settings=map_settings.map_settings(config))
     status = group[INDEX_STATUS][:]
     unknown = bool(np.any((group[INDEX_CLASS_ID][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
-    compact = bool(get(config, "store.compact", True))
-    levels = get(config, "store.unit_levels", StoreSection().unit_levels) if compact else None
+    levels = config.store.unit_levels if config.store.compact else None
     for model in specs:
         _require_model_arrays(group, specs[model], list(explainer_specs), n, levels, unknown, num_classes)
-    record_config(group, store_path, config)
+    record_config(group, store_path, recorded(config))
     images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
     # Known classes need no ensemble vote: one pass decodes each image once and writes scores and maps.
     # Unknown ones need every model's probabilities first: classify all, resolve targets, then explain.
@@ -283,6 +322,12 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
                for stage, _ in passes}
     actors = _start_actors(config, store_path, specs, explainer_specs, num_classes, options,
                            max(map(len, pending.values())))
+    preflight.wait_for_workers(actors, config, EXPLAIN_STAGE)
+
+    def replace():
+        actors.extend(_start_actors(config, store_path, specs, explainer_specs, num_classes, options, 1))
+        preflight.wait_for_workers(actors[-1:], config, EXPLAIN_STAGE)
+        return actors[-1]
 
     lost: dict[int, str] = {}
 
@@ -300,7 +345,7 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
             progress.begin(stage, total, models=list(specs),
                            done={m: total - sum(int(images_per_shard[s]) for pm, s in pending[stage] if pm == m)
                                  for m in specs})
-            failures = run_on_pool(actors, method, pending[stage], on_done(stage))
+            failures = run_on_pool(actors, method, pending[stage], on_done(stage), replace=replace)
             mark_bad(group, lost)  # images that vanished or broke since indexing
             if failures:
                 break
@@ -310,11 +355,7 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
         for actor in actors:
             ray.kill(actor)
     if failures:
-        for *_, error in failures:  # a config or input mistake fails every retry the same way: say it alone
-            if isinstance(error, ray.exceptions.RayTaskError) and isinstance(error.cause, PsslError):
-                raise error.cause
-        lines = "; ".join(f"{model} shard {shard}: {type(error).__name__}: {error}" for model, shard, error in failures[:3])
-        raise StageError(f"{len(failures)} shard(s) failed ({lines}); re-run the same command to retry them")
+        raise stage_error(EXPLAIN_STAGE, store_path, failures)
     return group
 
 
@@ -327,17 +368,17 @@ def _redo_damaged(group: zarr.Group, store_path: Path, model: str, k: int, n: in
     report_redone(f"{EXPLAIN_STAGE} {model}", unflag_damaged(store_path, group, flags, names, k, n))
 
 
-def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,
+def _start_actors(config: PipelineConfig, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,
                   options: RunOptions, pending: int) -> list:
     if not pending:
         return []
-    cpus = float(get(config, "ray.cpus_per_worker", 1))
-    gpus = float(get(config, "ray.gpus_per_worker", 0))
-    workers = get(config, "ray.workers", None) or max(1, int(cluster_cpus() // cpus))
-    worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=3,
-                                                   max_task_retries=3, max_concurrency=2)
-    arguments = (str(store_path), specs, explainer_specs, int(get(config, "explain.batch_size", 8)),
-                 int(get(config, "explain.seed", 0)), num_classes, options)
+    cpus, gpus = config.ray.cpus_per_worker, config.ray.gpus_per_worker
+    workers = config.ray.workers or max(1, int(cluster_cpus() // cpus))
+    # no restarts: run_on_pool hands a dead worker's shards to the others (see there why)
+    worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
+                                                   max_concurrency=2)
+    arguments = (str(store_path), specs, explainer_specs, config.explain.batch_size, config.explain.seed, num_classes,
+                 options)
     return [worker_class.remote(*arguments) for _ in range(min(int(workers), pending))]
 
 

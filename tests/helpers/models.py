@@ -1,6 +1,8 @@
 """Tiny real networks for tests: a classifier the explain stage loads by dotted path, a segmenter."""
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,6 +11,7 @@ from pipeline.classifiers import Classifier, Part, load_weights
 from training.models.outputs import SegOutputs
 
 TINY_CNN = "tests.helpers.models:tiny_cnn"  # the `arch` of a model entry in a pipeline config
+FAILING_CNN = "tests.helpers.models:failing_cnn"  # loads, then fails on its first forward as `fail:` says
 
 
 class TinyCNN(nn.Module):
@@ -39,6 +42,26 @@ def tiny_cnn(spec: dict) -> Classifier:
         net.load_state_dict(load_weights(spec["weights"]))
     return Classifier(spec["name"], net, int(spec.get("input_size", 64)), net.features[-1], trunk=net.features,
                       head=Part(net, "logits"))
+
+
+class FailingCNN(TinyCNN):
+    """A TinyCNN that breaks inside the worker the way real runs do: `raise` an error of a library
+    (as a CUDA or codec error would), or `exit` its process (as a segfault or the OOM killer would)."""
+
+    def __init__(self, fail: str, classes: int):
+        super().__init__(classes=classes)
+        self.fail = fail
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fail == "exit":
+            os._exit(3)
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def failing_cnn(spec: dict) -> Classifier:
+    """pipeline.classifiers builder for FailingCNN (run it with explain.runtime=eager: ONNX export would call it)."""
+    net = FailingCNN(spec["fail"], int(spec.get("classes", 1000)))
+    return Classifier(spec["name"], net, int(spec.get("input_size", 32)), net.features[-1])
 
 
 class TinySegNet(nn.Module):
