@@ -112,7 +112,7 @@ def store_files(path: Path) -> tuple[int, int]:
 def run_size(n: int, sampler: MemorySampler) -> dict:
     data = write_tree(WORK / f"data_{n}", n // 1000)
     store = WORK / f"store_{n}" / "pssl.zarr"
-    if store.exists():
+    if store.parent.exists():
         shutil.rmtree(store.parent)
     store.parent.mkdir(parents=True)
     config = load_config("conf/imagenet.yaml", OVERRIDES + [f"data.root={data}", f"run.store={store}",
