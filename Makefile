@@ -28,7 +28,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 # cluster that uses token auth; a local run (no ray.address) defaults to disabled (pipeline/ray_runtime.py).
 export PYTHONHASHSEED := 0
 
-.PHONY: venv objectness-model browser gallery generate-labels explain fuse inspect label-quality pretrain finetune-voc eval-voc bench test test-all test-parity
+.PHONY: venv objectness-model browser gallery generate-labels explain fuse inspect voc-seeds pretrain finetune-voc eval-voc bench test test-all test-parity
 
 venv: $(STAMP)
 
@@ -59,7 +59,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 # Seeds on Pascal VOC 2012 train vs SegmentationClass (ARGS="--class-map conf/voc_to_imagenet.yaml").
-label-quality: $(STAMP)
+voc-seeds: $(STAMP)
 	$(PY) -m benchmarks.voc_seeds $(VOC_ROOT) $(ARGS)
 
 pretrain: $(STAMP)

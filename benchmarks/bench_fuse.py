@@ -95,7 +95,7 @@ def fuse_seconds(store: Path, workers: int, consensus: bool) -> tuple[float, flo
     """(wall, CPU) seconds of a fuse run from scratch."""
     group = open_store(store)
     clear_labels(group)
-    config = {"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": workers,
+    config = {"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": workers,
                        "write_consensus": consensus}}
     started, cpu = time.perf_counter(), time.process_time()
     summary = fuse.run(config, store)

@@ -55,7 +55,7 @@ def build_store(root: Path, n: int) -> Path:
     group.attrs["data_root"] = str(images)
     group[INDEX_HEIGHT][:] = np.full(n, IMAGE_SIZE[0], np.int32)
     group[INDEX_WIDTH][:] = np.full(n, IMAGE_SIZE[1], np.int32)
-    fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 2}}, store)
+    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 2}}, store)
     return store
 
 

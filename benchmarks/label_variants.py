@@ -80,7 +80,8 @@ def best_members(world: str, spec: dict, grid: list[float]) -> list[dict]:
     rows = []
     for model, explainer in members(spec):
         def at(t, where):
-            fuse = {"models": [model], "explainers": [explainer], "fg_threshold": t, "bg_threshold": t * NO_IGNORE}
+            fuse = {"models": [model], "explainers": [explainer], "fg_threshold": t, "bg_threshold": t * NO_IGNORE,
+                    "refine": "none"}
             return score(where, fuse)
         chooser = spec.get("tuning", spec)
         chosen = max(grid, key=lambda t: headline(world, at(t, chooser)))
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=CONFIG)
     parser.add_argument("--only", nargs="*", choices=["real", "known_answer"], help="score only these worlds")
     args = parser.parse_args(argv)
-    config = load_config(args.config, schema=LabelVariantsConfig)
+    config = load_config(args.config, schema=LabelVariantsConfig).model_dump(exclude_unset=True)
     if args.command == "prepare":
         prepare(config)
         return 0

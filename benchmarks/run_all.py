@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="gather the existing result files, run nothing")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, schema=BenchConfig)
+        config = load_config(args.config, schema=BenchConfig).model_dump()
         benchmarks = config["benchmarks"]
         names = [bench["name"] for bench in benchmarks]
         unknown = sorted(set(args.only or []) - set(names))

@@ -1,6 +1,6 @@
 """The field's standard yardstick for seeds: label Pascal VOC 2012 train and score against SegmentationClass.
 
-    make label-quality VOC_ROOT=/data/VOCdevkit [ARGS="--class-map conf/voc_to_imagenet.yaml"]
+    make voc-seeds VOC_ROOT=/data/VOCdevkit [ARGS="--class-map conf/voc_to_imagenet.yaml"]
 
 Each train image is labelled by the label pipeline (conf/sample.yaml's models, explainers and fuse:
 section unless --config says otherwise). Its target is the ensemble's top-1 ImageNet class, or, with

@@ -1,4 +1,5 @@
-"""YAML configs with `dotted.key=value` overrides; the resolved dict is saved beside every output."""
+"""YAML configs with `dotted.key=value` overrides, validated into core/schema.py's models; their dump is saved
+beside every output."""
 from __future__ import annotations
 
 import copy
@@ -14,11 +15,11 @@ class ConfigError(PsslError, ValueError):
     """A config that cannot be used; the message names the key and what is wrong."""
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), schema=None,
-                context=None) -> dict:
-    """The YAML file with its overrides applied; with a `core.schema` model, every key and value is
-    checked and the problems are raised as one ConfigError line. `context` (a dict, or a function
-    making one, called only once keys and values pass) names what the schema checks names against."""
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), schema=None, context=None):
+    """The YAML file with its overrides applied: with a `core.schema` model, that model, validated and
+    with its defaults applied (the problems are raised as one ConfigError line), else the plain dict.
+    `context` (a dict, or a function making one, called only once keys and values pass) names what the
+    schema checks names against."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -29,12 +30,15 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (), s
     if not isinstance(config, dict):
         raise ConfigError(f"{path} must hold a mapping of sections, not {type(config).__name__}")
     config = apply_overrides(config, overrides)
-    if schema is not None:
-        origin = lambda key: _origin(key, path, overrides)  # noqa: E731
-        check(config, schema, None, origin)  # keys and values first: no registry needed, so it is quick
-        if context is not None:  # then the names only the running code knows (may import torch)
-            check(config, schema, context() if callable(context) else context, origin)
-    return config
+    if schema is None:
+        return config
+    origin = lambda key: _origin(key, path, overrides)  # noqa: E731
+    check(config, schema, None, origin)  # keys and values first: no registry needed, so it is quick
+    if context is None:
+        return schema.model_validate(config)
+    context = context() if callable(context) else context  # then the names only the running code knows
+    check(config, schema, context, origin)
+    return schema.model_validate(config, context=context)
 
 
 def check(config: dict, schema, context: dict | None = None, origin=lambda key: "") -> None:
@@ -44,6 +48,20 @@ def check(config: dict, schema, context: dict | None = None, origin=lambda key: 
     found = problems(config, schema, context)
     if found:
         raise ConfigError(" | ".join(f"{key}: {what}{origin(key)}" for key, what in found))
+
+
+def typed(config, schema, context: dict | None = None):
+    """`config` as the `schema` model: itself when it already is one (a command's loaded config), else a
+    dict (a test's, a benchmark's) checked as load_config checks a file."""
+    if isinstance(config, schema):
+        return config
+    check(config, schema, context)
+    return schema.model_validate(config, context=context or {})
+
+
+def recorded(config) -> dict:
+    """What a run records of its config: the validated model's dump, every default included."""
+    return config.model_dump(mode="json")
 
 
 def _origin(key: str, path: Path, overrides) -> str:

@@ -6,6 +6,7 @@ import sys
 from typing import Callable
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
+LINE_WIDTH = 200  # the longest error line a user should have to read (a message is shortened to fit where it can)
 
 
 class PsslError(Exception):

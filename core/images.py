@@ -26,9 +26,10 @@ def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX
              draft: int | None = None) -> np.ndarray:
     """Return an HxWx3 uint8 array of the image at `path` with its EXIF orientation applied.
 
-    `draft`: a JPEG may be decoded at a reduced scale whose sides stay >= draft (Pillow's draft mode), for
-    thumbnails: several times faster than a full decode.
-    """
+    `draft`: a JPEG may be decoded smaller, by libjpeg's DCT scaling (1/2, 1/4, 1/8; Pillow's draft mode), as
+    long as both sides stay >= draft: a reader that resizes it smaller anyway (thumbnails, the explain
+    stage's input) skips most of a large photo's pixels (results/bench_decode.md). The size and bomb checks
+    use the stored size."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -37,8 +38,10 @@ def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX
                 if width * height > max_pixels:
                     raise BadImage(f"refused: {width}x{height} exceeds {max_pixels} pixels "
                                    "(possible decompression bomb)")
+                if min(width, height) < min_side:
+                    raise BadImage(f"too small: {width}x{height} (min side {min_side})")
                 if draft:
-                    image.draft("RGB", (draft, draft))
+                    image.draft(None, (draft, draft))
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 rgb = _to_rgb(image)
@@ -52,8 +55,6 @@ def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX
         raise BadImage("file not found") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise BadImage(f"unreadable: {type(error).__name__}: {error}") from None
-    if min(rgb.shape[:2]) < min_side:
-        raise BadImage(f"too small: {rgb.shape[1]}x{rgb.shape[0]} (min side {min_side})")
     return rgb
 
 

@@ -5,7 +5,10 @@ default and range. A key that no section declares is refused with the closest va
 the wrong type or out of range is refused with the key and the rule. Names that only the running
 code knows (classifier archs, explainers and their parameters, segmentation models) are checked
 against the `context` the command passes to `validate`, so core/ still imports nothing else.
-Validation never changes the config: the dict is used and recorded exactly as written.
+`core.config.load_config` returns the validated model, defaults applied: the stages and the
+trainer read their section from it, and the recorded config is its dump. A default is written here
+and nowhere else; the defaults of the label pipeline are the embedded default recipe (conf/sample.yaml
+restates them with comments, and a test keeps the two equal).
 """
 from __future__ import annotations
 
@@ -105,11 +108,17 @@ class ExplainSection(Section):
     num_classes: PositiveInt = 1000
     runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
     runtime_cache: str | None = None  # exported runtimes, shared by runs; None: the user's cache folder
+    reduced_decode: bool = True  # JPEGs decoded at 1/2..1/8 scale, no side below twice the input (bench_decode)
+    device_decode: bool = True  # on a GPU worker: a shard's JPEGs decoded on the GPU (pipeline/device_decode.py)
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
     overwrite: bool = False  # redo finished maps made with other settings (pipeline/map_settings.py)
-    models: list[ModelSpec] = Field(min_length=1)  # an entry may be just the arch name
-    explainers: dict[str, dict[str, Any] | None] = Field(min_length=1)
+    models: list[ModelSpec] = Field([ModelSpec(arch=f"efficientnet_lite{i}") for i in range(3)],
+                                    min_length=1)  # an entry may be just the arch name
+    explainers: dict[str, dict[str, Any] | None] = Field(
+        {"grad_cam": {}, "smooth_grad": {"samples": 16, "stdev": 0.15, "batch_size": 4},
+         "lime": {"samples": 256, "segments": 50, "batch_size": 1}, "layer_cam": {},
+         "multi_scale_cam": {"method": "grad_cam", "scales": [1.0, 0.5, 1.5, 2.0], "flip": True}}, min_length=1)
     objectness: ObjectnessSection | None = None  # null: no object map
 
     @field_validator("models", mode="before")
@@ -148,14 +157,14 @@ class ExplainSection(Section):
 
 
 class CrfSection(Section):
-    """pipeline.fuse's dense CRF: every key is needed when fuse.refine=crf."""
-    temperature: PositiveFloat
-    iterations: PositiveInt
-    smooth_xy: PositiveFloat
-    smooth_weight: NonNegativeFloat
-    appearance_xy: PositiveFloat
-    appearance_rgb: PositiveFloat
-    appearance_weight: NonNegativeFloat
+    """pipeline.fuse_rules' dense CRF (fuse.refine=crf) (Kraehenbuehl & Koltun 2011)."""
+    temperature: PositiveFloat = Field(0.05, description="unary: p_fg = logistic((consensus - tau_fg) / temperature)")
+    iterations: PositiveInt = 5
+    smooth_xy: PositiveFloat = Field(0.015, description="smoothness kernel width, a fraction of the map side")
+    smooth_weight: NonNegativeFloat = 1.0
+    appearance_xy: PositiveFloat = Field(0.3, description="appearance kernel width, a fraction of the map side")
+    appearance_rgb: PositiveFloat = Field(8.0, description="appearance kernel width in colour (0..255)")
+    appearance_weight: NonNegativeFloat = 10.0
 
 
 class ObjectRuleSection(Section):
@@ -172,15 +181,17 @@ class ObjectRuleSection(Section):
 class FuseRule(Section):
     """The keys that change the labels (pipeline/fuse_rules.py): recorded in the store with the members
     and compared on a re-run. Rule names are checked against the registries the running code passes."""
-    fg_threshold: float | None = Field(None, ge=0, le=1)
-    bg_threshold: float | None = Field(None, ge=0, le=1)
+    # chosen on the real-photo development set, checked on the known-answer held-out split
+    # (docs/label_quality.md, results/label_variants.md)
+    fg_threshold: float = Field(0.3, ge=0, le=1)
+    bg_threshold: float = Field(0.15, ge=0, le=1)
     weight_by_probability: bool = False
     write_consensus: bool = False
     threshold_rule: str = "fixed"
     otsu_range: list[float] = Field([0.0, 1.0], min_length=2, max_length=2)
     smooth: dict[str, NonNegativeFloat] = {}  # {explainer: Gaussian sigma as a fraction of the side}
-    refine: str = "none"
-    crf: CrfSection | None = None
+    refine: str = "crf"
+    crf: CrfSection | None = CrfSection()  # None unless refine=crf: only then is it part of the rule
     combine: str = "none"  # a rule of maps and a class-agnostic objectness map
     objectness: ObjectRuleSection = ObjectRuleSection()  # the combination rules' settings
 
@@ -201,12 +212,14 @@ class FuseRule(Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> FuseRule:
-        if self.fg_threshold is not None and self.bg_threshold is not None and not self.bg_threshold < self.fg_threshold:
+        if not self.bg_threshold < self.fg_threshold:
             raise ValueError(f"needs bg_threshold < fg_threshold, got bg={self.bg_threshold}, fg={self.fg_threshold}")
         if not 0 <= self.otsu_range[0] <= self.otsu_range[1] <= 1:
             raise ValueError(f"otsu_range must be [low, high] with 0 <= low <= high <= 1, got {self.otsu_range}")
         if self.refine == "crf" and self.crf is None:
             raise ValueError("refine=crf needs the fuse.crf section")
+        if self.refine != "crf":
+            self.crf = None
         if self.combine == "object_unary" and self.crf is None:
             raise ValueError("combine=object_unary needs the fuse.crf section (its CRF runs on that unary)")
         return self
@@ -229,23 +242,25 @@ class PipelineConfig(Section):
     data: DataSection = DataSection()
     store: StoreSection = StoreSection()
     ray: RaySection = RaySection()
-    explain: ExplainSection | None = None
+    explain: ExplainSection = ExplainSection()
     fuse: FuseSection = FuseSection()
 
     @model_validator(mode="after")
     def _fuse_members_are_explained(self) -> PipelineConfig:
-        """fuse.models / fuse.explainers must name what explain makes (else fuse would refuse after explain)."""
-        if self.explain is not None:
-            made = {"models": [model.display_name for model in self.explain.models],
-                    "explainers": list(self.explain.explainers)}
-            for key, known in made.items():
-                chosen = getattr(self.fuse, key) or []
-                unknown = [name for name in chosen if name not in known]
-                if unknown:
-                    raise ValueError(f"fuse.{key}: {unknown} are not in explain.{key} ({known})")
-            blurred = [name for name in self.fuse.smooth or {} if name not in made["explainers"]]
-            if blurred:
-                raise ValueError(f"fuse.smooth: {blurred} are not in explain.explainers ({made['explainers']})")
+        """fuse.models / fuse.explainers must name what explain makes (else fuse would refuse after explain);
+        a config without an explain section fuses a store explained before, which fuse checks itself."""
+        if "explain" not in self.model_fields_set:
+            return self
+        made = {"models": [model.display_name for model in self.explain.models],
+                "explainers": list(self.explain.explainers)}
+        for key, known in made.items():
+            chosen = getattr(self.fuse, key) or []
+            unknown = [name for name in chosen if name not in known]
+            if unknown:
+                raise ValueError(f"fuse.{key}: {unknown} are not in explain.{key} ({known})")
+        blurred = [name for name in self.fuse.smooth or {} if name not in made["explainers"]]
+        if blurred:
+            raise ValueError(f"fuse.smooth: {blurred} are not in explain.explainers ({made['explainers']})")
         return self
 
 
@@ -324,7 +339,7 @@ class PretrainData(Section):
     root: str | None = None
     pssl_root: str | None = None
     imagenet_root: str | None = None
-    list_file: str | None = None
+    list_file: str = "train.txt"
     check_files: bool = True
     min_target_prob: float = Field(0.0, ge=0, le=1)  # store: leave out images the classifiers barely see (0: keep all)
 
@@ -338,6 +353,15 @@ class PretrainConfig(Section):
     model: SegModelSection
     loss: LossSection = LossSection()
     train: TrainSection
+
+    @model_validator(mode="after")
+    def _counts_epochs(self) -> PretrainConfig:
+        if self.train.epochs is None or self.train.iterations is not None:
+            raise ValueError("train: pre-training counts train.epochs (and no train.iterations)")
+        if 0 <= self.ignore_index < self.num_classes:
+            raise ValueError(f"ignore_index: {self.ignore_index} is a real class id with num_classes="
+                             f"{self.num_classes}; use {self.num_classes} (the reference's choice)")
+        return self
 
 
 class VocData(Section):
@@ -372,6 +396,12 @@ class FinetuneConfig(Section):
     loss: LossSection = LossSection()
     train: TrainSection
     eval: EvalSection
+
+    @model_validator(mode="after")
+    def _counts_iterations(self) -> FinetuneConfig:
+        if self.train.iterations is None or self.train.epochs is not None:
+            raise ValueError("train: VOC fine-tuning counts train.iterations (the reference's 40k), not train.epochs")
+        return self
 
 
 # --- the benchmark runner (python -m benchmarks.run_all; conf/bench.yaml) --------------------------

@@ -38,7 +38,7 @@ UNKNOWN_CLASS = -1
 INDEX_PATH, INDEX_CLASS_ID, INDEX_TARGET = "index/path", "index/class_id", "index/target"
 INDEX_HEIGHT, INDEX_WIDTH, INDEX_STATUS, INDEX_ERROR = "index/height", "index/width", "index/status", "index/error"
 INDEX_CLASS_SOURCE = "index/class_source"
-# How index/class_id was obtained, per image (stores written before it was recorded read as 0).
+# How index/class_id was obtained, per image (CLASS_NOT_RECORDED: a store of format 1).
 CLASS_NOT_RECORDED, CLASS_UNKNOWN, CLASS_FROM_WNID, CLASS_FROM_MAP, CLASS_FROM_POSITION, CLASS_FROM_LIST = range(6)
 CLASS_SOURCES = {
     CLASS_NOT_RECORDED: "not recorded",
@@ -66,13 +66,13 @@ WEIGHT_SCALE = 255  # pssl/weight holds confidence x 255
 LABELS_PREFIX = "pssl/"
 MASK, WEIGHT, CONSENSUS = LABELS_PREFIX + "mask", LABELS_PREFIX + "weight", LABELS_PREFIX + "consensus"
 
-# --- how each saliency array keeps its maps: its ENCODING attribute (absent: ENCODING_FULL) ------------
+# --- how each saliency array keeps its maps: its ENCODING attribute -------------------------------------
 ENCODING = "encoding"
-ENCODING_FULL = "float16_map"  # [N, S, S] float16: map / its max-abs (every store before encodings existed)
+ENCODING_FULL = "float16_map"  # [N, S, S] float16: map / its max-abs
 ENCODING_GRID = "feature_grid"  # [N, h, w] float32: the raw CAM at its layer's grid; INPUT_SIZE says how to resize it
 ENCODING_UNIT = "uint8_unit"  # [N, S, S] uint8: round(LEVELS * min(1, relu(map) / q99)), all that fusion reads
 INPUT_SIZE = "input_size"  # ENCODING_GRID: the classifier's input size the CAM was upsampled to before map_size
-LEVELS = "levels"  # ENCODING_UNIT: the number of levels above 0 (absent: UNIT_LEVELS, stores before it was chosen)
+LEVELS = "levels"  # ENCODING_UNIT: the number of levels above 0
 UNIT_LEVELS = 255
 ENCODINGS = (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT)
 
@@ -115,8 +115,8 @@ def q99_name(model: str, explainer: str) -> str:
 
 
 def map_encoding(array: zarr.Array) -> str:
-    """How a saliency array keeps its maps (ENCODINGS); stores written before encodings: ENCODING_FULL."""
-    encoding = array.attrs.get(ENCODING, ENCODING_FULL)
+    """How a saliency array keeps its maps (ENCODINGS)."""
+    encoding = array.attrs.get(ENCODING)
     if encoding not in ENCODINGS:
         raise StoreError(f"{array.path} has unknown encoding {encoding!r} (written by a newer version?)")
     return encoding
@@ -124,7 +124,7 @@ def map_encoding(array: zarr.Array) -> str:
 
 def unit_levels(array: zarr.Array) -> int:
     """How many levels above 0 an ENCODING_UNIT array spends on min(1, relu(map) / q99)."""
-    return int(array.attrs.get(LEVELS, UNIT_LEVELS))
+    return int(array.attrs[LEVELS])
 
 
 def score_name(model: str) -> str:
@@ -193,14 +193,15 @@ def package_versions() -> dict:
 
 def open_store(path: str | Path, mode: str = "r+") -> zarr.Group:
     """Open without consolidated metadata: stages add arrays while others read. Every node's metadata
-    is checked first (zarr reads it lazily and fails deep inside a stage with a JSON traceback)."""
+    is checked first (zarr reads it lazily and fails deep inside a stage with a JSON traceback). A store
+    of an older format is upgraded when opened for writing and refused, naming the command, when opened to read."""
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise StoreError(f"no Zarr store at {path} (run `make generate-labels` first)")
     problem = metadata_problem(path)
     if problem:
         raise StoreError(problem)
-    return zarr.open_group(str(path), mode=mode, use_consolidated=False)
+    return _current_format(zarr.open_group(str(path), mode=mode, use_consolidated=False), path, mode != "r")
 
 
 ARRAY_METADATA_KEYS = ("shape", "data_type", "chunk_grid", "codecs")
@@ -243,10 +244,85 @@ def create_store(path: str | Path, config: dict) -> zarr.Group:
             {
                 "created": datetime.datetime.now(datetime.UTC).isoformat(),
                 "versions": package_versions(),
+                FORMAT: FORMAT_VERSION,
                 "config": config,
             }
         )
+    return _current_format(group, Path(path), writable=True)
+
+
+# --- the store's format: what a reader may assume. 1: stores before the version was recorded -------
+FORMAT, FORMAT_VERSION = "format_version", 2
+UPGRADE_COMMAND = "python -m pipeline upgrade-store"
+# what a format-1 store's fuse attribute lacks, with what those labels were made with
+FORMAT_1_FUSE = {"threshold_rule": "fixed", "otsu_range": [0.0, 1.0], "smooth": {}, "refine": "none", "crf": None,
+                 "combine": "none"}
+
+
+def format_version(group: zarr.Group) -> int:
+    return int(group.attrs.get(FORMAT, 1))
+
+
+def upgrade_in_place(path: str | Path) -> int:
+    """Bring the store at `path` to FORMAT_VERSION; returns the format it had."""
+    if not (Path(path) / "zarr.json").is_file():
+        raise StoreError(f"no Zarr store at {path}")
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    before = format_version(group)
+    _current_format(group, Path(path), writable=True)
+    return before
+
+
+def _current_format(group: zarr.Group, path: Path, writable: bool) -> zarr.Group:
+    version = format_version(group)
+    if version > FORMAT_VERSION:
+        raise StoreError(f"{path} has store format {version}, newer than this code's {FORMAT_VERSION}: "
+                         "update the code to read it")
+    if version < FORMAT_VERSION:
+        if not writable:
+            raise StoreError(f"{path} has store format {version}, older than {FORMAT_VERSION}: "
+                             f"`{UPGRADE_COMMAND} {path}` rewrites it (in place, in seconds)")
+        upgrade_store(group)
     return group
+
+
+def upgrade_store(group: zarr.Group) -> None:
+    """Rewrite a format-1 store as format 2: what its readers used to guess is written down.
+
+    Saliency arrays get their encoding (format 1 kept whole float16 maps, or 255 levels), maps get a
+    q99 array (NaN: the fuse kernel computes it), images their class-id source (not recorded), and
+    the fuse attribute every rule key (as those labels were made)."""
+    arrays = set(_array_names(group))
+    n = group[INDEX_PATH].shape[0] if INDEX_PATH in arrays else 0
+    for model in group.attrs.get("models", []):
+        for explainer in group.attrs.get("explainers", []):
+            name = saliency_name(model, explainer)
+            if name not in arrays:
+                continue
+            array = group[name]
+            if ENCODING not in array.attrs:
+                array.attrs[ENCODING] = ENCODING_FULL
+            if array.attrs[ENCODING] == ENCODING_UNIT and LEVELS not in array.attrs:
+                array.attrs[LEVELS] = UNIT_LEVELS
+            if q99_name(model, explainer) not in arrays:
+                _written_array(group, q99_name(model, explainer), n, np.float32, np.nan)
+    if INDEX_PATH in arrays and INDEX_CLASS_SOURCE not in arrays:
+        _written_array(group, INDEX_CLASS_SOURCE, n, np.uint8, CLASS_NOT_RECORDED)
+    if "fuse" in group.attrs:
+        group.attrs["fuse"] = {**FORMAT_1_FUSE, **group.attrs["fuse"]}
+    group.attrs[FORMAT] = FORMAT_VERSION
+
+
+def _array_names(group: zarr.Group) -> list[str]:
+    return [name for name, _ in group.arrays()] + [f"{key}/{name}" for key, sub in group.groups()
+                                                   for name in _array_names(sub)]
+
+
+def _written_array(group: zarr.Group, name: str, n: int, dtype, value) -> None:
+    """A per-image array holding `value`, its chunk files written (a missing file would read as damage)."""
+    array = group.create_array(name, shape=(n,), dtype=dtype, chunks=(shard_size(group),), fill_value=value,
+                               config={"write_empty_chunks": True})
+    array[:] = np.full(n, value, dtype)
 
 
 def record_config(group: zarr.Group, path: str | Path, config: dict) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 import inspect
 
 from explainers.base import Explainer
-from explainers.grad_cam import GradCam, upsample_grid
+from explainers.cam import CAM_EXPLAINERS, CamExplainer, upsample_grid
+from explainers.grad_cam import GradCam
 from explainers.layer_cam import LayerCam
 from explainers.lime_superpixels import Lime
 from explainers.multi_scale import MultiScaleCam
 from explainers.smooth_grad import SmoothGrad
 
-EXPLAINERS: dict[str, type[Explainer]] = {"grad_cam": GradCam, "smooth_grad": SmoothGrad, "lime": Lime,
-                                          "layer_cam": LayerCam, "multi_scale_cam": MultiScaleCam}
+# the CAM methods register themselves by name (explainers/cam.py); the others are listed here
+EXPLAINERS: dict[str, type[Explainer]] = {**CAM_EXPLAINERS, "smooth_grad": SmoothGrad, "lime": Lime,
+                                          "multi_scale_cam": MultiScaleCam}
 
 
 def create_explainer(name: str, **params) -> Explainer:
@@ -29,5 +31,5 @@ def create_explainer(name: str, **params) -> Explainer:
     return cls(**params)
 
 
-__all__ = ["EXPLAINERS", "Explainer", "GradCam", "LayerCam", "Lime", "MultiScaleCam", "SmoothGrad", "create_explainer",
+__all__ = ["EXPLAINERS", "CamExplainer", "Explainer", "GradCam", "LayerCam", "Lime", "MultiScaleCam", "SmoothGrad", "create_explainer",
            "upsample_grid"]

@@ -28,10 +28,9 @@ class Lime(Explainer):
     device even when it holds more than one image's samples. LIME only needs forward passes, so
     `model` may be any tensor-in, logits-out callable (the explain stage passes its ONNX Runtime
     session, pipeline/runtime.py).
-    `batch_size` (perturbed images per model call) defaults to 8, the fastest batch of bare forward
-    passes on this CPU with one thread, both for eager PyTorch (256 forwards of EfficientNet-Lite0:
-    4.5 s at batch 8, 15.9 s at 64) and for ONNX Runtime (1.43 s at 8, 1.85 s at 64;
-    results/bench_lime.md); on a GPU raise it (e.g. 256-1024).
+    `batch_size` (perturbed images per model call) defaults to the fastest batch of bare forward
+    passes on a CPU with one thread (docs/measurements.md, "Numbers behind the code's defaults");
+    on a GPU raise it (e.g. 256-1024).
     """
 
     needs_gradients = False
@@ -74,9 +73,9 @@ class _Neighbourhood:
 
     A perturbed image is built on the image's device with one gather (each pixel's superpixel switch)
     and one blend `hidden * (1 - keep) + shown * keep`, keep in {0, 1}: exactly the pixels
-    `torch.where` picks but 7x cheaper on this CPU (a broadcast `where` cost 12% of LIME's time once
-    ONNX Runtime made the forwards cheap). lime's own `data_labels` instead copies the image in
-    float64 per sample, loops over superpixels in numpy and prints a tqdm bar.
+    `torch.where` picks, without the broadcast `where` that cost a share of LIME's time once the
+    forwards were cheap. lime's own `data_labels` instead copies the image in float64 per sample,
+    loops over superpixels in numpy and prints a tqdm bar.
     """
 
     def __init__(self, explainer: lime_image.LimeImageExplainer, segments: np.ndarray, switches: np.ndarray,

@@ -6,14 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from explainers.base import Explainer
-from explainers.grad_cam import GradCam
-from explainers.layer_cam import LayerCam
-
-CAM_METHODS = {"grad_cam": GradCam, "layer_cam": LayerCam}
+from explainers.cam import CAM_EXPLAINERS, upsample_grid
 
 
 class MultiScaleCam(Explainer):
     """The sum of a CAM method's maps over resized and mirrored copies of the image, at the input size.
+
+    `method` names any CAM explainer (explainers/cam.py CAM_EXPLAINERS: grad_cam, layer_cam, ...).
 
     One scale sees objects at one size relative to the network's receptive field: small scales
     light up whole large objects, large scales the parts of small ones. Summing them (and the
@@ -27,12 +26,12 @@ class MultiScaleCam(Explainer):
     def __init__(self, layer: nn.Module, method: str = "grad_cam", scales=(1.0, 0.5, 1.5, 2.0), flip: bool = True,
                  seed: int = 0):
         super().__init__(seed)
-        if method not in CAM_METHODS:
-            raise ValueError(f"multi_scale_cam method must be one of {sorted(CAM_METHODS)}, got {method!r}")
+        if method not in CAM_EXPLAINERS:
+            raise ValueError(f"multi_scale_cam method must be one of {sorted(CAM_EXPLAINERS)}, got {method!r}")
         self.scales = tuple(float(s) for s in scales)
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"multi_scale_cam scales must be positive, got {list(scales)}")
-        self.cam = CAM_METHODS[method](layer=layer, seed=seed)
+        self.cam = CAM_EXPLAINERS[method](layer=layer, seed=seed)
         self.flip = bool(flip)
 
     def _maps(self, model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -45,5 +44,5 @@ class MultiScaleCam(Explainer):
             for copy, mirrored in copies:
                 cam = self.cam.explain(model, copy, targets)
                 cam = cam.flip(-1) if mirrored else cam
-                total += F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+                total += upsample_grid(cam, tuple(size))
         return total

@@ -197,6 +197,11 @@ def normalize_spec(spec: str | dict) -> dict:
     return spec
 
 
+def model_specs(explain) -> list[dict]:
+    """The explain section's model entries as load_classifier takes them (name filled in)."""
+    return [normalize_spec(model.model_dump(exclude_none=True)) for model in explain.models]
+
+
 def load_classifier(spec: str | dict, device: str | torch.device = "cpu") -> Classifier:
     spec = normalize_spec(spec)
     arch = spec["arch"]

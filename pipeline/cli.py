@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from core.config import get, load_config
+from core.config import load_config, typed
 from core.errors import is_disk_full, run_cli
-from core.schema import PipelineConfig
+from core.schema import PipelineConfig, StoreSection
 from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, is_indexed, open_store
 from core.store_lock import store_lock
 from core.target_probability import LOW_TARGET_PROBABILITY
@@ -25,33 +25,38 @@ def config_context() -> dict:
     return {"arch_problem": arch_problem, "explainers": EXPLAINERS, **rule_registries()}
 
 
-def store_path(config: dict) -> Path:
-    explicit = get(config, "run.store", None)
-    if explicit:
-        return Path(explicit)
-    return Path(get(config, "run.root", "runs")) / get(config, "run.name") / "pssl.zarr"
+def store_path(config: PipelineConfig | dict) -> Path:
+    run = typed(config, PipelineConfig).run
+    return Path(run.store) if run.store else Path(run.root) / run.name / "pssl.zarr"
 
 
-def run_stages(config: dict, stages: list[str]) -> Path:
+def run_stages(config: PipelineConfig | dict, stages: list[str]) -> Path:
+    """Run the stages on the store of `config`; a data source or any stage's check the store would
+    refuse stops them before anything is written."""
+    config = typed(config, PipelineConfig)
     path = store_path(config)
+    # a folder's listing comes first, so a missing data.root leaves no run folder behind; the embedded
+    # sample is written into the run folder, so it is listed there
+    listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages and config.data.source != "sample" else None
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with store_lock(path):
-            return _run_locked(config, stages, path)
+            return _run_locked(config, stages, path, listing)
     except OSError as error:  # a write that filled the disk often names no file: name the run's folder
         if is_disk_full(error) and error.filename is None:
             raise OSError(error.errno, error.strerror, str(path.parent)) from error
         raise
 
 
-def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
+def _run_locked(config: PipelineConfig, stages: list[str], path: Path, listing) -> Path:
     from pipeline import explain, index, preflight
     from pipeline.ray_runtime import ray_session
 
     started = time.perf_counter()
-    listing = enumerate_images(config, path.parent) if INDEX_STAGE in stages else None  # fail before Ray starts
+    if INDEX_STAGE in stages and listing is None:
+        listing = enumerate_images(config, path.parent)  # before Ray starts
     _check_before_writing(config, path, stages, listing)
-    if EXPLAIN_STAGE in stages and get(config, "explain", None):
+    if EXPLAIN_STAGE in stages:
         preflight.check_classifiers(config)  # before indexing, which can take hours
         _check_objectness_model(config)
     if listing or EXPLAIN_STAGE in stages:
@@ -75,16 +80,16 @@ def _run_locked(config: dict, stages: list[str], path: Path) -> Path:
     return path
 
 
-def _check_objectness_model(config: dict) -> None:
+def _check_objectness_model(config: PipelineConfig) -> None:
     """A missing or wrong object model file stops the run before the index stage writes anything."""
     from pipeline.objectness import model_file, resolved_settings
 
-    settings = resolved_settings(get(config, "explain.objectness", None))
+    settings = resolved_settings(config.explain.objectness)
     if settings:
         model_file(settings)
 
 
-def _check_before_writing(config: dict, path: Path, stages: list[str], listing) -> None:
+def _check_before_writing(config: PipelineConfig, path: Path, stages: list[str], listing) -> None:
     """Every check of every stage this run will run, against the store as it is: a refused run changes
     nothing on disk (each stage checks again before it writes, for in-process callers)."""
     from pipeline import fuse, index, map_settings
@@ -93,8 +98,8 @@ def _check_before_writing(config: dict, path: Path, stages: list[str], listing) 
         return
     group = open_store(path, mode="r")
     if listing is not None and is_indexed(group):
-        index.check_accepted(group, listing, int(get(config, "store.shard_size")), int(get(config, "store.map_size")))
-    explains = EXPLAIN_STAGE in stages and get(config, "explain", None)  # none: the stage itself says so
+        index.check_accepted(group, listing, config.store.shard_size, config.store.map_size)
+    explains = EXPLAIN_STAGE in stages
     redone = map_settings.check_accepted(config, group) if explains else []
     if FUSE_STAGE in stages and fuse_settings(group) and not redone:  # redone maps: their labels are dropped
         made = map_settings.made_members(config) if explains else None
@@ -132,6 +137,15 @@ def _gallery(args: argparse.Namespace) -> int:
         summary = build_gallery(args.store, args.out, low_prob=args.low_prob, ray_config=ray_config, progress=progress)
     print(f"gallery: {summary['shards_built']} shards built, {summary['shards_kept']} kept, {summary['images']} labelled "
           f"images ({summary['seconds']:.0f} s); open {summary['index']}")
+    return 0
+
+
+def _upgrade_store(args: argparse.Namespace) -> int:
+    from core.store import FORMAT_VERSION, upgrade_in_place
+
+    with store_lock(args.store):
+        before = upgrade_in_place(args.store)
+    print(f"{args.store}: store format {before} -> {FORMAT_VERSION}")
     return 0
 
 
@@ -235,9 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     imported.add_argument("root", type=Path, help="folder with train.txt and the <wnid>/*_eiseg.npz files")
     imported.add_argument("store", type=Path)
     imported.add_argument("--imagenet-root", type=Path, default=None, help="folder holding train/<wnid>/*.JPEG")
-    imported.add_argument("--map-size", type=int, default=224)
-    imported.add_argument("--shard-size", type=int, default=256)
+    imported.add_argument("--map-size", type=int, default=StoreSection().map_size)
+    imported.add_argument("--shard-size", type=int, default=StoreSection().shard_size)
     imported.set_defaults(handler=_import_paddleseg)
+    upgrade = add_parser("upgrade-store", help="rewrite a store of an older format as the current one, in place")
+    upgrade.add_argument("store", type=Path)
+    upgrade.set_defaults(handler=_upgrade_store)
     quality = add_parser("label-quality", help="mIoU of members, models and the ensemble vs true masks")
     quality.add_argument("store", type=Path)
     quality.add_argument("ground_truth", type=Path, help="folder of <image stem>.png masks")

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 import zarr
 
-from core.config import ConfigError, get
+from core.config import ConfigError, recorded, typed
 from core.images import BadImage, load_rgb
-from core.schema import StoreSection
+from core.schema import PipelineConfig
 from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STAGE, INDEX_CLASS_ID,
                         INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET, OBJECTNESS, OBJECTNESS_ATTR,
                         STATUS_OK, UNIT_LEVELS,
@@ -38,7 +38,8 @@ from core.store import (CLASSIFY_STAGE, ENCODING_FULL, ENCODING_GRID, ENCODING_U
 from core.store_check import covered_names, list_arrays, report_redone, unflag_damaged
 from explainers import EXPLAINERS, create_explainer, upsample_grid
 from pipeline import disk_space, map_settings, preflight
-from pipeline.classifiers import load_classifier, normalize_spec
+from pipeline.classifiers import load_classifier, model_specs
+from pipeline.device_decode import decode_batch
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.objectness import ObjectnessModel, model_file, resolved_settings
 from pipeline.ray_runtime import cluster_cpus
@@ -47,11 +48,21 @@ from pipeline.stored_maps import create_map_array, encode, to_stored_maps
 from pipeline.worker_errors import stage_error
 
 
-def resize_batch(rgbs: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
-    """Whole images (not crops) resized to size x size, RGB in [0, 1], so a map covers the whole image."""
-    batch = [F.interpolate(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), size=(size, size),
-                           mode="bilinear", antialias=True, align_corners=False) for rgb in rgbs]
+def resize_batch(rgbs: list, size: int, device: torch.device) -> torch.Tensor:
+    """Whole images (not crops) resized to size x size, RGB in [0, 1], so a map covers the whole image.
+
+    Each image is an HxWx3 uint8 array, or a uint8 [3, H, W] tensor decoded on the device (resized there)."""
+    batch = [F.interpolate((rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(rgb).permute(2, 0, 1))[None]
+                           .float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+             for rgb in rgbs]
     return (torch.cat(batch) / 255.0).clamp_(0, 1).to(device)
+
+
+def _decoded(path: Path, at_least: int | None) -> np.ndarray | BadImage:
+    try:
+        return load_rgb(path, min_side=1, draft=at_least)
+    except BadImage as error:
+        return error
 
 
 def build_explainers(layer, specs: dict, seed: int) -> dict:
@@ -89,6 +100,7 @@ class ModelWorker:
         self.classifier, self.explainers, self.forward, self.split = None, {}, None, None
         self.objectness_settings, self.object_model = objectness, None
         self.model_lock = threading.Lock()  # two calls in flight (max_concurrency=2): one computes, one decodes
+        self.reduced_decode, self.input_sizes = options.reduced_decode, {}
 
     def _use(self, model: str):
         if self.classifier is None or self.classifier.name != model:
@@ -101,7 +113,26 @@ class ModelWorker:
             self.options.prepare(self.classifier.net)
         return self.classifier
 
-    def _decode(self, shard: int) -> tuple[slice, np.ndarray, list[np.ndarray], list[tuple[int, str]]]:
+    def _decode_floor(self, model: str) -> int | None:
+        """No JPEG side is decoded below twice `model`'s input (explain.reduced_decode): a 2048 x 1536 photo then
+        decodes at 1024 x 768, 5x faster, its input within 0.01 of a full decode, while decoding down to the input
+        itself changed 1-2 % of Grad-CAM's label pixels (results/bench_decode.md). The model is loaded (under the
+        lock) the first time, so the floor never depends on scheduling."""
+        if not self.reduced_decode:
+            return None
+        if self.objectness_settings:  # the object model sees the same decoded images
+            floor = 2 * int(self.objectness_settings["input_size"])
+            return floor if model is None else max(floor, self._decode_floor_of(model))
+        return self._decode_floor_of(model)
+
+    def _decode_floor_of(self, model: str) -> int:
+        if model not in self.input_sizes:
+            with self.model_lock:
+                self.input_sizes[model] = self._use(model).input_size
+        return 2 * self.input_sizes[model]
+
+    def _decode(self, shard: int, at_least: int | None = None) -> tuple[slice, np.ndarray, list[np.ndarray],
+                                                                       list[tuple[int, str]]]:
         """The shard's rows, its ok rows, their decoded images and the (row, reason) of images lost since indexing.
 
         No model is needed, so this runs outside the model lock while the other in-flight call computes
@@ -111,12 +142,17 @@ class ModelWorker:
         selection = shard_slice(shard, self.k, self.n)
         paths = self.group[INDEX_PATH][selection]
         ok, rgbs, lost = [], [], []
-        for i in np.flatnonzero(self.group[INDEX_STATUS][selection] == STATUS_OK):
-            try:
-                rgbs.append(load_rgb(self.root / paths[i], min_side=1))
+        rows = np.flatnonzero(self.group[INDEX_STATUS][selection] == STATUS_OK)
+        if self.device.type == "cuda" and self.options.device_decode:  # nvJPEG, the whole shard at once
+            decoded = decode_batch([self.root / paths[i] for i in rows], self.device)
+        else:
+            decoded = [_decoded(self.root / paths[i], at_least) for i in rows]
+        for i, image in zip(rows, decoded):
+            if isinstance(image, BadImage):
+                lost.append((selection.start + int(i), f"since indexing: {image}"))
+            else:
+                rgbs.append(image)
                 ok.append(i)
-            except BadImage as error:
-                lost.append((selection.start + int(i), f"since indexing: {error}"))
         return selection, np.array(ok, int), rgbs, lost
 
     def _batches(self, rgbs: list[np.ndarray]) -> list[tuple[int, torch.Tensor]]:
@@ -164,7 +200,7 @@ class ModelWorker:
     def classify(self, model: str | None, shard: int, objectness: bool = False) -> list[tuple[int, str]]:
         """Write the shard's scores (and, with `objectness`, its object maps from the same decoded images);
         returns the (row, reason) of images lost since indexing. `model` None: the object maps alone."""
-        selection, ok, rgbs, lost = self._decode(shard)
+        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model))
         with self.model_lock:
             if model is not None:
                 self._use(model)
@@ -176,7 +212,7 @@ class ModelWorker:
     def explain(self, model: str | None, shard: int, score: bool = False, objectness: bool = False) -> list[tuple[int, str]]:
         """Run every explainer on the shard's targets; with `score`, also write the scores, with `objectness` the
         object maps (one decode for all). `model` None: the object maps alone."""
-        selection, ok, rgbs, lost = self._decode(shard)
+        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model))
         with self.model_lock:
             if model is not None:
                 self._explain(model, selection, ok, rgbs, score)
@@ -278,13 +314,16 @@ def run_on_pool(actors: list, method: str, work: list[tuple], on_done, in_flight
     return failures
 
 
-def run(config: dict, store_path: Path, progress) -> zarr.Group:
+def run(config: PipelineConfig | dict, store_path: Path, progress) -> zarr.Group:
+    config = typed(config, PipelineConfig)
+    settings = config.explain
     group = open_store(store_path)
-    specs = {spec["name"]: spec for spec in map(normalize_spec, get(config, "explain.models"))}
-    explainer_specs = get(config, "explain.explainers")
-    num_classes = int(get(config, "explain.num_classes", 1000))
-    options = RunOptions.from_config(get(config, "explain"))
-    objectness = resolved_settings(get(config, "explain.objectness", None))
+    specs = {spec["name"]: spec for spec in model_specs(settings)}
+    explainer_specs = settings.explainers
+    num_classes = settings.num_classes
+    options = RunOptions(settings.runtime, settings.channels_last, settings.autocast, settings.runtime_cache,
+                         settings.reduced_decode, settings.device_decode)
+    objectness = resolved_settings(settings.objectness)
     object_name = objectness["name"] if objectness else None
     if object_name in specs:
         raise ConfigError(f"explain.objectness.name {object_name!r} is also a model's name: give it another")
@@ -295,24 +334,24 @@ def run(config: dict, store_path: Path, progress) -> zarr.Group:
     if not read_flags(group, INDEX_STAGE, INDEX_KEY, n_shards).all():
         raise StoreError(f"{store_path} is not fully indexed yet: run the index stage first")
     redo = map_settings.check_accepted(config, group)
+    unexplained = k * sum(n_shards if model in redo else int((~read_flags(group, EXPLAIN_STAGE, model, n_shards)).sum())
+                          for model in specs)
+    disk_space.check(store_path.parent, disk_space.map_bytes(min(unexplained, n * len(specs)), len(explainer_specs),
+                                                             map_size(group)), EXPLAIN_STAGE)
     for model in redo:  # explain.overwrite=true: these maps, and the labels made from them, are made again
         clear_model(group, model)
     if redo:
         clear_labels(group)
-    unexplained = sum(int((~read_flags(group, EXPLAIN_STAGE, model, n_shards)).sum()) for model in specs) * k
-    disk_space.check(store_path.parent, disk_space.map_bytes(min(unexplained, n * len(specs)), len(explainer_specs),
-                                                             map_size(group)), EXPLAIN_STAGE)
     write_layout(group, models=list(specs), explainers=list(explainer_specs),
                  map_settings=map_settings.map_settings(config), **{OBJECTNESS_ATTR: object_name})
     status = group[INDEX_STATUS][:]
     unknown = bool(np.any((group[INDEX_CLASS_ID][:] == UNKNOWN_CLASS) & (status == STATUS_OK)))
-    compact = bool(get(config, "store.compact", True))
-    levels = get(config, "store.unit_levels", StoreSection().unit_levels) if compact else None
+    levels = config.store.unit_levels if config.store.compact else None
     for model in specs:
         _require_model_arrays(group, specs[model], list(explainer_specs), n, levels, unknown, num_classes)
     if object_name:
         _require_objectness_arrays(group, object_name, n)
-    record_config(group, store_path, config)
+    record_config(group, store_path, recorded(config))
     images_per_shard = np.bincount(np.arange(n) // k, weights=status == STATUS_OK, minlength=n_shards).astype(int)
     # Known classes need no ensemble vote: one pass decodes each image once and writes scores and maps.
     # Unknown ones need every model's probabilities first: classify all, resolve targets, then explain.
@@ -404,18 +443,17 @@ def _redo_damaged(group: zarr.Group, store_path: Path, model: str, k: int, n: in
     report_redone(f"{EXPLAIN_STAGE} {model}", unflag_damaged(store_path, group, flags, names, k, n))
 
 
-def _start_actors(config: dict, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,
+def _start_actors(config: PipelineConfig, store_path: Path, specs: dict, explainer_specs: dict, num_classes: int,
                   options: RunOptions, pending: int, objectness: dict | None) -> list:
     if not pending:
         return []
-    cpus = float(get(config, "ray.cpus_per_worker", 1))
-    gpus = float(get(config, "ray.gpus_per_worker", 0))
-    workers = get(config, "ray.workers", None) or max(1, int(cluster_cpus() // cpus))
+    cpus, gpus = config.ray.cpus_per_worker, config.ray.gpus_per_worker
+    workers = config.ray.workers or max(1, int(cluster_cpus() // cpus))
     # no restarts: run_on_pool hands a dead worker's shards to the others (see there why)
     worker_class = ray.remote(ModelWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0,
                                                    max_concurrency=2)
-    arguments = (str(store_path), specs, explainer_specs, int(get(config, "explain.batch_size", 8)),
-                 int(get(config, "explain.seed", 0)), num_classes, options, objectness)
+    arguments = (str(store_path), specs, explainer_specs, config.explain.batch_size, config.explain.seed, num_classes,
+                 options, objectness)
     return [worker_class.remote(*arguments) for _ in range(min(int(workers), pending))]
 
 

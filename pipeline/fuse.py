@@ -18,12 +18,12 @@ import dask
 import numpy as np
 import zarr
 
-from core.config import ConfigError
+from core.config import ConfigError, recorded, typed
 from core.errors import brief, listed
 from core.images import image_at_map_size
-from core.schema import FuseRule, FuseSection
-from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS, MASK, OBJECTNESS, STATUS_OK,
-                        WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done, n_images, open_store,
+from core.schema import FuseRule, FuseSection, PipelineConfig
+from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS, MASK, OBJECTNESS, STATUS_OK, WEIGHT,
+                        StoreError, done_shards, fuse_settings, map_size, mark_done, n_images, open_store,
                         progress_name, q99_name, read_flags, record_config, require_array, saliency_name, score_name,
                         shard_count, shard_size, store_explainers, store_models, store_objectness, write_layout)
 from core.store_check import (clear_flags, damaged_flagged, damaged_shards, discard_damaged, repair_command,
@@ -59,15 +59,9 @@ class FusePlan:
         return cls(tuple(tuple(m) for m in recorded["members"]), FuseRule.model_validate(rule))
 
 
-def fuse_section(config: dict) -> FuseSection:
-    """The config's `fuse:` section, checked (rule names against pipeline.fuse_rules' registries)."""
-    from pydantic import ValidationError
-
-    try:
-        return FuseSection.model_validate(config.get("fuse") or {}, context=rule_registries())
-    except ValidationError as error:
-        raise FuseConfigError(" | ".join(f"fuse.{'.'.join(str(x) for x in e['loc'])}: "
-                                         f"{e['msg'].removeprefix('Value error, ')}" for e in error.errors())) from None
+def pipeline_config(config: PipelineConfig | dict) -> PipelineConfig:
+    """The validated config (a dict is checked first, fuse rule names against pipeline.fuse_rules' registries)."""
+    return typed(config, PipelineConfig, rule_registries())
 
 
 def plan_for(section: FuseSection, group: zarr.Group, made: tuple[list[str], list[str]] | None = None) -> FusePlan:
@@ -82,9 +76,6 @@ def plan_for(section: FuseSection, group: zarr.Group, made: tuple[list[str], lis
         unknown = [name for name in chosen if name not in known]
         if unknown:
             raise FuseConfigError(f"fuse.{kind}s: {unknown} not in the store (it has {known})")
-    for key in ("fg_threshold", "bg_threshold"):
-        if getattr(section, key) is None:
-            raise FuseConfigError(f"config has no key 'fuse.{key}'")
     unknown = sorted(set(section.smooth) - set(known_explainers))
     if unknown:
         raise FuseConfigError(f"fuse.smooth maps explainers of the store {known_explainers} to a Gaussian sigma, "
@@ -120,10 +111,8 @@ def recorded_plan(group: zarr.Group) -> FusePlan | None:
 
 def stored_q99(group: zarr.Group, members, rows: slice = slice(None)) -> np.ndarray:
     """float32 [M, rows]: each member map's q99 as the explain stage stored it; NaN where not stored
-    (stores written before it was), which the kernel then computes."""
-    count = len(range(n_images(group))[rows])
-    return np.stack([np.asarray(group[q99_name(m, e)][rows], np.float32) if q99_name(m, e) in group
-                     else np.full(count, np.nan, np.float32) for m, e in members])
+    (a store upgraded from format 1), which the kernel then computes."""
+    return np.stack([np.asarray(group[q99_name(m, e)][rows], np.float32) for m, e in members])
 
 
 def member_probabilities(group: zarr.Group, members, rows: slice) -> np.ndarray:
@@ -189,10 +178,10 @@ def _runs(shards: list[int], limit: int) -> list[tuple[int, int]]:
     return runs
 
 
-def check_accepted(config: dict, group: zarr.Group, made: tuple[list[str], list[str]] | None = None) -> bool:
+def check_accepted(config: PipelineConfig | dict, group: zarr.Group, made: tuple[list[str], list[str]] | None = None) -> bool:
     """Refuse a fuse config that differs from the one the store was fused with, unless fuse.overwrite
     is set; True when the old labels are to be replaced. Writes nothing, so it can run before any stage."""
-    section = fuse_section(config)
+    section = pipeline_config(config).fuse
     previous = recorded_plan(group)
     if previous is None:
         return False
@@ -250,11 +239,12 @@ def _output_arrays(group: zarr.Group, n: int, s: int, write_consensus: bool) -> 
             for name, dtype, fill in specs]
 
 
-def run(config: dict, store_path: str | Path) -> dict:
+def run(config: PipelineConfig | dict, store_path: str | Path) -> dict:
     """Fuse every shard whose explanations are complete and whose labels are not yet written."""
     started = time.perf_counter()
     group = open_store(store_path)
-    section = fuse_section(config)
+    config = pipeline_config(config)
+    section = config.fuse
     plan = plan_for(section, group)
     n, k = n_images(group), shard_size(group)
     s = map_size(group)
@@ -279,7 +269,7 @@ def run(config: dict, store_path: str | Path) -> dict:
         damaged.update({int(shard): [f"{missing[0]} is missing"] for shard in np.flatnonzero(done)})
     labels_only.refuse_refusing(group, n, k, damaged, "damaged labels need their maps to be fused again")
     done[list(damaged)] = False
-    keep_maps = labels_only.keep_maps(config)
+    keep_maps = config.store.keep_maps
     if not keep_maps:
         labels_only.drop_maps(store_path, group, labels_only.fused_not_pruned(group, done, n, k), k, n)
     objects = object_model(plan)
@@ -297,7 +287,7 @@ def run(config: dict, store_path: str | Path) -> dict:
         _forget_labels(group, plan.rule.write_consensus, n_shards)
     _output_arrays(group, n, s, plan.rule.write_consensus)
     write_layout(group, fuse=plan.recorded())
-    record_config(group, store_path, config)
+    record_config(group, store_path, recorded(config))
     done_shards(group, FUSE_STAGE, FUSE_KEY, n_shards)  # creates the flags on a first run
 
     workers = section.num_workers or os.cpu_count() or 1

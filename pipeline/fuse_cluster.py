@@ -14,21 +14,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
 
-from core.config import get
 from core.errors import PsslError
+from core.schema import PipelineConfig
 
 
-def on_cluster(config: dict) -> bool:
-    return bool(get(config, "ray.address", None))
+def on_cluster(config: PipelineConfig) -> bool:
+    return bool(config.ray.address)
 
 
-def run_length(config: dict, workers: int) -> int:
+def run_length(config: PipelineConfig, workers: int) -> int:
     """Shards per batch by default: two per local thread; on a cluster one per thread of a task, so the runs
     spread over the nodes."""
-    return max(1, int(float(get(config, "ray.cpus_per_worker", 1)))) if on_cluster(config) else 2 * workers
+    return max(1, int(config.ray.cpus_per_worker)) if on_cluster(config) else 2 * workers
 
 
-def fused_runs(config: dict, fuse_shards: Callable, store_path: str | Path, plan, runs: list[tuple[int, int]],
+def fused_runs(config: PipelineConfig, fuse_shards: Callable, store_path: str | Path, plan, runs: list[tuple[int, int]],
                workers: int, nodes: Counter) -> Iterator[tuple[int, int]]:
     """Fuse each [first, last) run of shards with `fuse_shards(store_path, plan, shards, threads)`
     (pipeline.fuse's), yielding the run once its labels are written; `nodes` counts the shards each Ray node
@@ -49,13 +49,13 @@ def _fuse_run_task(fuse_shards: Callable, store_path: str, plan, first: int, las
     return ray.get_runtime_context().get_node_id()
 
 
-def _ray_runs(config: dict, fuse_shards: Callable, store_path: str, plan, runs: list[tuple[int, int]],
+def _ray_runs(config: PipelineConfig, fuse_shards: Callable, store_path: str, plan, runs: list[tuple[int, int]],
               nodes: Counter):
     import ray
 
     from pipeline.ray_runtime import StageError, cluster_cpus, ray_session
 
-    cpus = float(get(config, "ray.cpus_per_worker", 1))
+    cpus = config.ray.cpus_per_worker
     threads = max(1, int(cpus))
     with ray_session(config):
         task = ray.remote(_fuse_run_task).options(num_cpus=cpus, max_retries=3)

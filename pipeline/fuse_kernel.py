@@ -1,6 +1,6 @@
 """Compiled kernels for the fuse rule (docs/fusion.md): one pass over the maps, no temporaries.
 
-In numpy the rule took ~10 array passes per member (float16 cast, relu, a partition for q99, scale,
+In numpy the rule takes ~10 array passes per member (float16 cast, relu, a partition for q99, scale,
 clip, two threshold votes, three accumulations); here each pixel's members are combined in
 registers, in one vectorised loop (measurements: docs/fusion.md, benchmarks/bench_fuse.py).
 

@@ -11,8 +11,9 @@ import numpy as np
 import ray
 import zarr
 
-from core.config import get
-from core.images import DEFAULT_MAX_PIXELS, BadImage, load_rgb
+from core.config import recorded, typed
+from core.images import BadImage, load_rgb
+from core.schema import PipelineConfig
 from core.store import (INDEX_CLASS_ID, INDEX_CLASS_SOURCE, INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH,
                         INDEX_STAGE, INDEX_STATUS, INDEX_WIDTH, STATUS_BAD, STATUS_OK, create_index_arrays,
                         create_store, done_shards, is_indexed, map_size, mark_bad, mark_done, n_images,
@@ -36,20 +37,20 @@ def validate_images(root: str, paths: list[str], min_side: int, max_pixels: int)
     return results
 
 
-def run(config: dict, store_path: Path, progress, listing: Listing | None = None) -> zarr.Group:
+def run(config: PipelineConfig | dict, store_path: Path, progress, listing: Listing | None = None) -> zarr.Group:
     """Create or reopen the store and validate the images of shards not yet indexed."""
+    config = typed(config, PipelineConfig)
     listing = listing or enumerate_images(config, store_path.parent)
-    root, k = listing.root, int(get(config, "store.shard_size"))
-    group = create_store(store_path, config)
+    root, k = listing.root, config.store.shard_size
+    group = create_store(store_path, recorded(config))
     if is_indexed(group):
         _repair(group, store_path, listing)
-    paths = _require_index_arrays(group, listing, k, int(get(config, "store.map_size")))
+    paths = _require_index_arrays(group, listing, k, config.store.map_size)
     n = len(paths)
-    record_config(group, store_path, config)
+    record_config(group, store_path, recorded(config))
     n_shards = shard_count(n, k)
     pending = [s for s, done in enumerate(done_shards(group, INDEX_STAGE, INDEX_KEY, n_shards)) if not done]
-    min_side = int(get(config, "data.min_side", 16))
-    max_pixels = int(get(config, "data.max_pixels", DEFAULT_MAX_PIXELS))
+    min_side, max_pixels = config.data.min_side, config.data.max_pixels
     futures = {validate_images.remote(str(root), paths[shard_slice(s, k, n)], min_side, max_pixels): s
                for s in pending}
     progress.begin(INDEX_STAGE, n, done=n - sum(len(paths[shard_slice(s, k, n)]) for s in pending))
@@ -89,9 +90,9 @@ def _repair(group: zarr.Group, store_path: Path, listing: Listing) -> None:
 def check_accepted(group: zarr.Group, listing: Listing, k: int, size: int) -> list[str]:
     """Refuse a shard size, map size or image list other than the indexed store's; returns its paths.
     Writes nothing, so it can run before any stage."""
-    for key, recorded, wanted in (("shard_size", shard_size(group), k), ("map_size", map_size(group), size)):
-        if recorded != wanted:
-            raise DatasetError(f"store.{key}={wanted}, but this store was made with store.{key}={recorded}: "
+    for key, made_with, wanted in (("shard_size", shard_size(group), k), ("map_size", map_size(group), size)):
+        if made_with != wanted:
+            raise DatasetError(f"store.{key}={wanted}, but this store was made with store.{key}={made_with}: "
                                "use that value or a new run name (run.name=...)")
     recorded = [str(p) for p in group[INDEX_PATH][:]]
     present = set(listing.paths)

@@ -78,28 +78,30 @@ def completion(root: Path, group: zarr.Group, arrays: dict[str, zarr.Array], n_s
     for name in (a for a in arrays if is_progress_flag(a)):
         rows.append([name, f"{int(np.asarray(arrays[name][:], bool).sum())} / {n_shards} shards done"])
     for model in store_models(group):
+        written = {}  # explainer -> shard files present (None: not started)
         for explainer in store_explainers(group):
             name = saliency_name(model, explainer)
-            if name not in arrays:
-                rows.append([f"{model}/{explainer}", "not started"])
-                continue
-            present = sum((root / name / key).is_file() for key in storage_files(arrays[name], slice(0, n)))
-            rows.append([f"{model}/{explainer}", f"{present} / {n_shards} shard files written"])
+            written[explainer] = (sum((root / name / key).is_file() for key in storage_files(arrays[name], slice(0, n)))
+                                  if name in arrays else None)
+        if len(set(written.values())) == 1 and None not in written.values():  # the usual case: one line per model
+            rows.append([model, f"{next(iter(written.values()))} / {n_shards} shard files written of each of "
+                                f"{', '.join(written)}"])
+            continue
+        rows += [[f"{model}/{e}", "not started" if count is None else f"{count} / {n_shards} shard files written"]
+                 for e, count in written.items()]
     return table(rows, ["", ""])[1:]
 
 
 def input_report(group: zarr.Group) -> dict:
     status = np.asarray(group[INDEX_STATUS][:])
     bad = np.flatnonzero(status == STATUS_BAD)
-    paths, errors = group[INDEX_PATH], group[INDEX_ERROR] if INDEX_ERROR in group else None
-    sources = None
-    if INDEX_CLASS_SOURCE in group:
-        codes, counts = np.unique(np.asarray(group[INDEX_CLASS_SOURCE][:]), return_counts=True)
-        sources = {CLASS_SOURCES.get(int(code), f"code {code}"): int(count) for code, count in zip(codes, counts)}
+    paths, errors = group[INDEX_PATH], group[INDEX_ERROR]
+    codes, counts = np.unique(np.asarray(group[INDEX_CLASS_SOURCE][:]), return_counts=True)
+    sources = {CLASS_SOURCES.get(int(code), f"code {code}"): int(count) for code, count in zip(codes, counts)}
     return {"ok": int((status == STATUS_OK).sum()), "bad": int(len(bad)), "pending": int((status == STATUS_PENDING).sum()),
             "class_sources": sources,
             "bad_images": [{"index": int(i), "path": str(paths[int(i)]),
-                            "error": str(errors[int(i)]) if errors is not None else "(no reason recorded)"}
+                            "error": str(errors[int(i)])}
                            for i in bad[:MAX_LISTED]]}
 
 
@@ -210,9 +212,10 @@ def _fuse_lines(settings: dict) -> list[str]:
     for key, value in settings.items():
         if key == "members":
             continue
-        if isinstance(value, dict):
-            value = "{" + ", ".join(f"{k} {v}" for k, v in value.items()) + "}" if value else "{}"
-        words.append(f"{key} {value}")
+        if isinstance(value, dict) and value:  # one setting per word: crf.temperature 0.05
+            words += [f"{key}.{k} {v:g}" if isinstance(v, float) else f"{key}.{k} {v}" for k, v in value.items()]
+        else:
+            words.append(f"{key} {value if value != {} else '{}'}")
     lines = ["fuse: " + words[0]]
     for word in words[1:]:  # wrapped between settings, never inside one
         if len(lines[-1]) + len(word) + 2 > FUSE_LINE_WIDTH:
@@ -279,10 +282,7 @@ def _class_lines(classes, shown: int) -> list[str]:
 
 def _input_lines(inputs: dict) -> list[str]:
     lines = [f"{inputs['ok']} ok, {inputs['bad']} bad, {inputs['pending']} pending"]
-    if inputs["class_sources"] is None:
-        lines.append("class ids: how they were obtained is not recorded (store made before it was)")
-    else:
-        lines.append("class ids: " + ", ".join(f"{count} from {source}" for source, count in inputs["class_sources"].items()))
+    lines.append("class ids: " + ", ".join(f"{count} from {source}" for source, count in inputs["class_sources"].items()))
     lines += [f"  [{i['index']}] {i['path']}: {i['error']}" for i in inputs["bad_images"]]
     if inputs["bad"] > len(inputs["bad_images"]):
         lines.append(f"  ... and {inputs['bad'] - len(inputs['bad_images'])} more")

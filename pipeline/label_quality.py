@@ -48,7 +48,7 @@ from core.store import (  # noqa: E402
     store_models,
 )
 from core.schema import FuseRule  # noqa: E402
-from pipeline.fuse import fuse_rows, fuse_section, member_probabilities, plan_for, stored_q99  # noqa: E402
+from pipeline.fuse import fuse_rows, member_probabilities, pipeline_config, plan_for, stored_q99  # noqa: E402
 from pipeline.fuse_rules import fuse_image  # noqa: E402
 from pipeline.stored_maps import StoredMaps  # noqa: E402
 
@@ -181,7 +181,7 @@ def variant_scores(store_path: str | Path, gt_dir: str | Path, config: dict, enc
     memory (nothing is written) on every image with a ground truth: a fuse variant judged without a re-run.
     Also `reliability`: per weight bin (RELIABILITY_BINS over 0..1), decided pixels and correct ones."""
     group = open_store(store_path, mode="r")
-    plan = plan_for(fuse_section(config), group)
+    plan = plan_for(pipeline_config(config).fuse, group)
     paths = [str(p) for p in group[INDEX_PATH][:]]
     status = np.asarray(group[INDEX_STATUS][:])
     truth = load_ground_truth(gt_dir, paths, map_size(group), encoding)
@@ -278,7 +278,7 @@ def evaluate(store_path: str | Path, gt_dir: str | Path, subsets: dict[str, list
     # counts[subset][class] = [intersection_fg, union_fg, intersection_bg, union_bg] per threshold
     counts: dict[str, dict[int, np.ndarray]] = {name: {} for name in subsets}
     # thresholds do not change the consensus, the only output read here
-    rule = FuseRule(fg_threshold=1.0, bg_threshold=0.0, weight_by_probability=weight_by_probability)
+    rule = FuseRule(fg_threshold=1.0, bg_threshold=0.0, weight_by_probability=weight_by_probability, refine="none")
     for i, gt in truth.items():
         rows = slice(i, i + 1)
         maps = np.stack([StoredMaps(group, *x)[i] for x in needed])

@@ -1,7 +1,7 @@
 """Labels-only stores (`store.keep_maps: false`): a fused shard's maps are deleted, its labels kept.
 
-For ImageNet the maps are most of the store (the 15-member default keeps ~93 KB of maps per image next to
-~19 KB of labels, results/bench_store.md); training reads only index, scores and labels. So once a
+For ImageNet the maps are most of the store (bytes per image: results/bench_store.md,
+results/labels_only.md); training reads only index, scores and labels. So once a
 shard's labels are written and flagged, the fuse stage sets the shard's `progress/prune/maps` flag and
 then deletes its map files (saliency/ with their scale and q99, and predictions/): flag first, so an
 interruption leaves at worst files that the next run deletes again, never maps missing without the
@@ -16,14 +16,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from core.config import get
 from core.store import (PRUNE_KEY, PRUNE_STAGE, StoreError, done_shards, dropped_when_pruned, mark_done,
                         pruned_shards, shard_count, shard_slice)
 from core.store_check import list_arrays, storage_files
-
-
-def keep_maps(config: dict) -> bool:
-    return bool(get(config, "store.keep_maps", True))
 
 
 def refuse_refusing(group: zarr.Group, n: int, k: int, shards, why: str) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import zarr
 
-from core.config import ConfigError, get
+from pydantic import ValidationError
+
+from core.config import ConfigError, typed
 from core.errors import brief, listed
-from core.schema import StoreSection
+from core.schema import PipelineConfig
 from core.store import (CLASSIFY_STAGE, EXPLAIN_STAGE, is_indexed, n_images, read_flags, recorded_map_settings,
                         shard_count, shard_size, store_models)
-from pipeline.classifiers import normalize_spec
+from pipeline.classifiers import model_specs
 
 CHANGES_WIDTH = 80  # characters of changed keys a refusal shows before counting the rest (one short line)
 
@@ -25,23 +27,23 @@ class ExplainConfigError(ConfigError):
     """Explain settings that differ from the ones the store's finished maps were made with."""
 
 
-def map_settings(config: dict) -> dict:
+def map_settings(config: PipelineConfig) -> dict:
     """The settings that shape the stored maps (not how fast they are made), keyed as in the config."""
-    compact = bool(get(config, "store.compact", True))
+    explain, store = config.explain, config.store
     return {
-        "explain.models": {spec["name"]: spec for spec in map(normalize_spec, get(config, "explain.models"))},
-        "explain.explainers": {name: dict(params or {}) for name, params in get(config, "explain.explainers").items()},
-        "explain.seed": int(get(config, "explain.seed", 0)),
-        "explain.num_classes": int(get(config, "explain.num_classes", 1000)),
-        "explain.autocast": get(config, "explain.autocast", None),
-        "store.compact": compact,
-        "store.unit_levels": dict(get(config, "store.unit_levels", StoreSection().unit_levels)) if compact else None,
+        "explain.models": {spec["name"]: spec for spec in model_specs(explain)},
+        "explain.explainers": {name: dict(params or {}) for name, params in explain.explainers.items()},
+        "explain.seed": explain.seed,
+        "explain.num_classes": explain.num_classes,
+        "explain.autocast": explain.autocast,
+        "store.compact": store.compact,
+        "store.unit_levels": dict(store.unit_levels) if store.compact else None,
     }
 
 
-def made_members(config: dict) -> tuple[list[str], list[str]]:
+def made_members(config: PipelineConfig) -> tuple[list[str], list[str]]:
     """(models, explainers) the explain stage records for fuse to choose members from."""
-    return list(map_settings(config)["explain.models"]), list(get(config, "explain.explainers"))
+    return list(map_settings(config)["explain.models"]), list(config.explain.explainers)
 
 
 def _recorded(group: zarr.Group) -> dict:
@@ -50,8 +52,8 @@ def _recorded(group: zarr.Group) -> dict:
     if recorded:
         return recorded
     try:
-        return map_settings(group.attrs.get("config", {}))
-    except (ConfigError, TypeError, AttributeError):  # no usable explain section: nothing to compare against
+        return map_settings(typed(group.attrs.get("config", {}), PipelineConfig))
+    except (ConfigError, ValidationError, TypeError, AttributeError):  # no usable explain section: nothing to compare against
         return {}
 
 
@@ -59,6 +61,12 @@ def _flat(value, prefix: str) -> dict:
     if isinstance(value, dict) and value:
         return {key: leaf for name, child in value.items() for key, leaf in _flat(child, f"{prefix}.{name}").items()}
     return {prefix: value}
+
+
+def _changes(old: dict, new: dict) -> list[str]:
+    """'key: old -> new' for each flat key whose value differs."""
+    return [f"{key}: {brief(old.get(key))} -> {brief(new.get(key))}" for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)]
 
 
 def explained_models(group: zarr.Group) -> list[str]:
@@ -71,41 +79,34 @@ def explained_models(group: zarr.Group) -> list[str]:
             if any(read_flags(group, stage, model, n_shards).any() for stage in (CLASSIFY_STAGE, EXPLAIN_STAGE))]
 
 
-def changed_models(config: dict, group: zarr.Group) -> tuple[list[str], list[str]]:
+def changed_models(config: PipelineConfig, group: zarr.Group) -> tuple[list[str], list[str]]:
     """(models whose done maps the config would change, one 'key: old -> new' per changed setting)."""
     done = explained_models(group)
     old = _recorded(group)
     if not done or not old:
         return [], []
     new = map_settings(config)
-    changes, models = [], set()
-    shared = {key: leaf for section, value in new.items() if section != "explain.models"
-              for key, leaf in _flat(value, section).items()}
-    before = {key: leaf for section, value in old.items() if section != "explain.models"
-              for key, leaf in _flat(value, section).items()}
-    for key in sorted(set(shared) | set(before)):
-        if shared.get(key) != before.get(key):
-            changes.append(f"{key}: {brief(before.get(key))} -> {brief(shared.get(key))}")
-            models.update(done)
+    shared = _changes(*({key: leaf for section, value in settings.items() if section != "explain.models"
+                         for key, leaf in _flat(value, section).items()} for settings in (old, new)))
+    models = set(done) if shared else set()
+    changes = list(shared)
     for model in done:
         was, wanted = old.get("explain.models", {}).get(model), new["explain.models"].get(model)
         if wanted is None:
             changes.append(f"explain.models: drops {model}")
+            models.add(model)
         elif was is not None and was != wanted:
-            changes.extend(f"{key}: {brief(_flat(was, 'explain.models.' + model).get(key))} -> {brief(leaf)}"
-                           for key, leaf in _flat(wanted, f"explain.models.{model}").items()
-                           if _flat(was, f"explain.models.{model}").get(key) != leaf)
-        else:
-            continue
-        models.add(model)
+            prefix = f"explain.models.{model}"
+            changes += _changes(_flat(was, prefix), _flat(wanted, prefix))
+            models.add(model)
     return sorted(models), changes
 
 
-def check_accepted(config: dict, group: zarr.Group) -> list[str]:
+def check_accepted(config: PipelineConfig, group: zarr.Group) -> list[str]:
     """Refuse settings that would change finished maps, unless explain.overwrite is set; returns the models
     whose maps are to be redone. Writes nothing, so it can run before any stage."""
     models, changes = changed_models(config, group)
-    if models and not bool(get(config, "explain.overwrite", False)):
+    if models and not config.explain.overwrite:
         raise ExplainConfigError(f"finished maps were made with other settings ({listed(changes, CHANGES_WIDTH)}); "
                                  "explain.overwrite=true redoes them, or use a new run (run.name=...)")
     return models

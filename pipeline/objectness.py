@@ -26,11 +26,11 @@ from pipeline.objectness_model import DEFAULT_PATH, check_model_file
 SIZE_MULTIPLE = 32  # ISNet's six 2x downsamplings; other models accept it too
 
 
-def resolved_settings(spec: dict | None) -> dict | None:
+def resolved_settings(spec: ObjectnessSection | dict | None) -> dict | None:
     """`explain.objectness` with the schema's defaults filled in, or None when there is no object model."""
     if not spec:
         return None
-    settings = ObjectnessSection(**spec).model_dump()
+    settings = (spec if isinstance(spec, ObjectnessSection) else ObjectnessSection(**spec)).model_dump()
     if settings["input_size"] % SIZE_MULTIPLE:
         raise ConfigError(f"explain.objectness.input_size must be a multiple of {SIZE_MULTIPLE}, "
                           f"got {settings['input_size']}")

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.config import ConfigError, get
+from core.config import ConfigError, typed
+from core.schema import PipelineConfig
 from core.errors import PsslError
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
@@ -229,12 +230,12 @@ def store_kb(explainers: list[str], input_sizes: list[int]) -> float:
     return maps + LABELS_ONLY_KB
 
 
-def count_images(config: dict, given: int | None) -> tuple[int, str]:
+def count_images(config: PipelineConfig, given: int | None) -> tuple[int, str]:
     """(images, where the number comes from): --images, else the data root's listing, else ImageNet's train set."""
     if given:
         return given, "--images"
-    root = get(config, "data.root", None)
-    if get(config, "data.source", "sample") == "sample":
+    root = config.data.root
+    if config.data.source == "sample":
         from pipeline.sample_data import SAMPLE_FILES
         return len(SAMPLE_FILES), "the embedded sample"
     if not root:
@@ -243,7 +244,7 @@ def count_images(config: dict, given: int | None) -> tuple[int, str]:
     return len(enumerate_images(config, Path("."))[1]), f"data.root {root}"
 
 
-def user_images(config: dict, count: int, folder: Path) -> torch.Tensor:
+def user_images(config: PipelineConfig, count: int, folder: Path) -> torch.Tensor:
     """The first `count` readable images of the configured data, decoded and resized as the explain stage does,
     [count, 3, 224, 224] in [0, 1] (each network's timing resizes them to its own input)."""
     from core.images import BadImage, load_rgb
@@ -287,12 +288,13 @@ class Plan:
         return sum(r.seconds_per_image for r in (rows or self.rows)) * self.images / 3600
 
 
-def make_plan(config: dict, images: int | None = None, devices: int = 1, measure: int = 0,
+def make_plan(config: PipelineConfig | dict, images: int | None = None, devices: int = 1, measure: int = 0,
               rates_file: Path | None = None, work_dir: Path = Path("runs/plan")) -> Plan:
-    from pipeline.classifiers import normalize_spec
+    from pipeline.classifiers import model_specs
 
-    specs = [normalize_spec(m) for m in get(config, "explain.models")]
-    explainers = get(config, "explain.explainers")
+    config = typed(config, PipelineConfig)
+    specs = model_specs(config.explain)
+    explainers = config.explain.explainers
     count, source = count_images(config, images)
     networks = {spec["name"]: architecture(spec)[:2] for spec in specs}
     flops = {name: forward_flops(net, size) for name, (net, size) in networks.items()}
@@ -309,14 +311,13 @@ def make_plan(config: dict, images: int | None = None, devices: int = 1, measure
                 {n: f / 1e9 for n, f in flops.items()}, store_kb(list(explainers), sizes), LABELS_ONLY_KB)
 
 
-def _rates(config: dict, specs: list[dict], flops: dict[str, float], measure: int, rates_file: Path | None,
+def _rates(config: PipelineConfig, specs: list[dict], flops: dict[str, float], measure: int, rates_file: Path | None,
            work_dir: Path) -> dict[str, Rates]:
     """Rates per configured network: measured here, read from a GPU benchmark, or this machine's benchmark,
     networks without their own numbers scaled from a measured one by FLOPs."""
     if measure:
         images = user_images(config, measure, work_dir)
-        batch = int(get(config, "explain.batch_size", 8))
-        runtime = str(get(config, "explain.runtime", "auto"))
+        batch, runtime = config.explain.batch_size, config.explain.runtime
         return {spec["name"]: measured_rates(spec, images, batch, runtime) for spec in specs}
     if rates_file is not None:
         known = gpu_rates(rates_file)

@@ -11,8 +11,9 @@ import sys
 
 import ray
 
-from core.config import ConfigError, get
-from pipeline.classifiers import load_classifier, normalize_spec
+from core.config import ConfigError
+from core.schema import PipelineConfig
+from pipeline.classifiers import load_classifier, model_specs
 
 WAIT_NOTICE_S = 60.0  # silence for longer than this while workers wait for resources is reported
 
@@ -21,17 +22,17 @@ class ResourceError(ConfigError):
     """Ray resources per worker that no node of the cluster has."""
 
 
-def check_classifiers(config: dict) -> None:
+def check_classifiers(config: PipelineConfig) -> None:
     """Load each configured classifier once on the CPU: missing weights fail here, in one line."""
-    for spec in map(normalize_spec, get(config, "explain.models")):
+    for spec in model_specs(config.explain):
         load_classifier(spec)
 
 
-def worker_request(config: dict) -> dict[str, float]:
-    return {"CPU": float(get(config, "ray.cpus_per_worker", 1)), "GPU": float(get(config, "ray.gpus_per_worker", 0))}
+def worker_request(config: PipelineConfig) -> dict[str, float]:
+    return {"CPU": float(config.ray.cpus_per_worker), "GPU": float(config.ray.gpus_per_worker)}
 
 
-def check_resources(config: dict) -> None:
+def check_resources(config: PipelineConfig) -> None:
     """Refuse a per-worker request that no alive node of the cluster can ever meet, naming the key to change."""
     request = worker_request(config)
     nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
@@ -46,7 +47,7 @@ def check_resources(config: dict) -> None:
                         f"(most: {most['CPU']:g}): set ray.cpus_per_worker={max(1, int(most['CPU']))}")
 
 
-def wait_for_workers(actors: list, config: dict, stage: str) -> None:
+def wait_for_workers(actors: list, config: PipelineConfig, stage: str) -> None:
     """Return once one worker is up; say so each minute the workers wait (for resources other work holds)."""
     ready = [actor.__ray_ready__.remote() for actor in actors]
     waited = 0.0
@@ -56,7 +57,7 @@ def wait_for_workers(actors: list, config: dict, stage: str) -> None:
             return
         waited += WAIT_NOTICE_S
         request = ", ".join(f"{amount:g} {kind}" for kind, amount in worker_request(config).items() if amount)
-        print(f"{stage}: waiting {waited / 60:.0f} min for Ray to start a worker ({request} each; free now: "
+        print(f"{stage}: waiting {waited:.0f} s for Ray to start a worker ({request} each; free now: "
               f"{_free()}); lower ray.cpus_per_worker / ray.gpus_per_worker or free the cluster", file=sys.stderr)
 
 

@@ -7,8 +7,9 @@ import os
 
 import ray
 
-from core.config import get
+from core.config import typed
 from core.errors import PsslError
+from core.schema import PipelineConfig
 
 
 class StageError(PsslError, RuntimeError):
@@ -16,22 +17,22 @@ class StageError(PsslError, RuntimeError):
 
 
 @contextlib.contextmanager
-def ray_session(config: dict):
+def ray_session(config: PipelineConfig | dict):
     """Local Ray by default; `ray.address=...` joins a cluster running the same code."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    address = get(config, "ray.address", None)
+    settings = typed(config, PipelineConfig).ray
+    address = settings.address
     if ray.is_initialized():
         yield
         return
-    options = dict(logging_level=logging.ERROR, log_to_driver=bool(get(config, "ray.verbose", False)),
+    options = dict(logging_level=logging.ERROR, log_to_driver=settings.verbose,
                    include_dashboard=False)
     if address:
         ray.init(address=address, **options)
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=get(config, "ray.num_cpus", None),
-                 object_store_memory=int(get(config, "ray.object_store_memory", 256 * 2**20)),
-                 _temp_dir=get(config, "ray.temp_dir", "/tmp/ray_pssl"), **options)
+        ray.init(num_cpus=settings.num_cpus, object_store_memory=settings.object_store_memory,
+                 _temp_dir=settings.temp_dir, **options)
     try:
         yield
     finally:

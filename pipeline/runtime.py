@@ -1,19 +1,19 @@
 """No-grad forward passes (classify, LIME's perturbed batches) through the fastest runtime that agrees.
 
-Eager PyTorch is not this CPU's limit: the same EfficientNet-Lite0 ran 6-10x faster under ONNX
-Runtime with softmax within 1e-6 (benchmarks/bench_lime.py prints the runtimes side by side).
-`explain.runtime` picks one: `auto` (ONNX Runtime on a CPU when it is installed, else eager),
+Eager PyTorch is not a CPU's limit: the same network runs several times faster under ONNX Runtime
+with the same outputs (docs/measurements.md; benchmarks/bench_lime.py prints the runtimes side by
+side). `explain.runtime` picks one: `auto` (ONNX Runtime on a CPU when it is installed, else eager),
 `eager`, or `onnxruntime`. A model is exported once per weights (the file name carries a hash of
 the weights, input size and torch version; the exporter is deterministic) into one cache that every
-run and every worker shares (`explain.runtime_cache`, default the user's cache folder: each run
-folder used to re-export ~109 MB), and checked against eager on a fixed probe batch before use: top-1
+run and every worker shares (`explain.runtime_cache`, default the user's cache folder, rather than
+an export per run folder), and checked against eager on a fixed probe batch before use: top-1
 identical and softmax within 1e-4, else eager is used and a one-line notice says why.
 
 The CAM explainers (Grad-CAM, LayerCAM, multi-scale CAM) need gradients only from the logits back to
 the CAM layer. Where a classifier is split there (`Classifier.trunk` / `head`), `split_network` runs
-the trunk on ONNX Runtime too, at any input size, and only the head eagerly: Grad-CAM on
-EfficientNet-Lite0 then took 5.5 ms per image instead of 13.8 (batch 4, one thread), maps within
-4e-6 of eager. SmoothGrad needs the input's gradient, so it always runs the eager network.
+the trunk on ONNX Runtime too, at any input size, and only the head eagerly, with maps equal to
+eager's within float rounding. SmoothGrad needs the input's gradient, so it always runs the eager
+network.
 """
 from __future__ import annotations
 
@@ -46,25 +46,22 @@ Forward = Callable[[torch.Tensor], torch.Tensor]  # [B, 3, S, S] in [0, 1] -> lo
 class RunOptions:
     """How the explain stage runs its networks: `explain.runtime`, `explain.channels_last`, `explain.autocast`.
 
-    channels_last made EfficientNet-Lite0's forward + input-gradient backward 20-25% cheaper on this CPU
-    (benchmarks/bench_explain.py measures both); autocast (bf16/fp16) is opt-in, for GPUs, because
-    it changes the maps (benchmarks/gpu_bench.py measures by how much).
+    channels_last makes a forward + input-gradient backward cheaper on a CPU (benchmarks/bench_explain.py
+    measures both); autocast (bf16/fp16) is opt-in, for GPUs, because it changes the maps
+    (benchmarks/gpu_bench.py measures by how much).
     """
     runtime: str = "auto"
     channels_last: bool = True
     autocast: str | None = None
     cache: str | None = None  # explain.runtime_cache; None: runtime_cache_dir's default
+    reduced_decode: bool = True  # explain.reduced_decode: JPEGs decoded by DCT scaling, no smaller than the input
+    device_decode: bool = True  # explain.device_decode: on a GPU, a shard's JPEGs decoded there (nvJPEG)
 
     def __post_init__(self):
         if self.runtime not in RUNTIMES:
             raise ConfigError(f"explain.runtime must be one of {list(RUNTIMES)}, got {self.runtime!r}")
         if self.autocast not in AUTOCAST:
             raise ConfigError(f"explain.autocast must be null, bf16 or fp16, got {self.autocast!r}")
-
-    @classmethod
-    def from_config(cls, explain: dict) -> "RunOptions":
-        return cls(str(explain.get("runtime", "auto")), bool(explain.get("channels_last", True)),
-                   explain.get("autocast"), explain.get("runtime_cache"))
 
     def cache_dir(self) -> Path:
         return runtime_cache_dir(self.cache)
@@ -149,7 +146,7 @@ def cached_session(net: nn.Module, input_size: int, model_file: Path, **export) 
     """An ONNX Runtime session of `net` from its cache file, exported first when the file is not there yet.
 
     A lock file beside it lets one process export while the others (runs or workers sharing the cache)
-    wait and then read its file, instead of each exporting the same ~40 MB again."""
+    wait and then read its file, instead of each exporting the same model again."""
     if not model_file.is_file():
         model_file.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{model_file}.lock"):

@@ -8,11 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from core.config import ConfigError, get
+from core.config import ConfigError, typed
 from core.errors import PsslError
 from core.imagenet_classes import imagenet_class_id, imagenet_synsets
 from core.store import (CLASS_FROM_LIST, CLASS_FROM_MAP, CLASS_FROM_POSITION, CLASS_FROM_WNID, CLASS_SOURCES,
                         CLASS_UNKNOWN, UNKNOWN_CLASS)
+from core.schema import PipelineConfig
 from pipeline.sample_data import materialize_sample
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -103,34 +104,36 @@ class Listing(NamedTuple):
     classes: list[str] | None  # the names class ids refer to, when known
 
 
-def enumerate_images(config: dict, run_dir: Path) -> Listing:
+def enumerate_images(config: PipelineConfig | dict, run_dir: Path) -> Listing:
     """The configured source's images, their class ids and how each id was obtained."""
-    source = get(config, "data.source")
+    config = typed(config, PipelineConfig)
+    data = config.data
+    source = data.source
     if source == "sample":
         root = materialize_sample(run_dir / "sample_images")
         paths = sorted(p.name for p in root.iterdir() if p.is_file())
         # unknown classes, but the ensemble's top-1 is an ImageNet-1k class: record that list so ids have names
         return Listing(root, paths, [UNKNOWN_CLASS] * len(paths), [CLASS_UNKNOWN] * len(paths), list(imagenet_synsets()))
-    root_value = get(config, "data.root", None)
+    root_value = data.root
     if not root_value:
         raise DatasetError(f"data.source={source} needs data.root=<directory>")
     root = Path(root_value).expanduser()
     if not root.is_dir():
         raise DatasetError(f"data root does not exist or is not a directory: {root}")
     if source == "imagefolder":
-        class_map = get(config, "data.class_map", None)
         paths, labels, sources, classes = image_folder(
-            root, read_class_map(Path(class_map)) if class_map else None,
-            bool(get(config, "data.class_ids_by_position", False)))
+            root, read_class_map(Path(data.class_map)) if data.class_map else None, data.class_ids_by_position)
     elif source == "filelist":
-        paths, labels = file_list(root, Path(get(config, "data.file_list")))
+        if not data.file_list:
+            raise DatasetError("data.source=filelist needs data.file_list=<file of `path class_id` lines>")
+        paths, labels = file_list(root, Path(data.file_list))
         sources = [CLASS_UNKNOWN if label == UNKNOWN_CLASS else CLASS_FROM_LIST for label in labels]
         classes = None
     else:
         raise ConfigError(f"data.source must be sample, imagefolder or filelist, not {source!r}")
     if not paths:
         raise DatasetError(f"no images found under {root} (data.source={source})")
-    _check_class_range(labels, sources, int(get(config, "explain.num_classes", 1000)))
+    _check_class_range(labels, sources, config.explain.num_classes)
     return Listing(root, paths, labels, sources, classes)
 
 

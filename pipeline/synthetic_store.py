@@ -13,7 +13,7 @@ import numpy as np
 from core.imagenet_classes import imagenet_synsets
 from core.store import (CLASS_FROM_WNID, CLASSIFY_STAGE, EXPLAIN_STAGE, INDEX_CLASS_ID, INDEX_CLASS_SOURCE,
                         INDEX_ERROR, INDEX_HEIGHT, INDEX_KEY, INDEX_PATH, INDEX_STAGE, INDEX_STATUS, INDEX_TARGET,
-                        INDEX_WIDTH, STATUS_BAD, STATUS_OK,
+                        INDEX_WIDTH, STATUS_BAD, STATUS_OK, ENCODING, ENCODING_FULL,
                         create_index_arrays, create_store, done_shards, mark_done, q99_name, require_array,
                         saliency_name, scale_name, score_name, shard_count, shard_slice, top1_name, write_layout)
 from pipeline.fuse_kernel import q99_of_maps
@@ -75,6 +75,8 @@ def make_synthetic_store(path: str | Path, n: int, map_size: int = 32, shard: in
                       require_array(group, scale_name(model, e), (n,), np.float32),
                       require_array(group, q99_name(model, e), (n,), np.float32, fill_value=np.nan))
                   for e in explainers}
+        for saliency, _, _ in arrays.values():
+            saliency.attrs[ENCODING] = ENCODING_FULL
         probability = require_array(group, score_name(model), (n,), np.float16)
         top1 = require_array(group, top1_name(model), (n,), np.int16)
         probability[:] = rng.uniform(0.05, 0.95, n).astype(np.float16)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import ray
 
-from core.errors import PsslError, is_disk_full, one_line
+from core.errors import LINE_WIDTH, PsslError, is_disk_full, one_line
 from pipeline.ray_runtime import StageError
 
 LOG_NAME = "worker_errors.log"
@@ -69,6 +69,9 @@ def stage_error(stage: str, store_path: Path, failures: list[tuple[str, int, Bas
     advice = "re-run the same command: finished shards are kept"
     if is_disk_full(cause(error)):
         advice = f"free space under {Path(store_path).parent} and re-run: finished shards are kept"
-    found = StageError(f"{stage} {model} shard {shard}{more}: {what}; {advice} (traceback: {log})")
+    line = f"{stage} {model} shard {shard}{more}: {what}; {advice} (traceback: {log})"
+    if len("error: " + line) > LINE_WIDTH and log.parent == Path(store_path).parent:  # a deep run folder
+        line = f"{stage} {model} shard {shard}{more}: {what}; {advice} (traceback: {LOG_NAME} beside the store)"
+    found = StageError(line)
     found.__cause__ = error
     return found

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.config import ConfigError, get
-from training.models import PADDLESEG, PYTORCH, VARIANTS, state_variant
+from core.config import ConfigError
+from training.models import PADDLESEG, PYTORCH, state_variant
 from training.models.weights import LoadReport, load_matching, read_state_dict
 from training.pdparams import PdparamsError, is_pdparams
 from training.trainer import TrainingError
@@ -61,13 +61,10 @@ def checkpoint_variant(path: str | Path) -> str | None:
     return state_variant(read_state_dict(path))
 
 
-def resolve_variant(config: dict, weight_files: list) -> str:
+def resolve_variant(configured: str | None, weight_files: list) -> str:
     """`model.variant` if set, else the one the weight files need (default `pytorch`); a conflict is an error."""
     needs = {str(path): variant for path in weight_files if path
              for variant in [checkpoint_variant(path)] if variant}
-    configured = get(config, "model.variant", None)
-    if configured is not None and configured not in VARIANTS:
-        raise ConfigError(f"model.variant must be one of {', '.join(VARIANTS)}, not {configured!r}")
     for path, variant in needs.items():
         if configured is not None and variant != configured:
             raise ConfigError(f"model.variant={configured} but {path} holds {variant} weights: drop "

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.config import ConfigError
+from core.schema import EvalMode
 
 IGNORE_INDEX = 255
 
@@ -75,19 +75,9 @@ class InferenceMode:
         return tuple((scale, flipped) for scale in self.scales for flipped in flips)
 
 
-def modes_from_config(entries: Iterable[dict]) -> list[InferenceMode]:
-    """[{name, scales, flip}, ...] from the YAML -> InferenceModes, with a clear error on a bad entry."""
-    modes = []
-    for entry in entries:
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise ConfigError(f"eval.modes: entry {entry!r} needs at least a 'name'")
-        scales = tuple(float(scale) for scale in entry.get("scales", [1.0]))
-        if not scales or min(scales) <= 0:
-            raise ConfigError(f"eval.modes: {entry['name']!r} scales must be positive, got {scales}")
-        modes.append(InferenceMode(str(entry["name"]), scales, bool(entry.get("flip", False))))
-    if not modes:
-        raise ConfigError("eval.modes is empty: name at least one inference mode")
-    return modes
+def inference_modes(modes: Iterable[EvalMode]) -> list[InferenceMode]:
+    """The config's `eval.modes` (checked by the schema) as InferenceModes."""
+    return [InferenceMode(mode.name, tuple(mode.scales), mode.flip) for mode in modes]
 
 
 def forward_view(model: nn.Module, images: torch.Tensor, scale: float, flipped: bool,

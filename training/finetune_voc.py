@@ -13,60 +13,51 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.config import ConfigError, get
+from core.config import ConfigError, typed
+from core.schema import FinetuneConfig, TrainSection
 from training.checkpoints import describe, load_complete, load_pretrained
 from training.datasets.transforms import Compose, Normalize, build_transforms
 from training.distributed import init_distributed, shutdown_distributed
-from training.evaluate import EvaluationResult, evaluate_dataset, modes_from_config
+from training.evaluate import EvaluationResult, evaluate_dataset, inference_modes
 from training.loss import SegmentationLoss
 from training.palette import VOC_CLASSES, render_grid
 from training.sample_images import PredictionRenderer
 from training.task_setup import build_model, resume_path, write_config
-from training.trainer import CHECKPOINT_DIR, LAST, Trainer, TrainSettings
+from training.trainer import CHECKPOINT_DIR, LAST, Trainer
 from training.voc import IGNORE_INDEX, VOCSegmentation
 
-INITS = ("pretrained", "backbone")
-
-
-def class_names(config: dict) -> tuple[str, ...]:
+def class_names(config: FinetuneConfig) -> tuple[str, ...]:
     """VOC's 21 classes unless `data.class_names` lists another label set in the same layout."""
-    return tuple(get(config, "data.class_names", None) or VOC_CLASSES)
+    return tuple(config.data.class_names or VOC_CLASSES)
 
 
-def voc_dataset(config: dict, which: str, transforms, seed: int = 0,
+def voc_dataset(config: FinetuneConfig, which: str, transforms, seed: int = 0,
                 samples_per_epoch: int | None = None) -> VOCSegmentation:
     """The `train` or `val` split named in the `data` section."""
-    return VOCSegmentation(get(config, "data.root"), get(config, f"data.{which}_split"),
-                           get(config, f"data.{which}_labels"), transforms, seed=seed,
-                           num_classes=len(class_names(config)), samples_per_epoch=samples_per_epoch)
+    data = config.data
+    return VOCSegmentation(data.root, getattr(data, f"{which}_split"), getattr(data, f"{which}_labels"), transforms,
+                           seed=seed, num_classes=len(class_names(config)), samples_per_epoch=samples_per_epoch)
 
 
-def eval_transforms(config: dict) -> Compose:
+def eval_transforms(config: FinetuneConfig) -> Compose:
     """Whole images, only normalised (as the reference's val pipeline, whose padding we do in inference)."""
-    return Compose([Normalize(get(config, "augment.mean"), get(config, "augment.std"))])
+    return Compose([Normalize(config.augment.mean, config.augment.std)])
 
 
-def train_settings(config: dict, world_size: int) -> tuple[TrainSettings, int]:
+def train_settings(config: FinetuneConfig, world_size: int) -> tuple[TrainSection, int]:
     """The Trainer's settings for one epoch of `train.iterations` steps, and that epoch's sample count."""
-    section = dict(get(config, "train"))
-    if "epochs" in section:
-        raise ConfigError("VOC fine-tuning counts train.iterations (the reference's 40k), not train.epochs")
-    iterations = int(get(config, "train.iterations"))
-    if iterations < 1:
-        raise ConfigError(f"train.iterations must be >= 1, got {iterations}")
-    section.pop("iterations")
-    settings = TrainSettings.from_config({**section, "epochs": 1})
-    return settings, iterations * settings.batch_size * settings.accumulate * world_size
+    settings = config.train.model_copy(update={"epochs": 1, "iterations": None})
+    return settings, config.train.iterations * settings.batch_size * settings.accumulate * world_size
 
 
-def initialise(model: nn.Module, config: dict, verbose: bool) -> dict:
+def initialise(model: nn.Module, config: FinetuneConfig, verbose: bool) -> dict:
     """Apply `model.init` (every process does, so all start alike); return what was loaded, for the results."""
-    init = get(config, "model.init")
-    if init not in INITS:
-        raise ConfigError(f"model.init must be one of {', '.join(INITS)}, not {init!r}")
+    init = config.model.init
+    if init not in ("pretrained", "backbone"):
+        raise ConfigError(f"model.init must be pretrained or backbone, not {init!r}")
     if init == "backbone":  # build_model already loaded model.backbone_weights if given
-        return {"init": init, "backbone_weights": get(config, "model.backbone_weights", None)}
-    path = get(config, "model.pretrained", None)
+        return {"init": init, "backbone_weights": config.model.backbone_weights}
+    path = config.model.pretrained
     if not path:
         raise ConfigError("model.init is 'pretrained' but model.pretrained is not set: pass the PSSL checkpoint "
                           "(make finetune-voc CHECKPOINT=path, or model.pretrained=path)")
@@ -76,46 +67,47 @@ def initialise(model: nn.Module, config: dict, verbose: bool) -> dict:
     return {"init": init, "pretrained": str(path), "loaded": len(report.loaded), "skipped": report.skipped}
 
 
-def evaluate_and_write(model: nn.Module, model_name: str, config: dict, device: torch.device,
+def evaluate_and_write(model: nn.Module, model_name: str, config: FinetuneConfig, device: torch.device,
                        extra: dict) -> EvaluationResult:
     """Evaluate on the val split in every configured mode; write results.json/.md and samples.png."""
     dataset = voc_dataset(config, "val", eval_transforms(config))
-    result = evaluate_dataset(model, dataset, modes_from_config(get(config, "eval.modes")), class_names(config),
-                              device=device, size_divisor=int(get(config, "eval.size_divisor")),
-                              num_samples=int(get(config, "eval.num_samples")),
-                              num_workers=int(get(config, "eval.workers")),
-                              progress_every=int(get(config, "eval.progress_every")))
-    out_dir = Path(get(config, "run.out_dir"))
-    metadata = {"model": model_name, "split": get(config, "data.val_split"), **extra}
+    settings = config.eval
+    result = evaluate_dataset(model, dataset, inference_modes(settings.modes),
+                              class_names(config), device=device, size_divisor=settings.size_divisor,
+                              num_samples=settings.num_samples, num_workers=settings.workers,
+                              progress_every=settings.progress_every)
+    out_dir = Path(config.run.out_dir)
+    metadata = {"model": model_name, "split": config.data.val_split, **extra}
     json_path, markdown_path = result.write(out_dir, metadata=metadata)
     if result.samples:
         render_grid(result.samples, out_dir / "samples.png")
-    print(f"{model_name} on VOC {get(config, 'data.val_split')} ({result.num_images} images):\n"
+    print(f"{model_name} on VOC {config.data.val_split} ({result.num_images} images):\n"
           f"{result.markdown()}results: {json_path}, {markdown_path}")
     return result
 
 
-def run(config: dict, model: nn.Module | None = None) -> Path:
+def run(config: FinetuneConfig | dict, model: nn.Module | None = None) -> Path:
     """Fine-tune as configured (under torchrun, as one of several processes), then evaluate on rank 0.
 
     `model` replaces the network named by `model.name` (tests pass a tiny one).
     """
+    config = typed(config, FinetuneConfig)
     ctx = init_distributed()
     try:
-        out_dir = Path(get(config, "run.out_dir"))
+        out_dir = Path(config.run.out_dir)
         settings, samples = train_settings(config, ctx.world_size)
-        augment = get(config, "augment")
+        augment = config.augment
         train_set = voc_dataset(config, "train", build_transforms(augment, IGNORE_INDEX), settings.seed, samples)
         voc_dataset(config, "val", eval_transforms(config))  # a missing val split fails now, not after training
         torch.manual_seed(settings.seed)
-        model_name = get(config, "model.name") if model is None else type(model).__name__
+        model_name = config.model.name if model is None else type(model).__name__
         classes = len(class_names(config))
-        pretrained = get(config, "model.pretrained", None) if get(config, "model.init") == "pretrained" else None
+        pretrained = config.model.pretrained if config.model.init == "pretrained" else None
         model = model if model is not None else build_model(config, classes, (pretrained,))
         init = initialise(model, config, verbose=ctx.is_main)
-        loss = SegmentationLoss(classes, head_weights=get(config, "loss.head_weights"),
-                                detail_weight=float(get(config, "loss.detail_weight")), ignore_index=IGNORE_INDEX)
-        render = PredictionRenderer(augment["mean"], augment["std"], classes, IGNORE_INDEX, background=0)
+        loss = SegmentationLoss(classes, head_weights=config.loss.head_weights,
+                                detail_weight=config.loss.detail_weight, ignore_index=IGNORE_INDEX)
+        render = PredictionRenderer(augment.mean, augment.std, classes, IGNORE_INDEX, background=0)
         trainer = Trainer(model, loss, train_set, settings, out_dir, ctx, render=render)
         checkpoint = resume_path(config, out_dir)
         if checkpoint is not None:
@@ -136,14 +128,15 @@ def run(config: dict, model: nn.Module | None = None) -> Path:
         shutdown_distributed()
 
 
-def run_eval(config: dict, model: nn.Module | None = None) -> Path:
+def run_eval(config: FinetuneConfig | dict, model: nn.Module | None = None) -> Path:
     """Evaluate `eval.checkpoint` (default: run.out_dir's last checkpoint), which must fit the network entirely."""
+    config = typed(config, FinetuneConfig)
     device = init_distributed().device
     try:
-        out_dir = Path(get(config, "run.out_dir"))
+        out_dir = Path(config.run.out_dir)
         voc_dataset(config, "val", eval_transforms(config))  # fail on missing data before building anything
-        checkpoint = get(config, "eval.checkpoint", None) or out_dir / CHECKPOINT_DIR / LAST
-        model_name = get(config, "model.name") if model is None else type(model).__name__
+        checkpoint = config.eval.checkpoint or out_dir / CHECKPOINT_DIR / LAST
+        model_name = config.model.name if model is None else type(model).__name__
         model = model if model is not None else build_model(config, len(class_names(config)), (checkpoint,))
         load_complete(model, checkpoint)
         evaluate_and_write(model.to(device), model_name, config, device, {"checkpoint": str(checkpoint)})

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from core.config import ConfigError, get
+from core.config import typed
+from core.schema import PretrainConfig
 from training.checkpoints import describe, load_pretrained
 from training.datasets import build_dataset
 from training.datasets.transforms import build_transforms
@@ -18,7 +19,7 @@ from training.distributed import init_distributed, shutdown_distributed
 from training.loss import SegmentationLoss
 from training.sample_images import PredictionRenderer
 from training.task_setup import build_model, resume_path, write_config
-from training.trainer import Trainer, TrainSettings
+from training.trainer import Trainer
 
 
 def initialise_from(model: torch.nn.Module, path: str | None, verbose: bool) -> None:
@@ -30,31 +31,29 @@ def initialise_from(model: torch.nn.Module, path: str | None, verbose: bool) -> 
         print(f"pretrain: initialised from {path}: {describe(report)}")
 
 
-def run(config: dict) -> Path:
+def run(config: PretrainConfig | dict) -> Path:
     """Train as configured (under torchrun, as one of several processes); return the output folder."""
+    config = typed(config, PretrainConfig)
     ctx = init_distributed()
     try:
-        out_dir = Path(get(config, "run.out_dir"))
-        settings = TrainSettings.from_config(get(config, "train"))
-        num_classes, ignore_index = int(get(config, "num_classes")), int(get(config, "ignore_index"))
-        if 0 <= ignore_index < num_classes:
-            raise ConfigError(f"ignore_index={ignore_index} is a real class id with num_classes={num_classes}; "
-                              f"use {num_classes} (the reference's choice)")
-        augment = get(config, "augment")
-        dataset = build_dataset(config, build_transforms(augment, ignore_index), num_classes, ignore_index,
+        out_dir = Path(config.run.out_dir)
+        settings = config.train
+        num_classes, ignore_index = config.num_classes, config.ignore_index
+        augment = config.augment
+        dataset = build_dataset(config.data, build_transforms(augment, ignore_index), num_classes, ignore_index,
                                 settings.seed)
         if ctx.is_main:
             print(f"pretrain: {len(dataset)} labelled images; skipped: {dataset.describe_skipped()}")
         torch.manual_seed(settings.seed)
-        pretrained = get(config, "model.pretrained", None)
+        pretrained = config.model.pretrained
         model = build_model(config, num_classes, (pretrained,))
         initialise_from(model, pretrained, verbose=ctx.is_main)
         loss = SegmentationLoss(num_classes, background_index=num_classes - 1,
-                                background_alpha=float(get(config, "loss.background_alpha")),
-                                head_weights=get(config, "loss.head_weights"),
-                                detail_weight=float(get(config, "loss.detail_weight")),
+                                background_alpha=config.loss.background_alpha,
+                                head_weights=config.loss.head_weights,
+                                detail_weight=config.loss.detail_weight,
                                 ignore_index=ignore_index)
-        render = PredictionRenderer(augment["mean"], augment["std"], num_classes, ignore_index,
+        render = PredictionRenderer(augment.mean, augment.std, num_classes, ignore_index,
                                     background=num_classes - 1)
         trainer = Trainer(model, loss, dataset, settings, out_dir, ctx, render=render)
         checkpoint = resume_path(config, out_dir)

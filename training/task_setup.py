@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from core.config import ConfigError, get
+from core.config import ConfigError, get, recorded
 from training.checkpoints import resolve_variant
 from training.models import create_model
 from training.trainer import CHECKPOINT_DIR, LAST
@@ -23,12 +23,12 @@ def check_model_classes(model: torch.nn.Module, num_classes: int) -> None:
                           f"but num_classes={num_classes}")
 
 
-def build_model(config: dict, num_classes: int, weight_files: tuple = ()) -> torch.nn.Module:
+def build_model(config, num_classes: int, weight_files: tuple = ()) -> torch.nn.Module:
     """The configured network, in the variant its weights need (`model.variant`, recorded back into config)."""
-    name = get(config, "model.name")
-    backbone_weights = get(config, "model.backbone_weights", None)
-    variant = resolve_variant(config, [backbone_weights, *weight_files])
-    config["model"]["variant"] = variant  # so the config.yaml saved beside the run says which
+    name = config.model.name
+    backbone_weights = config.model.backbone_weights
+    variant = resolve_variant(config.model.variant, [backbone_weights, *weight_files])
+    config.model.variant = variant  # so the config.yaml saved beside the run says which
     try:
         model = create_model(name, num_classes, backbone_weights, variant=variant)
     except KeyError as error:
@@ -43,10 +43,10 @@ DATA_KEYS = ("format", "store", "root", "pssl_root", "imagenet_root", "list_file
 NAME_KEYS = ("format", "train_split")  # the others are paths, compared resolved
 
 
-def resume_path(config: dict, out_dir: Path) -> Path | None:
+def resume_path(config, out_dir: Path) -> Path | None:
     """`run.resume`: auto (last.pt if present), a checkpoint path, or null for a fresh start. A checkpoint
     trained on other data (its run's config.yaml names another store) is refused: resuming would mix them."""
-    resume = get(config, "run.resume", "auto")
+    resume = config.run.resume
     if resume in (None, False, "none", "null"):
         return None
     if resume == "auto":
@@ -60,12 +60,12 @@ def resume_path(config: dict, out_dir: Path) -> Path | None:
 
 
 def _refuse_other_data(config: dict, checkpoint: Path) -> None:
-    recorded = checkpoint.parent.parent / "config.yaml"  # <out_dir>/checkpoints/<file>: written by write_config
-    if not recorded.is_file():
+    recorded_file = checkpoint.parent.parent / "config.yaml"  # <out_dir>/checkpoints/<file>: written by write_config
+    if not recorded_file.is_file():
         return
-    was = yaml.safe_load(recorded.read_text()) or {}
+    was, now = yaml.safe_load(recorded_file.read_text()) or {}, recorded(config)
     for key in DATA_KEYS:
-        old, new = _data_value(was, key), _data_value(config, key)
+        old, new = _data_value(was, key), _data_value(now, key)
         if old != new:
             raise ConfigError(f"run.resume: the checkpoint was trained on data.{key}={old}; "
                               "set run.out_dir to a new folder or run.resume=null")
@@ -76,7 +76,7 @@ def _data_value(config: dict, key: str):
     return str(Path(value).resolve()) if isinstance(value, str) and key not in NAME_KEYS else value
 
 
-def write_config(out_dir: Path, config: dict) -> None:
-    """The resolved config beside the outputs, so a run can be repeated exactly."""
+def write_config(out_dir: Path, config) -> None:
+    """The validated config, every default included, beside the outputs, so a run can be repeated exactly."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(recorded(config), sort_keys=False))

@@ -13,7 +13,6 @@ import contextlib
 import os
 import random
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +26,7 @@ from tqdm import tqdm
 
 from core.config import ConfigError
 from core.errors import PsslError
+from core.schema import TrainSection
 from training.datasets.sampler import ResumableSampler
 from training.distributed import DistContext
 
@@ -35,44 +35,6 @@ CHECKPOINT_DIR, LAST = "checkpoints", "last.pt"
 
 class TrainingError(PsslError, RuntimeError):
     """A run that cannot go on (non-finite loss, unusable checkpoint); the message says where and why."""
-
-
-@dataclass
-class TrainSettings:
-    """The `train` section of a config; every field is required so no default hides in code."""
-
-    epochs: int
-    batch_size: int  # per process
-    accumulate: int
-    lr: float
-    backbone_lr_mult: float
-    momentum: float
-    weight_decay: float
-    schedule: str  # poly | constant
-    power: float
-    warmup_steps: int
-    warmup_start_factor: float
-    amp: bool
-    workers: int
-    seed: int
-    checkpoint_every_steps: int  # 0 = only at epoch ends
-    checkpoint_every_epochs: int  # 0 = never at epoch ends
-    log_every_steps: int
-    image_every_steps: int  # 0 = no sample predictions
-    max_steps: int | None  # stop early; the schedule still spans all epochs
-
-    @classmethod
-    def from_config(cls, section: dict) -> "TrainSettings":
-        names = [f.name for f in fields(cls)]
-        missing = [name for name in names if name not in section]
-        if missing:
-            raise ConfigError(f"config section 'train' lacks {', '.join(missing)}")
-        settings = cls(**{name: section[name] for name in names})
-        if settings.schedule not in ("poly", "constant"):
-            raise ConfigError(f"train.schedule must be poly or constant, not {settings.schedule!r}")
-        if settings.batch_size < 1 or settings.accumulate < 1 or settings.epochs < 1:
-            raise ConfigError("train.batch_size, train.accumulate and train.epochs must be >= 1")
-        return settings
 
 
 def param_groups(model: nn.Module, lr: float, backbone_lr_mult: float) -> list[dict]:
@@ -86,7 +48,7 @@ def param_groups(model: nn.Module, lr: float, backbone_lr_mult: float) -> list[d
     return [group for group in groups if group["params"]]
 
 
-def lr_factor(step: int, total_steps: int, settings: TrainSettings) -> float:
+def lr_factor(step: int, total_steps: int, settings: TrainSection) -> float:
     """Multiplier of the base lr after `step` optimiser steps: linear warmup, then poly or constant."""
     factor = 1.0
     if settings.schedule == "poly":
@@ -122,7 +84,7 @@ def main_logits(outputs) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, loss_fn: Callable, dataset, settings: TrainSettings,
+    def __init__(self, model: nn.Module, loss_fn: Callable, dataset, settings: TrainSection,
                  out_dir: str | Path, dist_context: DistContext,
                  render: Callable[[dict, torch.Tensor], torch.Tensor] | None = None):
         """`render(batch, main_logits)` -> uint8 [3,H,W] picture of the first sample, for TensorBoard."""

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def command() -> None:
-        print(draw(load_config(args.config, args.overrides, schema=KnownAnswerConfig), Path(args.out), args.per_class))
+        print(draw(load_config(args.config, args.overrides, schema=KnownAnswerConfig).model_dump(), Path(args.out), args.per_class))
 
     return run_cli(command)  # a bad config: one line, exit 1
 

@@ -32,7 +32,7 @@ def draw(store: Path, subset: ImageSubset, wanted: int, out: Path) -> Path:
         panels = [(f"{paths[index]}", image_at_map_size(group, index), {}),
                   ("ground truth", (truth[index] > 0).astype(np.uint8), {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2}),
                   ("consensus", image_consensus(group, index), {"cmap": "jet", "vmin": 0, "vmax": 1}),
-                  ("PSSL mask (red: ignore)", mask_codes(np.asarray(group[MASK][index])),
+                  ("PSSL mask (cyan: ignore)", mask_codes(np.asarray(group[MASK][index])),
                    {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2})]
         for axis, (title, picture, style) in zip(row, panels):
             axis.imshow(picture, interpolation="nearest", **style)

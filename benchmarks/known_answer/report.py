@@ -61,7 +61,7 @@ def prepare_world(log: CommandLog, config: dict) -> tuple[dict, dict]:
     world_path = get(config, "world.config")
     log.run("classifiers", python_command("benchmarks.known_answer.train_classifiers", "--config", world_path,
                                           *world_overrides(config)))
-    world = load_config(world_path, world_overrides(config), schema=KnownAnswerConfig)
+    world = load_config(world_path, world_overrides(config), schema=KnownAnswerConfig).model_dump()
     summary = json.loads((Path(world["classifiers"]["output"]) / "summary.json").read_text())
     return world, summary
 

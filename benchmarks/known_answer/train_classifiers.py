@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="conf/known_answer.yaml")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. classifiers.epochs=5")
     args = parser.parse_args(argv)
-    return run_cli(lambda: train_all(load_config(args.config, args.overrides, schema=KnownAnswerConfig)))  # a bad config or input: one line, exit 1
+    return run_cli(lambda: train_all(load_config(args.config, args.overrides, schema=KnownAnswerConfig).model_dump()))  # a bad config or input: one line, exit 1
 
 
 if __name__ == "__main__":

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.store import (FUSE_KEY, FUSE_STAGE, MASK, StoreError, fuse_settings, fused_members, map_size, n_images,
-                        open_store, read_flags, shard_count, shard_size, shard_slice, store_explainers, store_models)
+from core.errors import PsslError
+from core.store import (FUSE_KEY, FUSE_STAGE, INDEX_STATUS, MASK, WEIGHT, StoreError, fuse_settings, fused_members,
+                        map_size, n_images, open_store, pruned_shards, q99_name, read_flags, saliency_name, shard_count,
+                        shard_size, shard_slice, store_explainers, store_models)
+from core.store_check import damaged_shards, repair_command
 from core.target_probability import LOW_TARGET_PROBABILITY
 from pipeline.gallery.pictures import colour_stops
 from pipeline.gallery.shard import STATS, Settings, build_shard, fingerprint, layout, objectness_members
@@ -44,6 +47,12 @@ def build_gallery(store_path: str | Path, out: str | Path, low_prob: float = LOW
     write_if_changed(state, json.dumps({"fingerprint": print_}).encode())
     fused = np.flatnonzero(read_flags(group, FUSE_STAGE, FUSE_KEY, shard_count(n, k)))
     todo = [int(s) for s in fused if not (out / "build" / f"{s}.npz").is_file()]
+    dropped = pruned_shards(group, shard_count(n, k))
+    pruned = [s for s in todo if dropped[s]]
+    if pruned:  # its pages draw every member's map, which would read as zeros
+        raise StoreError(f"gallery: the maps of {len(pruned)} shard(s), e.g. shard {pruned[0]}, were deleted after "
+                         "fusing (labels-only store, store.keep_maps: false); build the gallery before they go")
+    _refuse_damaged(store_path, group, todo)
     _build_shards(store_path, out, todo, settings, ray_config, progress, group)
     stats, built = np.full((n, len(STATS)), np.nan, np.float32), np.zeros(n, bool)
     for shard in fused:
@@ -66,6 +75,16 @@ def build_gallery(store_path: str | Path, out: str | Path, low_prob: float = LOW
             "seconds": round(time.perf_counter() - started, 1), "index": str(out / "index.html")}
 
 
+def _refuse_damaged(store_path: Path, group, todo: list[int]) -> None:
+    """A damaged label or map shard would draw zeros as labels: stop before drawing, naming it and the repair."""
+    members = fused_members(group) + objectness_members(group)
+    names = [MASK, WEIGHT, INDEX_STATUS] + [f(m, e) for m, e in members for f in (saliency_name, q99_name)]
+    damaged = damaged_shards(store_path, group, names, todo, shard_size(group), n_images(group))
+    if damaged:
+        raise StoreError(f"gallery: {damaged[min(damaged)][0]} ({len(damaged)} damaged shard(s)); "
+                         f"{repair_command(store_path)}")
+
+
 def _build_shards(store_path: Path, out: Path, todo: list[int], settings: Settings, ray_config: dict | None,
                   progress, group) -> None:
     n, k = n_images(group), shard_size(group)
@@ -80,7 +99,7 @@ def _build_shards(store_path: Path, out: Path, todo: list[int], settings: Settin
         return
     import ray
 
-    from pipeline.ray_runtime import ray_session
+    from pipeline.ray_runtime import StageError, ray_session
 
     with ray_session(ray_config or {}):
         task = ray.remote(num_cpus=1, max_retries=3)(build_shard)
@@ -88,6 +107,12 @@ def _build_shards(store_path: Path, out: Path, todo: list[int], settings: Settin
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
             shard = pending.pop(ready)
-            ray.get(ready)
+            try:
+                ray.get(ready)
+            except ray.exceptions.RayTaskError as error:  # one line, not Ray's folded traceback
+                if isinstance(error.cause, PsslError):
+                    raise error.cause from None
+                raise StageError(f"gallery: shard {shard} failed ({type(error.cause).__name__}: {error.cause}); "
+                                 "re-run the same command: built shards are kept") from None
             if progress is not None:
                 progress.advance(images[shard])

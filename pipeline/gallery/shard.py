@@ -37,7 +37,7 @@ LABEL_PANELS = ("photo", "consensus", "mask", "weight")
 class Settings:
     """What the pictures look like; a change rebuilds every shard (it is part of the fingerprint)."""
     thumb_side: int = 160  # longest side of a thumbnail, px
-    panel: int = 112  # side of one sprite panel, px
+    panel: int = 112  # side of one panel on the image page, px; the sprite keeps maps smaller than this at their size
     thumb_quality: int = 82
     panel_quality: int = 85
 
@@ -154,6 +154,7 @@ def _write_pictures(group, out: Path, shard: int, rows: slice, ok: np.ndarray, m
                     panels.append(colourise(maps[cell["member"]][i], table) if cell["kind"] == "map"
                                   else label_panels[cell["kind"]])
         grid = sprite(panels, spec["columns"])
-        scale = settings.panel / size
-        grid = resized(grid, round(grid.shape[1] * scale), round(grid.shape[0] * scale), nearest=scale >= 2)
+        if size > settings.panel:  # smaller maps are kept as they are; the page scales them up pixel for pixel
+            scale = settings.panel / size
+            grid = resized(grid, round(grid.shape[1] * scale), round(grid.shape[0] * scale))
         (out / "grids" / str(shard) / f"{index}.jpg").write_bytes(jpeg_bytes(grid, settings.panel_quality))

@@ -47,7 +47,7 @@ def test_the_project_ships_no_config_without_a_schema():
     ("fuse.bg_threshold=0.5", "fuse: needs bg_threshold < fg_threshold"),
     ("fuse.models=[efficientnet_lite3]", "fuse.models: ['efficientnet_lite3'] are not in explain.models"),
     ("fuse.crf.temprature=0.1", "fuse.crf.temprature: unknown key; did you mean fuse.crf.temperature?"),
-    ("fuse.threshold_rule=otsuu", "fuse.threshold_rule: Input should be 'fixed' or 'otsu'"),
+    ("fuse.threshold_rule=otsuu", "fuse.threshold_rule: unknown rule 'otsuu' (did you mean 'otsu'?)"),
     ("store.unit_levels.smooth_grad=256", "unit_levels must be 1..255 (levels of a uint8), got {'smooth_grad': 256}"),
     ("store.unit_levels={smoothgrad: 15}", "store.unit_levels: unknown explainer 'smoothgrad' (did you mean 'smooth_grad'?)"),
 ])
@@ -100,3 +100,25 @@ def test_the_training_cli_refuses_a_bad_value(tmp_path):
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "train.lr: Input should be greater than 0 (override train.lr=-1)" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_embedded_default_is_the_schemas_default():
+    """conf/sample.yaml restates the label recipe with comments; only the schema holds it, so they must agree."""
+    sample = load_config(ROOT / "conf" / "sample.yaml", schema=PipelineConfig, context=CONTEXT)
+    defaults = PipelineConfig()
+    for section in ("explain", "fuse", "ray", "data"):
+        ours = getattr(sample, section).model_dump(exclude={"batch_size"} if section == "explain" else set())
+        assert ours == getattr(defaults, section).model_dump(exclude={"batch_size"} if section == "explain" else set())
+
+
+def test_a_config_of_ones_own_needs_only_the_keys_one_changes(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"run": {"name": "mine", "root": str(tmp_path / "runs")},
+                                    "data": {"source": "imagefolder", "root": str(tmp_path / "photos")}}))
+    config = load_config(path, schema=PipelineConfig, context=CONTEXT)
+    assert config.store == PipelineConfig().store and config.fuse == PipelineConfig().fuse
+    assert [m.display_name for m in config.explain.models] == [f"efficientnet_lite{i}" for i in range(3)]
+    result = subprocess.run([sys.executable, "-m", "pipeline", "generate-labels", "--config", str(path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "photos" in result.stderr
+    assert not (tmp_path / "runs").exists()  # the missing folder is found before anything is created

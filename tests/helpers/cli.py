@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import LINE_WIDTH
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,10 +24,10 @@ def run_cli(arguments: list[str]) -> subprocess.CompletedProcess:
 
 def fuse_only_config(store: Path, fg: float) -> dict:
     """A `fuse` command's config for an existing store (e.g. a synthetic one)."""
-    return {"run": {"store": str(store)}, "fuse": {"fg_threshold": fg, "bg_threshold": 0.2, "num_workers": 1}}
+    return {"run": {"store": str(store)}, "fuse": {"refine": "none", "fg_threshold": fg, "bg_threshold": 0.2, "num_workers": 1}}
 
 
-MAX_LINE = 200  # the longest error line a user should have to read
+MAX_LINE = LINE_WIDTH
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:

@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from core.store import (FOREGROUND, FUSE_KEY, FUSE_STAGE, INDEX_CLASS_ID, INDEX_HEIGHT, INDEX_PATH, INDEX_STATUS,
-                        INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK, WEIGHT, progress_name, write_layout)
+                        INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK, WEIGHT, create_store, progress_name, write_layout)
 from core.store import IGNORE as MASK_IGNORE
 from tests.helpers.models import TinySegNet
 
@@ -40,7 +40,7 @@ def write_store(root: Path, n: int = 6, shard: int = 2, map_size: int = 16, imag
         name = f"n{i:08d}_{i}.png"
         Image.fromarray(pixels).save(images / name)
         paths.append(name)
-    group = zarr.open_group(str(root / "pssl.zarr"), mode="w", use_consolidated=False)
+    group = create_store(root / "pssl.zarr", {})
     write_layout(group, data_root=str(images), shard_size=shard, map_size=map_size)
     n_shards = -(-n // shard)
     index = {INDEX_PATH: np.array(paths, dtype=str),

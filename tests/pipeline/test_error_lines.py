@@ -32,16 +32,17 @@ def test_an_error_inside_a_worker_is_one_line_naming_the_shard_and_the_log(tmp_p
     line = error_line(run_cli(command))
     log = store_path(config).parent / LOG_NAME
     assert line == ("error: explain cnn_x shard 0: CUDA error: an illegal memory access was encountered; "
-                    f"re-run the same command: finished shards are kept (traceback: {log})"), line
-    assert "Traceback" in log.read_text() and "RuntimeError" in log.read_text()
+                    f"re-run the same command: finished shards are kept (traceback: {LOG_NAME} beside the store)")
+    assert "ModelWorker.classify_and_explain" in log.read_text() and "RuntimeError" in log.read_text()
+    assert "line " in log.read_text()  # the worker's traceback, file and line
     debug = run_cli(command + ["--debug"])
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "illegal memory access" in debug.stderr
 
 
 def test_a_worker_process_that_dies_is_one_line(tmp_path):
     line = error_line(run_cli(pipeline_command(failing(tmp_path, "exit"), tmp_path, "generate-labels")))
-    assert line.startswith("error: explain cnn_x shard 0 (+1 more): its worker died on every try (process "
-                           "or node lost); re-run the same command: finished shards are kept (traceback: "), line
+    assert line == ("error: explain cnn_x shard 0: its worker died on every try (process or node lost); re-run the "
+                    f"same command: finished shards are kept (traceback: {LOG_NAME} beside the store)"), line
 
 
 @pytest.mark.parametrize("ray, expected", [

@@ -2,6 +2,7 @@
 after freeing space the same command finishes a store bit-identical to a clean run's."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -13,11 +14,15 @@ import pytest
 
 from core.store import EXPLAIN_STAGE, open_store, progress_name
 from core.store_check import list_arrays
+from pipeline import explain, index
 from pipeline.cli import store_path
+from pipeline.disk_space import DiskSpaceError
+from pipeline.progress import StageProgress
 from pipeline.worker_errors import LOG_NAME
-from tests.helpers.cli import ROOT, error_line, pipeline_command, run_cli
+from tests.helpers.cli import MAX_LINE, ROOT, error_line, pipeline_command, run_cli
 from tests.helpers.images import write_image_folder
 from tests.helpers.pipeline import generate_labels, tiny_config
+from tests.helpers.store_files import checksums
 
 FUSE = {"fg_threshold": 0.4, "bg_threshold": 0.2, "num_workers": 1}
 
@@ -81,3 +86,22 @@ def test_a_disk_filling_during_explain_is_one_line_and_the_rerun_is_bit_identica
         np.testing.assert_array_equal(group[name][:], array[:], err_msg=name)
     verified = run_cli([sys.executable, "-m", "pipeline", "inspect", str(store), "--verify", "--full"])
     assert verified.returncode == 0, verified.stderr
+
+
+def test_a_stage_the_free_space_cannot_hold_is_refused_before_it_writes(ray_local, small_disk, tmp_path):
+    data = write_image_folder(tmp_path / "data", classes=2, per_class=6)
+    config = tiny_config(small_disk, data, store={"map_size": 224, "shard_size": 2})
+    store = store_path(config)
+    store.parent.mkdir(parents=True)
+    with StageProgress(disable=True) as progress:
+        index.run(config, store, progress)
+        filler = fill(small_disk)
+        with open(filler, "r+b") as file:  # leave 256 KB: explain's 12 images x 6 maps at 224^2 need ~0.5 MB
+            file.truncate(file.seek(0, 2) - 256 * 1024)
+        before = checksums(store.parent)
+        with pytest.raises(DiskSpaceError) as refused:
+            explain.run(config, store, progress)
+    line = str(refused.value)
+    assert re.fullmatch(rf"explain will write about 0\.\d MB under {store.parent}, which has 0\.\d MB free: "
+                        r"free space there, or use another run\.root, and re-run", line), line
+    assert len(line) <= MAX_LINE and checksums(store.parent) == before

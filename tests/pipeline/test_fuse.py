@@ -6,6 +6,7 @@ import pytest
 
 from core.store import (BACKGROUND, CONSENSUS, FOREGROUND, IGNORE, INDEX_STATUS, MASK, WEIGHT, WEIGHT_SCALE,
                         mark_done, open_store, progress_name, q99_name, saliency_name, score_name)
+from core.config import ConfigError
 from core.schema import FuseRule
 from pipeline import fuse, fuse_rules
 from pipeline.fuse_kernel import q99_of_maps
@@ -17,7 +18,7 @@ FG, BG = 0.5, 0.2
 def config(**extra):
     """Consensus is stored here (it is off by default) so the tests can check it against the reference."""
     return {"fuse": {"fg_threshold": FG, "bg_threshold": BG, "num_workers": 2, "shards_per_batch": 2,
-                     "write_consensus": True, **extra}}
+                     "write_consensus": True, "refine": "none", **extra}}
 
 
 def reference(group, members, weighted, fg=FG, bg=BG):
@@ -231,23 +232,26 @@ def test_changed_config_refused_unless_overwrite(tmp_path):
     ({"threshold_rule": "triangle"}, "threshold_rule: unknown rule 'triangle'"),
     ({"otsu_range": [0.6, 0.2]}, "otsu_range must be"),
     ({"smooth": {"lime": 0.01}}, "fuse.smooth maps explainers"),
-    ({"refine": "crf"}, "refine=crf needs the fuse.crf section"),
-    ({"crf": {"temperature": 0.1}}, "fuse.crf.iterations"),
+    ({"crf": {"iterations": 0}}, "fuse.crf.iterations"),
     ({"refine": "bilateral"}, "refine: unknown rule 'bilateral'"),
 ])
 def test_bad_config_is_named(tmp_path, bad, message):
     store = tmp_path / "s.zarr"
     make_synthetic_store(store, 4, map_size=8, shard=4)
-    with pytest.raises(fuse.FuseConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):
         fuse.run(config(**bad), store)
 
 
-def test_missing_threshold_is_named(tmp_path):
+def test_a_refused_section_writes_nothing_and_an_empty_one_fuses_with_the_schema_defaults(tmp_path):
     store = tmp_path / "s.zarr"
     make_synthetic_store(store, 4, map_size=8, shard=4)
-    with pytest.raises(fuse.ConfigError, match="fuse.fg_threshold"):
-        fuse.run({"fuse": {"bg_threshold": 0.2}}, store)
+    with pytest.raises(ConfigError, match="fuse: needs bg_threshold < fg_threshold, got bg=0.5, fg=0.3"):
+        fuse.run({"fuse": {"bg_threshold": 0.5}}, store)  # fg_threshold: the default
     assert not os.path.exists(store / "pssl")
+    fuse.run({}, store)
+    recorded = open_store(store).attrs["fuse"]
+    assert recorded == fuse.FusePlan.from_recorded(recorded).recorded()
+    assert {k: recorded[k] for k in FuseRule.model_fields} == FuseRule().model_dump()
 
 
 def test_stored_q99_and_computed_q99_give_identical_labels(tmp_path):
@@ -256,7 +260,7 @@ def test_stored_q99_and_computed_q99_give_identical_labels(tmp_path):
     for store in (stored, computed):
         make_synthetic_store(store, 10, map_size=16, shard=4, noise=1.0, seed=3)
     group = open_store(computed)
-    del group[q99_name("net_a", "gradcam")]
+    group[q99_name("net_a", "gradcam")][:] = np.nan  # not stored (a store upgraded from format 1)
     group[q99_name("net_b", "smoothgrad")][2:7] = np.nan
     for store in (stored, computed):
         fuse.run(config(), store)
@@ -292,7 +296,7 @@ EXPLAINERS = ["gradcam", "smoothgrad"]
 
 
 def rule(**extra):
-    return FuseRule(fg_threshold=0.4, bg_threshold=0.2, **extra)
+    return FuseRule(**{"fg_threshold": 0.4, "bg_threshold": 0.2, "refine": "none", **extra})
 
 
 def fused(maps, q99, settings, explainers=EXPLAINERS, **inputs):
@@ -383,9 +387,9 @@ def objectness_gate(consensus, normalised, objectness, image, thresholds, settin
 def test_a_new_combination_rule_is_one_function_and_one_registry_entry(monkeypatch):
     monkeypatch.setitem(fuse_rules.COMBINATIONS, "objectness_gate", objectness_gate)
     section = {"fg_threshold": 0.4, "bg_threshold": 0.2, "combine": "objectness_gate"}
-    settings = fuse.fuse_section({"fuse": section}).rule()  # the schema knows the name through the registry
-    with pytest.raises(fuse.FuseConfigError, match="did you mean 'objectness_gate'"):
-        fuse.fuse_section({"fuse": {**section, "combine": "objectness_gat"}})
+    settings = fuse.pipeline_config({"fuse": section}).fuse.rule()  # the schema knows it through the registry
+    with pytest.raises(ConfigError, match="did you mean 'objectness_gate'"):
+        fuse.pipeline_config({"fuse": {**section, "combine": "objectness_gat"}})
     maps = np.zeros((2, 1, 8, 8), np.float16)
     maps[:, 0, :, :4] = 1.0  # both members see the left half
     objectness = np.zeros((8, 8), np.float32)

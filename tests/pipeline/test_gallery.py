@@ -185,3 +185,16 @@ def test_the_command_line_builds_a_site(tmp_path):
     assert (tmp_path / "site" / "index.html").is_file()
     missing = run_cli([sys.executable, "-m", "pipeline", "gallery", str(tmp_path / "nothing"), str(tmp_path / "x")])
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "no Zarr store" in missing.stderr
+
+
+def test_a_damaged_label_shard_stops_the_gallery_with_one_line(tmp_path):
+    from core.store import MASK
+    from tests.helpers.cli import run_cli
+    import sys
+
+    store = store_with_photos(tmp_path, 8, shard=4)
+    fuse.run(FUSE, store)
+    (store / MASK / "c" / "1" / "0" / "0").unlink()
+    result = run_cli([sys.executable, "-m", "pipeline", "gallery", str(store), str(tmp_path / "site")])
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert f"gallery: {MASK}: shard 1: file {MASK}/c/1/0/0 is missing" in result.stderr and "generate-labels" in result.stderr

@@ -1,4 +1,4 @@
-"""Inspection report, pictures and verification on a real fused store."""
+"""Inspection report, pictures and verification on a real fused store, and the store format's upgrade."""
 import json
 import re
 import sys
@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from core.imagenet_classes import imagenet_synsets, readable_name
-from core.store import (EXPLAIN_STAGE, FOREGROUND, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_PATH, INDEX_STATUS, INDEX_TARGET,
-                        MASK, WEIGHT, mark_done, open_store, progress_name, saliency_name, score_name)
+from core.store import (ENCODING, EXPLAIN_STAGE, FOREGROUND, FORMAT, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_CLASS_SOURCE,
+                        INDEX_PATH, INDEX_STATUS, INDEX_TARGET, MASK, WEIGHT, StoreError, mark_done, open_store,
+                        progress_name, q99_name, saliency_name, score_name)
 from core.store_check import list_arrays
 from pipeline import fuse, inspect_store, verify
 from pipeline.synthetic_store import make_synthetic_store
@@ -22,7 +23,7 @@ GRADCAM_A = saliency_name("net_a", "gradcam")
 def fused_store(tmp_path):
     store = tmp_path / "run" / "pssl.zarr"
     make_synthetic_store(store, 10, map_size=16, shard=4, bad=(3,))
-    fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
     return store
 
 
@@ -152,3 +153,29 @@ def test_inspect_image_and_json_on_the_command_line(fused_store):
         float(group[score_name("net_a")][i]) + float(group[score_name("net_b")][i])) / 2 < 0.5)
     outside = run_cli([sys.executable, "-m", "pipeline", "inspect", str(fused_store), "--image", "10"])
     assert outside.returncode == 1 and outside.stderr.count("\n") == 1 and "out of range" in outside.stderr
+
+
+def test_a_format_1_store_is_refused_to_read_and_upgraded_by_its_command(tmp_path):
+    """One reader path: a store of the old format names the command that rewrites it, which keeps its labels."""
+    store = tmp_path / "old.zarr"
+    make_synthetic_store(store, 6, map_size=16, shard=4, noise=0.5)
+    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    group = open_store(store)
+    labels = group[MASK][:], group[WEIGHT][:]
+    recorded = dict(group.attrs["fuse"])
+    attrs = {k: v for k, v in group.attrs.items() if k != FORMAT}  # as format 1 wrote it:
+    attrs["fuse"] = {k: v for k, v in recorded.items() if k not in ("threshold_rule", "combine", "crf")}
+    group.attrs.put(attrs)
+    del group[q99_name("net_a", "gradcam")], group[INDEX_CLASS_SOURCE]
+    for name in ("gradcam", "smoothgrad"):
+        array = group[saliency_name("net_b", name)]
+        array.attrs.put({k: v for k, v in array.attrs.items() if k != ENCODING})
+    with pytest.raises(StoreError, match=f"format 1, older than 2: `python -m pipeline upgrade-store {store}`"):
+        open_store(store, mode="r")
+    result = run_cli([sys.executable, "-m", "pipeline", "upgrade-store", str(store)])
+    assert result.returncode == 0 and "store format 1 -> 2" in result.stdout
+    group = open_store(store, mode="r")
+    assert group.attrs["fuse"] == recorded and not verify.verify_store(store)
+    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "overwrite": True}}, store)
+    np.testing.assert_array_equal(open_store(store)[MASK][:], labels[0])
+    np.testing.assert_array_equal(open_store(store)[WEIGHT][:], labels[1])

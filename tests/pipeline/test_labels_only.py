@@ -11,6 +11,7 @@ from core.store import (MASK, PRUNE_KEY, PRUNE_STAGE, WEIGHT, StoreError, mark_d
 from pipeline import fuse, inspect_store, verify
 from pipeline.synthetic_store import make_synthetic_store
 from pipeline.explain import _redo_damaged
+from pipeline.gallery import build_gallery
 
 RULE = {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 2, "shards_per_batch": 1}
 
@@ -61,6 +62,8 @@ def test_refusing_a_labels_only_store_is_one_line(tmp_path):
     with pytest.raises(StoreError, match="labels-only"):  # an overlay draws the members' maps
         inspect_store.write_pictures(store, tmp_path / "pictures", overlay=[0])
     assert inspect_store.write_pictures(store, tmp_path / "pictures", contact=True)[0].is_file()
+    with pytest.raises(StoreError, match="labels-only"):  # its pages draw the members' maps too
+        build_gallery(store, tmp_path / "gallery")
     (store / MASK / "c" / "1" / "0" / "0").unlink()  # damaged labels cannot be repaired without maps
     with pytest.raises(StoreError, match="damaged labels need their maps"):
         fuse.run(labels_only(), store)

@@ -6,7 +6,7 @@ import pytest
 from pipeline import plan
 import sys
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import pipeline_command, run_cli
 from tests.helpers.images import write_image_folder
 from tests.helpers.pipeline import tiny_config
 
@@ -36,6 +36,16 @@ def test_measured_plan_of_a_tiny_config_adds_up(tmp_path):
     assert "measured here" in text and "2 devices" in text and "labels-only" in text
 
 
+def test_the_cli_prints_the_plan_and_names_a_bad_rates_file(tmp_path):
+    config = tiny_config(tmp_path, write_image_folder(tmp_path / "data", classes=1, per_class=1))
+    result = run_cli(pipeline_command(config, tmp_path, "plan") + ["--images", "2000", "--devices", "4"])
+    assert result.returncode == 0, result.stderr
+    assert "2,000 images (--images)" in result.stdout and "| cnn_b | " in result.stdout and "4 devices" in result.stdout
+    result = run_cli(pipeline_command(config, tmp_path, "plan") + ["--rates", str(tmp_path / "none.md")])
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0 and "none.md" in result.stderr
+
+
+@pytest.mark.slow
 def test_the_cli_plans_imagenet_without_data_or_weights(tmp_path):
     result = run_cli([sys.executable, "-m", "pipeline", "plan", "--config", "conf/imagenet.yaml", "--images", "1000"])
     assert result.returncode == 0, result.stderr

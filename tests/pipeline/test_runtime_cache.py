@@ -22,10 +22,10 @@ print(float(session(torch.ones(1, 3, 32, 32)).sum()))
 
 
 def test_the_cache_folder_is_configured_else_the_users(tmp_path, monkeypatch):
-    assert RunOptions.from_config({"runtime_cache": str(tmp_path / "c")}).cache_dir() == tmp_path / "c"
+    assert RunOptions(cache=str(tmp_path / "c")).cache_dir() == tmp_path / "c"
     monkeypatch.delenv("PSSL_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user"))
-    assert RunOptions.from_config({}).cache_dir() == tmp_path / "user" / "pssl" / "runtime"
+    assert RunOptions().cache_dir() == tmp_path / "user" / "pssl" / "runtime"
     monkeypatch.setenv("PSSL_CACHE", str(tmp_path / "env"))
     assert runtime_cache_dir() == tmp_path / "env"
 

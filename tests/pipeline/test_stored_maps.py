@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.store import (ENCODING, ENCODING_FULL, ENCODING_UNIT, LEVELS, StoreError, map_encoding, open_store, q99_name,
+from core.store import (ENCODING, ENCODING_FULL, ENCODING_UNIT, FORMAT, LEVELS, StoreError, map_encoding, open_store, q99_name,
                         saliency_name, store_explainers, store_models, unit_levels)
 from explainers import GradCam, LayerCam
 from pipeline.classifiers import load_classifier
@@ -59,23 +59,23 @@ def test_unit_arrays_record_their_levels_and_read_back_through_their_filter(tmp_
     np.testing.assert_array_equal(StoredMaps(reopened, "m", "e")[:], from_unit(to_unit(maps, q99, 31), q99, 31))
 
 
-def test_unit_arrays_written_before_levels_were_chosen_have_255(tmp_path):
-    make_synthetic_store(tmp_path / "s.zarr", 2, map_size=8, shard=2)
-    array = create_map_array(open_store(tmp_path / "s.zarr"), "m", "e", 2, ENCODING_UNIT)
-    del array.attrs[LEVELS]
-    assert unit_levels(array) == 255
-
-
-def test_a_store_written_before_encodings_reads_as_it_is(tmp_path):
+def test_a_format_1_store_gets_its_encodings_written_when_upgraded(tmp_path):
+    """Format 1 kept whole float16 maps without an encoding attribute, and unit arrays without their levels."""
     make_synthetic_store(tmp_path / "old.zarr", 6, map_size=16, shard=4)
     group = open_store(tmp_path / "old.zarr")
-    model, explainer = store_models(group)[0], store_explainers(group)[0]
-    array = group[saliency_name(model, explainer)]
-    assert ENCODING not in array.attrs and map_encoding(array) == ENCODING_FULL
-    maps = StoredMaps(group, model, explainer)
+    del group[saliency_name("net_b", "smoothgrad")]
+    unit = create_map_array(group, "net_b", "smoothgrad", 6, ENCODING_UNIT)
+    del unit.attrs[LEVELS]
+    full = group[saliency_name("net_a", "gradcam")]
+    del full.attrs[ENCODING]
+    del group.attrs[FORMAT]
+    group = open_store(tmp_path / "old.zarr")  # opened to write: upgraded
+    assert unit_levels(group[saliency_name("net_b", "smoothgrad")]) == 255
+    array = group[saliency_name("net_a", "gradcam")]
+    assert map_encoding(array) == ENCODING_FULL
+    maps = StoredMaps(group, "net_a", "gradcam")
     np.testing.assert_array_equal(maps[:], array[:])
-    np.testing.assert_array_equal(maps[2], array[2])
     np.testing.assert_array_equal(maps[1:3, :, 4], array[1:3, :, 4])
     array.attrs[ENCODING] = "jpeg"
     with pytest.raises(StoreError, match="unknown encoding"):
-        StoredMaps(group, model, explainer)
+        StoredMaps(group, "net_a", "gradcam")

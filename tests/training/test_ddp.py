@@ -12,7 +12,8 @@ from training.datasets import PsslStoreDataset
 from training.datasets.transforms import build_transforms
 from training.distributed import init_distributed, shutdown_distributed
 from training.loss import SegmentationLoss
-from training.trainer import Trainer, TrainSettings
+from core.schema import TrainSection
+from training.trainer import Trainer
 
 CLASSES, WORLD = 64, 2
 
@@ -32,7 +33,7 @@ def train_one_rank(rank: int, port: int, store: str, out_dir: str, results: str)
         torch.manual_seed(100 + rank)  # different initial weights: DDP must start every rank from rank 0's
         dataset = PsslStoreDataset(store, CLASSES, CLASSES, build_transforms(augment_section(crop=32), CLASSES))
         loss = SegmentationLoss(CLASSES, background_index=CLASSES - 1, ignore_index=CLASSES)
-        settings = TrainSettings.from_config(train_section(epochs=2, accumulate=2, batch_size=1))
+        settings = TrainSection.model_validate(train_section(epochs=2, accumulate=2, batch_size=1))
         trainer = Trainer(tiny_pretrain_net(CLASSES), loss, dataset, settings, out_dir, ctx)
         trainer.fit()
         torch.save({"params": {k: v.detach() for k, v in trainer.model.named_parameters()},

@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from core.schema import EvalSection
 from tests.helpers.models import TinySegNet
 from tests.helpers.voc import CLASS_COLOURS, EVAL_TRANSFORMS, MEAN, STD, write_voc
-from training.evaluate import (ConfusionMatrix, InferenceMode, evaluate_dataset, forward_view, modes_from_config,
+from training.evaluate import (ConfusionMatrix, InferenceMode, evaluate_dataset, forward_view, inference_modes,
                                predict_modes)
 from training.palette import VOC_CLASSES
 from training.voc import VOCSegmentation
@@ -70,12 +71,14 @@ def test_confusion_matrix_rejects_bad_input():
         matrix.update(torch.zeros(2), torch.tensor([0, 7]))
 
 
-def test_modes_from_config_parses_and_rejects():
-    modes = modes_from_config([{"name": "single"}, {"name": "ms_flip", "scales": [0.75, 1.0, 1.25], "flip": True}])
+def test_the_configs_modes_become_inference_modes():
+    section = EvalSection(modes=[{"name": "single", "scales": [1.0]},
+                                 {"name": "ms_flip", "scales": [0.75, 1.0, 1.25], "flip": True}])
+    modes = inference_modes(section.modes)
     assert modes[1] == InferenceMode("ms_flip", (0.75, 1.0, 1.25), True)
     assert len(modes[1].views) == 6
-    with pytest.raises(ValueError, match="scales must be positive"):
-        modes_from_config([{"name": "bad", "scales": [0.0]}])
+    with pytest.raises(ValueError, match="greater than 0"):
+        EvalSection(modes=[{"name": "bad", "scales": [0.0]}])
 
 
 def test_every_view_gives_probabilities_at_the_input_size():

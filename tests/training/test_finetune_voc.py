@@ -17,6 +17,8 @@ from tests.helpers.models import TinySegNet
 from tests.helpers.voc import write_voc
 from training.__main__ import main as training_cli
 from training.checkpoints import CheckpointError, describe, load_complete, load_pretrained
+from core.config import typed
+from core.schema import FinetuneConfig
 from training.finetune_voc import run, run_eval, train_settings
 from training.models import create_model
 
@@ -94,11 +96,11 @@ def test_plain_and_ddp_state_dicts_load_and_bad_files_fail_in_one_line(tmp_path)
 
 def test_schedule_is_counted_in_iterations(tmp_path):
     config = small_config(tmp_path, tmp_path)
-    settings, samples = train_settings(config, world_size=2)
+    settings, samples = train_settings(typed(config, FinetuneConfig), world_size=2)
     assert settings.epochs == 1 and samples == 60 * 4 * 2
     config["train"]["epochs"] = 3
     with pytest.raises(ConfigError, match="train.iterations"):
-        train_settings(config, world_size=1)
+        typed(config, FinetuneConfig)
 
 
 def test_short_finetune_from_a_pretrained_checkpoint_learns_voc_classes(tmp_path, one_thread):

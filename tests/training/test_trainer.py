@@ -4,13 +4,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.config import typed
+from core.schema import PretrainConfig, TrainSection
 from tests.helpers.training import augment_section, pretrain_config, tiny_pretrain_net, train_section, write_store
 from training.__main__ import main as cli_main
 from training.datasets import PsslStoreDataset
 from training.datasets.transforms import build_transforms
 from training.distributed import DistContext
 from training.loss import SegmentationLoss
-from training.trainer import Trainer, TrainingError, TrainSettings, lr_factor, param_groups
+from training.trainer import Trainer, TrainingError, lr_factor, param_groups
 
 SOLO = DistContext(rank=0, world_size=1, device=torch.device("cpu"))
 CLASSES = 64  # the loop does not care how many; fewer keeps these tests fast (store targets are < 63)
@@ -20,7 +22,7 @@ def make_trainer(store, out_dir, seed: int = 0, **train) -> Trainer:
     dataset = PsslStoreDataset(store, CLASSES, CLASSES, build_transforms(augment_section(crop=32), CLASSES))
     torch.manual_seed(seed)
     loss = SegmentationLoss(CLASSES, background_index=CLASSES - 1, ignore_index=CLASSES)
-    return Trainer(tiny_pretrain_net(CLASSES), loss, dataset, TrainSettings.from_config(train_section(**train)),
+    return Trainer(tiny_pretrain_net(CLASSES), loss, dataset, TrainSection.model_validate(train_section(**train)),
                    out_dir, SOLO)
 
 
@@ -59,12 +61,12 @@ def test_backbone_trains_at_a_tenth_of_the_lr():
 
 
 def test_poly_schedule_with_warmup():
-    settings = TrainSettings.from_config(train_section(warmup_steps=10, warmup_start_factor=0.1))
+    settings = TrainSection.model_validate(train_section(warmup_steps=10, warmup_start_factor=0.1))
     assert lr_factor(0, 100, settings) == pytest.approx(0.1)
     assert lr_factor(5, 100, settings) == pytest.approx((1 - 0.05) ** 0.9 * 0.55)
     assert lr_factor(50, 100, settings) == pytest.approx(0.5 ** 0.9)
     assert lr_factor(100, 100, settings) == 0.0
-    constant = TrainSettings.from_config(train_section(schedule="constant", warmup_steps=0))
+    constant = TrainSection.model_validate(train_section(schedule="constant", warmup_steps=0))
     assert lr_factor(99, 100, constant) == 1.0
 
 
@@ -89,7 +91,7 @@ def test_resume_into_a_model_of_another_class_count_is_refused(tmp_path):
     make_trainer(store, tmp_path / "out", epochs=1).fit()
     dataset = PsslStoreDataset(store, CLASSES, CLASSES, build_transforms(augment_section(crop=32), CLASSES))
     other = Trainer(tiny_pretrain_net(21), SegmentationLoss(21, ignore_index=255), dataset,
-                    TrainSettings.from_config(train_section()), tmp_path / "other", SOLO)
+                    TrainSection.model_validate(train_section()), tmp_path / "other", SOLO)
     with pytest.raises(TrainingError, match="does not fit this model"):
         other.load_checkpoint(tmp_path / "out" / "checkpoints" / "last.pt")
 
@@ -135,3 +137,17 @@ def test_cli_pretrains_the_real_network_and_resumes(tmp_path, capsys):
     events = EventAccumulator(str(out / "tensorboard")).Reload()
     assert {"loss/total", "loss/main", "loss/detail", "lr/backbone", "speed/images_per_s"} <= set(events.Tags()["scalars"])
     assert events.Tags()["images"] == ["samples/image_label_prediction"]
+
+
+def test_a_minimal_train_section_is_completed_by_the_schema_defaults(tmp_path):
+    """`train: {epochs, batch_size, lr}` passes the schema, and the trainer runs on the schema's defaults."""
+    store = write_store(tmp_path, n=4)
+    minimal = typed({**pretrain_config(store, tmp_path / "out"), "train": {"epochs": 1, "batch_size": 2, "lr": 0.01}},
+                    PretrainConfig)
+    assert minimal.train == TrainSection(epochs=1, batch_size=2, lr=0.01)
+    assert minimal.train.accumulate == 1 and minimal.train.schedule == "poly"
+    dataset = PsslStoreDataset(store, CLASSES, CLASSES, build_transforms(minimal.augment, CLASSES))
+    loss = SegmentationLoss(CLASSES, background_index=CLASSES - 1, ignore_index=CLASSES)
+    trainer = Trainer(tiny_pretrain_net(CLASSES), loss, dataset, minimal.train, tmp_path / "run", SOLO)
+    trainer.fit()
+    assert trainer.total_steps == 2 and trainer.step == 2

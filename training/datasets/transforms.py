@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.config import ConfigError
+from core.config import ConfigError, typed
+from core.schema import AugmentSection
 
 
 def _resize(sample: dict, height: int, width: int) -> dict:
@@ -146,27 +147,24 @@ class Compose:
         return sample
 
 
-def build_transforms(augment: dict, ignore_index: int) -> Compose:
-    """Build the pipeline from the config's `augment` section; a missing key is named in the error.
+def build_transforms(augment: AugmentSection | dict, ignore_index: int) -> Compose:
+    """Build the pipeline from the config's `augment` section.
 
     Order (the reference's): resize_by_short -> scale -> crop (pad-crop) -> flip -> color -> normalize.
     A step whose key is null is left out (e.g. evaluation-like loading for benchmarks).
     """
-    required = ("resize_by_short", "scale", "crop", "image_pad", "flip_prob", "color", "mean", "std")
-    missing = [key for key in required if key not in augment]
-    if missing:
-        raise ConfigError(f"config section 'augment' lacks {', '.join(missing)}")
+    augment = typed(augment, AugmentSection)
     steps: list = []
-    if augment["resize_by_short"]:
-        steps.append(ResizeByShort(augment["resize_by_short"]))
-    if augment["scale"]:
-        steps.append(RandomScale(*augment["scale"]))
-    if augment["crop"]:
-        steps.append(PadCrop(augment["crop"], augment["image_pad"], ignore_index))
-    if augment["flip_prob"]:
-        steps.append(HorizontalFlip(augment["flip_prob"]))
-    if augment["color"]:
-        color = augment["color"]
-        steps.append(ColorDistort(color["brightness"], color["contrast"], color["saturation"], color["prob"]))
-    steps.append(Normalize(augment["mean"], augment["std"]))
+    if augment.resize_by_short:
+        steps.append(ResizeByShort(augment.resize_by_short))
+    if augment.scale:
+        steps.append(RandomScale(*augment.scale))
+    if augment.crop:
+        steps.append(PadCrop(augment.crop, augment.image_pad, ignore_index))
+    if augment.flip_prob:
+        steps.append(HorizontalFlip(augment.flip_prob))
+    if augment.color:
+        color = augment.color
+        steps.append(ColorDistort(color.brightness, color.contrast, color.saturation, color.prob))
+    steps.append(Normalize(augment.mean, augment.std))
     return Compose(steps)

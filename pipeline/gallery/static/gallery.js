@@ -158,7 +158,8 @@ const PSSL = (() => {
     for (const panel of layout.panels) {
       const picture = el("div", {class: "picture"});
       Object.assign(picture.style, {width: size + "px", height: size + "px", backgroundImage: `url(${url})`,
-        backgroundPosition: `-${panel.col * size}px -${panel.row * size}px`});
+        backgroundPosition: `-${panel.col * size}px -${panel.row * size}px`,
+        backgroundSize: `${layout.columns * size}px ${layout.rows * size}px`, imageRendering: "pixelated"});
       const cell = el("div", {class: "panel", "data-kind": panel.kind}, picture, el("div", {class: "caption"}, panel.caption));
       cell.style.gridRow = String(panel.row + 1);
       cell.style.gridColumn = String(panel.col + 1);

@@ -109,12 +109,11 @@ def test_variant_follows_the_weights_and_a_conflict_is_an_error(tmp_path):
     path = write_pdparams(create_model("stdc1_seg", 3, variant=PADDLESEG), tmp_path / "s.pdparams")
     plain = tmp_path / "plain.pt"
     torch.save({"model": create_model("stdc1_seg", 3).state_dict()}, plain)
-    config = {"model": {"name": "stdc1_seg"}}
-    assert resolve_variant(config, [path]) == PADDLESEG
-    assert resolve_variant(config, [plain, None]) == PYTORCH
-    assert resolve_variant(config, []) == PYTORCH
+    assert resolve_variant(None, [path]) == PADDLESEG
+    assert resolve_variant(None, [plain, None]) == PYTORCH
+    assert resolve_variant(None, []) == PYTORCH
     with pytest.raises(ConfigError, match="model.variant=pytorch but .* holds paddleseg"):
-        resolve_variant({"model": {"name": "stdc1_seg", "variant": "pytorch"}}, [path])
+        resolve_variant(PYTORCH, [path])
 
 
 def test_a_pdparams_initialises_fine_tuning_with_its_heads_skipped(tmp_path):
