@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path, PurePosixPath
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     text = "\n".join([
         "# Object model (ISNet medium) cost against quality", "",
-        f"Command: `.venv/bin/python -m benchmarks.bench_objectness {' '.join(argv or [])}`"
+        f"Command: `.venv/bin/python -m benchmarks.bench_objectness {' '.join(sys.argv[1:] if argv is None else argv)}`"
         + f" ({len(photos)} development photos x {args.repeats} runs, {args.threads} ONNX Runtime thread(s); "
         f"load average at the end {load} on 2 shared cores).", "",
         "| input size | seconds per image (min / median / max) | development set: object map alone, mean fg IoU |",

@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     results = run_scores(config, args.only)
     out = Path(get(config, "out"))
     out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
-    command = "python -m benchmarks.label_variants score" + (f" --only {' '.join(args.only)}" if args.only else "")
+    command = ("python -m benchmarks.label_variants score" + (f" --config {args.config}" if args.config != CONFIG else "")
+               + (f" --only {' '.join(args.only)}" if args.only else ""))
     print(write_markdown(results, out, ".venv/bin/" + command))
     return 0
 

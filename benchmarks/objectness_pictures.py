@@ -18,7 +18,7 @@ from core.config import get, load_config  # noqa: E402
 from core.images import image_at_map_size  # noqa: E402
 from core.store import FOREGROUND, INDEX_PATH, OBJECTNESS, map_size, open_store  # noqa: E402
 from pipeline import label_quality  # noqa: E402
-from pipeline.fuse import fuse_rows, fuse_section, plan_for  # noqa: E402
+from pipeline.fuse import fuse_rows, pipeline_config, plan_for  # noqa: E402
 from pipeline.pictures import MASK_COLOURS, mask_codes  # noqa: E402
 from pipeline.stored_maps import StoredMaps  # noqa: E402
 
@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     fuse = dict(get(load_config(args.config), "fuse"))
     with_objects = {**fuse, "objectness": {**(fuse.get("objectness") or {}), "model": args.object_model}}
     without = {**fuse, "combine": "none"}
-    plans = {"consensus + CRF": plan_for(fuse_section({"fuse": without}), group),
-             f"{fuse['combine']}": plan_for(fuse_section({"fuse": with_objects}), group)}
+    plans = {"consensus + CRF": plan_for(pipeline_config({"fuse": without}).fuse, group),
+             f"{fuse['combine']}": plan_for(pipeline_config({"fuse": with_objects}).fuse, group)}
     paths = [str(p) for p in group[INDEX_PATH][:]]
     truth = label_quality.load_ground_truth(args.gt, paths, map_size(group), "binary01")
     objects = StoredMaps(group, args.object_model, OBJECTNESS)

@@ -218,10 +218,10 @@ class FuseRule(Section):
             raise ValueError(f"otsu_range must be [low, high] with 0 <= low <= high <= 1, got {self.otsu_range}")
         if self.refine == "crf" and self.crf is None:
             raise ValueError("refine=crf needs the fuse.crf section")
+        if self.refine != "crf":
+            self.crf = None
         if self.combine == "object_unary" and self.crf is None:
             raise ValueError("combine=object_unary needs the fuse.crf section (its CRF runs on that unary)")
-        if self.refine != "crf" and self.combine != "object_unary":
-            self.crf = None
         return self
 
 

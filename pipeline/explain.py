@@ -113,21 +113,23 @@ class ModelWorker:
             self.options.prepare(self.classifier.net)
         return self.classifier
 
-    def _decode_floor(self, model: str | None, objectness: bool = False) -> int | None:
+    def _decode_floor(self, model: str) -> int | None:
         """No JPEG side is decoded below twice `model`'s input (explain.reduced_decode): a 2048 x 1536 photo then
         decodes at 1024 x 768, 5x faster, its input within 0.01 of a full decode, while decoding down to the input
-        itself changed 1-2 % of Grad-CAM's label pixels (results/bench_decode.md); nor, when the same decode feeds
-        the object model, below its input size. The model is loaded (under the lock) the first time, so the
-        floor never depends on scheduling."""
+        itself changed 1-2 % of Grad-CAM's label pixels (results/bench_decode.md). The model is loaded (under the
+        lock) the first time, so the floor never depends on scheduling."""
         if not self.reduced_decode:
             return None
-        floors = [int(self.objectness_settings["input_size"])] if objectness else []
-        if model is not None:
-            if model not in self.input_sizes:
-                with self.model_lock:
-                    self.input_sizes[model] = self._use(model).input_size
-            floors.append(2 * self.input_sizes[model])
-        return max(floors, default=None)
+        if self.objectness_settings:  # the object model sees the same decoded images
+            floor = 2 * int(self.objectness_settings["input_size"])
+            return floor if model is None else max(floor, self._decode_floor_of(model))
+        return self._decode_floor_of(model)
+
+    def _decode_floor_of(self, model: str) -> int:
+        if model not in self.input_sizes:
+            with self.model_lock:
+                self.input_sizes[model] = self._use(model).input_size
+        return 2 * self.input_sizes[model]
 
     def _decode(self, shard: int, at_least: int | None = None) -> tuple[slice, np.ndarray, list[np.ndarray],
                                                                        list[tuple[int, str]]]:
@@ -198,7 +200,7 @@ class ModelWorker:
     def classify(self, model: str | None, shard: int, objectness: bool = False) -> list[tuple[int, str]]:
         """Write the shard's scores (and, with `objectness`, its object maps from the same decoded images);
         returns the (row, reason) of images lost since indexing. `model` None: the object maps alone."""
-        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model, objectness))
+        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model))
         with self.model_lock:
             if model is not None:
                 self._use(model)
@@ -210,7 +212,7 @@ class ModelWorker:
     def explain(self, model: str | None, shard: int, score: bool = False, objectness: bool = False) -> list[tuple[int, str]]:
         """Run every explainer on the shard's targets; with `score`, also write the scores, with `objectness` the
         object maps (one decode for all). `model` None: the object maps alone."""
-        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model, objectness))
+        selection, ok, rgbs, lost = self._decode(shard, self._decode_floor(model))
         with self.model_lock:
             if model is not None:
                 self._explain(model, selection, ok, rgbs, score)

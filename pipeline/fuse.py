@@ -22,8 +22,8 @@ from core.config import ConfigError, recorded, typed
 from core.errors import brief, listed
 from core.images import image_at_map_size
 from core.schema import FuseRule, FuseSection, PipelineConfig
-from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS, MASK, OBJECTNESS, STATUS_OK,
-                        WEIGHT, StoreError, done_shards, fuse_settings, map_size, mark_done, n_images, open_store,
+from core.store import (CONSENSUS, EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, IGNORE, INDEX_STATUS, MASK, OBJECTNESS, STATUS_OK, WEIGHT,
+                        StoreError, done_shards, fuse_settings, map_size, mark_done, n_images, open_store,
                         progress_name, q99_name, read_flags, record_config, require_array, saliency_name, score_name,
                         shard_count, shard_size, store_explainers, store_models, store_objectness, write_layout)
 from core.store_check import (clear_flags, damaged_flagged, damaged_shards, discard_damaged, repair_command,

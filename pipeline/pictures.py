@@ -1,8 +1,7 @@
 """Pictures of the labels for a human eye: an overlay grid per image and a contact sheet of many.
 
 Overlay grid: one row per model, one column per explainer (each member's map / its q99, capped at 1),
-then a row with the photo, the object map (where the store has one), the consensus, the mask and the
-weight, and a colour bar, so fifteen members
+then a row with the photo, the consensus, the mask and the weight, and a colour bar, so fifteen members
 read as a 3 x 5 table instead of a strip of twenty panels. Contact sheet: each label drawn on its photo
 (foreground tinted and outlined, ignore hatched, background clear) at the photo's own aspect ratio, in
 the colours of the gallery (pipeline/gallery/pictures.py). Images come from the dataset root recorded
@@ -47,22 +46,12 @@ def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) 
     """The overlay grid of one image (see the module docstring), as a PNG at `out`."""
     models = list(dict.fromkeys(m for m, _ in members))
     explainers = list(dict.fromkeys(e for _, e in members))
-    object_model = store_objectness(group)
-    label_panels = [("photo", image_at_map_size(group, index), {})]
-    style = {"cmap": MAP_COLOURS, "vmin": 0, "vmax": 1, "interpolation": "nearest"}
-    if object_model:
-        label_panels.append((f"{object_model} {OBJECTNESS}",
-                             StoredMaps(group, object_model, OBJECTNESS)[index].astype(np.float32), style))
-    label_panels += [
-        ("consensus", image_consensus(group, index), style),
-        ("mask (cyan: ignore)", mask_codes(group[MASK][index]),
-         {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2, "interpolation": "nearest"}),
-        ("weight", group[WEIGHT][index] / WEIGHT_SCALE, {"cmap": "gray", "vmin": 0, "vmax": 1})]
-    columns = max(len(explainers), len(label_panels))
+    columns = max(len(explainers), 4)
     figure, axes = plt.subplots(len(models) + 1, columns, squeeze=False,
                                 figsize=(PANEL_INCHES * columns + 1.0, PANEL_INCHES * (len(models) + 1) + 0.5))
     for axis in axes.ravel():
         axis.axis("off")
+    style = {"cmap": MAP_COLOURS, "vmin": 0, "vmax": 1, "interpolation": "nearest"}
     shown = None
     for model, explainer in members:
         stored = StoredMaps(group, model, explainer)[index][None]
@@ -71,7 +60,13 @@ def overlay_sheet(group, index: int, members: list[tuple[str, str]], out: Path) 
         shown = axis.imshow(normalise(stored, q99)[0], **style)
         axis.set_title(f"{model}\n{explainer}", fontsize=8)
     label_row = axes[len(models)]
-    for axis, (title, picture, extra) in zip(label_row, label_panels):
+    for axis, (title, picture, extra) in zip(label_row, (
+            ("photo", image_at_map_size(group, index), {}),
+            ("consensus", image_consensus(group, index), style),
+            ("mask (cyan: ignore)", mask_codes(group[MASK][index]),
+             {"cmap": MASK_COLOURS, "vmin": 0, "vmax": 2, "interpolation": "nearest"}),
+            ("weight", group[WEIGHT][index] / WEIGHT_SCALE, {"cmap": "gray", "vmin": 0, "vmax": 1}),
+            *_object_panel(group, index, style))):
         axis.imshow(picture, **extra)
         axis.set_title(title, fontsize=8, fontweight="bold")
     figure.suptitle(_title(group, index), fontsize=10)
@@ -108,3 +103,11 @@ def contact_sheet(group, indices: list[int], out: Path, columns: int = 5) -> Pat
     figure.savefig(out, dpi=90)
     plt.close(figure)
     return out
+
+
+def _object_panel(group, index: int, style: dict) -> list:
+    """The object map (explain.objectness) as one more panel of the label row, where the store has one."""
+    name = store_objectness(group)
+    if not name:
+        return []
+    return [(f"{name} {OBJECTNESS}", StoredMaps(group, name, OBJECTNESS)[index].astype(np.float32), style)]

@@ -17,9 +17,9 @@ from training.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_OF = {"sample.yaml": PipelineConfig, "imagenet.yaml": PipelineConfig, "real_photos.yaml": PipelineConfig,
-             "pssl_paper.yaml": PipelineConfig,
              "bench.yaml": BenchConfig, "known_answer.yaml": KnownAnswerConfig,
-             "known_answer_report.yaml": KnownAnswerReportConfig, "label_variants.yaml": LabelVariantsConfig}
+             "known_answer_report.yaml": KnownAnswerReportConfig, "label_variants.yaml": LabelVariantsConfig,
+             "pssl_paper.yaml": PipelineConfig, "label_variants_objectness.yaml": LabelVariantsConfig}
 SCHEMA_OF.update({p.name: PretrainConfig for p in (ROOT / "conf").glob("pretrain_*.yaml")})
 SCHEMA_OF.update({p.name: FinetuneConfig for p in (ROOT / "conf").glob("finetune_voc_*.yaml")})
 CONTEXT = {**config_context(), "seg_models": MODELS}
