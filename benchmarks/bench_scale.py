@@ -109,16 +109,21 @@ def store_files(path: Path) -> tuple[int, int]:
     return len(files), sum(f.stat().st_size for f in files)
 
 
-def run_size(n: int, sampler: MemorySampler) -> dict:
+def fresh_run(n: int, folder: str) -> tuple[Path, list[str]]:
+    """An empty store folder `folder_<n>` beside the n-image tree, and the overrides that point conf/imagenet.yaml
+    at both on this CPU."""
     data = write_tree(WORK / f"data_{n}", n // 1000)
-    store = WORK / f"store_{n}" / "pssl.zarr"
+    store = WORK / f"{folder}_{n}" / "pssl.zarr"
     if store.parent.exists():
         shutil.rmtree(store.parent)
     store.parent.mkdir(parents=True)
-    config = load_config("conf/imagenet.yaml", OVERRIDES + [f"data.root={data}", f"run.store={store}",
-                                                            "ray.cpus_per_worker=1", "ray.gpus_per_worker=0",
-                                                            "ray.object_store_memory=268435456"],
-                         schema=PipelineConfig, context=config_context)
+    return store, OVERRIDES + [f"data.root={data}", f"run.store={store}", "ray.cpus_per_worker=1",
+                               "ray.gpus_per_worker=0", "ray.object_store_memory=268435456"]
+
+
+def run_size(n: int, sampler: MemorySampler) -> dict:
+    store, overrides = fresh_run(n, "store")
+    config = load_config("conf/imagenet.yaml", overrides, schema=PipelineConfig, context=config_context)
     seconds, load_before = {}, os.getloadavg()[0]
 
     def timed(stage, work):
@@ -142,14 +147,8 @@ def run_size(n: int, sampler: MemorySampler) -> dict:
 
 def kill_and_resume(n: int) -> dict:
     """generate-labels as a user runs it, killed once half its explain flags are set, then run again."""
-    data = write_tree(WORK / f"data_{n}", n // 1000)
-    store = WORK / f"resume_{n}" / "pssl.zarr"
-    if store.parent.exists():
-        shutil.rmtree(store.parent)
-    store.parent.mkdir(parents=True)
-    config = load_config("conf/imagenet.yaml", OVERRIDES + [f"data.root={data}", f"run.store={store}",
-                                                            "ray.cpus_per_worker=1", "ray.gpus_per_worker=0",
-                                                            "ray.object_store_memory=268435456"])
+    store, overrides = fresh_run(n, "resume")
+    config = load_config("conf/imagenet.yaml", overrides)
     config_file = store.parent / "bench_config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "pipeline", "generate-labels", "--config", str(config_file)]
