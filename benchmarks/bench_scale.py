@@ -6,8 +6,9 @@ the real stages with the ImageNet layout (shards of 256, maps of 224): a tiny ra
 (tests.helpers.models:tiny_cnn, 1000 classes), Grad-CAM only, local Ray. Per size: seconds per image of each
 stage, the driver's and the Ray workers' peak resident memory during it, and the store's files and bytes.
 Per-image costs that stay flat from the smallest size to the largest mean nothing grows with the dataset.
-At the largest size `generate-labels` is also run as a user would, killed mid-explain (once half the
-explain flags are set) and run again: the second run must finish only the rest.
+At the largest size explain runs as a user runs it (`python -m pipeline explain`), is killed mid-way (once half
+its shards are flagged) and run again: the second run must finish only the rest, and the stage's time there
+is both runs'.
 
 The default fuse rule's dense CRF costs the same per image at any size (benchmarks/bench_fuse.py times it);
 here the rule is the fixed thresholds alone (fuse.refine=none), so fusing 100k images fits an afternoon.
@@ -36,7 +37,7 @@ from benchmarks.result_file import write_result
 from core.config import load_config
 from core.imagenet_classes import imagenet_synsets
 from core.schema import PipelineConfig
-from core.store import EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, open_store, progress_name
+from core.store import EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, INDEX_PATH, open_store, progress_name
 from pipeline import explain, fuse, index, inspect_store, verify
 from pipeline.cli import config_context
 from pipeline.ray_runtime import ray_session
@@ -79,7 +80,8 @@ def write_tree(root: Path, per_class: int) -> Path:
 
 
 class MemorySampler:
-    """Peak RSS of this process (the driver) and of the largest Ray worker below it, per named phase."""
+    """Peak RSS of the driver (this process, or a `python -m pipeline` it runs) and of the largest Ray worker below
+    it, per named phase."""
 
     def __init__(self):
         self.phase, self.peaks, self.stop = None, {}, threading.Event()
@@ -91,9 +93,12 @@ class MemorySampler:
         while not self.stop.is_set():
             if self.phase is not None:
                 try:
-                    workers = [p.memory_info().rss for p in me.children(recursive=True) if p.name().startswith("ray::")]
-                    sample = (me.memory_info().rss, max(workers, default=0))
-                except psutil.NoSuchProcess:
+                    children = me.children(recursive=True)
+                    workers = [p.memory_info().rss for p in children if p.name().startswith("ray::")]
+                    drivers = [me.memory_info().rss] + [p.memory_info().rss for p in children
+                                                        if "pipeline" in p.cmdline()[1:3]]  # a `python -m pipeline` run
+                    sample = (max(drivers), max(workers, default=0))
+                except psutil.Error:  # a process ended between listing and reading it
                     continue
                 old = self.peaks.get(self.phase, (0, 0))
                 self.peaks[self.phase] = (max(old[0], sample[0]), max(old[1], sample[1]))
@@ -121,10 +126,12 @@ def fresh_run(n: int, folder: str) -> tuple[Path, list[str]]:
                                "ray.gpus_per_worker=0", "ray.object_store_memory=268435456"]
 
 
-def run_size(n: int, sampler: MemorySampler) -> dict:
+def run_size(n: int, sampler: MemorySampler, kill_mid_explain: bool = False) -> dict:
+    """Every stage on a fresh n-image store. With `kill_mid_explain`, explain runs as a user runs it (`python -m
+    pipeline explain`), is killed once half its shards are flagged and run again: its time is both runs'."""
     store, overrides = fresh_run(n, "store")
     config = load_config("conf/imagenet.yaml", overrides, schema=PipelineConfig, context=config_context)
-    seconds, load_before = {}, os.getloadavg()[0]
+    seconds, load_before, resumed = {}, os.getloadavg()[0], None
 
     def timed(stage, work):
         sampler.phase = f"{n}:{stage}"
@@ -135,24 +142,30 @@ def run_size(n: int, sampler: MemorySampler) -> dict:
     with ray_session(config):
         progress = Timeline()
         timed("index", lambda: index.run(config, store, progress))
-        timed("explain", lambda: explain.run(config, store, progress))
+        if not kill_mid_explain:
+            timed("explain", lambda: explain.run(config, store, progress))
+    if kill_mid_explain:
+        config_file = store.parent / "bench_config.yaml"
+        config_file.write_text(yaml.safe_dump(load_config("conf/imagenet.yaml", overrides)))
+        resumed = {"n": n}
+        timed("explain", lambda: resumed.update(kill_and_resume(store, config_file)))
     timed("fuse", lambda: fuse.run(config, store))
     timed("verify", lambda: verify.verify_store(store))
     timed("inspect", lambda: inspect_store.summarize(store))
     sampler.phase = None
+    if resumed is not None:
+        resumed["fused"] = int(np.asarray(open_store(store, mode="r")[progress_name(FUSE_STAGE, FUSE_KEY)][:]).sum())
+        resumed["verify"] = verify.verify_store(store)
     files, size = store_files(store)
     return {"n": n, "seconds": seconds, "files": files, "bytes": size, "load": (load_before, os.getloadavg()[0]),
-            "memory": {stage: sampler.peaks.get(f"{n}:{stage}", (0, 0)) for stage in STAGES}}
+            "memory": {stage: sampler.peaks.get(f"{n}:{stage}", (0, 0)) for stage in STAGES}, "resumed": resumed}
 
 
-def kill_and_resume(n: int) -> dict:
-    """generate-labels as a user runs it, killed once half its explain flags are set, then run again."""
-    store, overrides = fresh_run(n, "resume")
-    config = load_config("conf/imagenet.yaml", overrides)
-    config_file = store.parent / "bench_config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "pipeline", "generate-labels", "--config", str(config_file)]
-    shards = -(-n // 256)
+def kill_and_resume(store: Path, config_file: Path) -> dict:
+    """`python -m pipeline explain` on an indexed store, killed (its whole process group: driver, raylet,
+    workers) once half its shards are flagged, then the same command again, which must finish only the rest."""
+    command = [sys.executable, "-m", "pipeline", "explain", "--config", str(config_file)]
+    shards = -(-open_store(store, mode="r")[INDEX_PATH].shape[0] // 256)
     flag = progress_name(EXPLAIN_STAGE, MODEL)
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     done_at_kill = 0
@@ -160,23 +173,20 @@ def kill_and_resume(n: int) -> dict:
         time.sleep(1)
         try:
             done_at_kill = int(np.asarray(open_store(store, mode="r")[flag][:]).sum())
-        except Exception:  # noqa: BLE001 - the store or the flag is not there yet
+        except (KeyError, FileNotFoundError):  # the stage has not made its flags yet
             continue
         if done_at_kill >= shards // 2:
-            os.killpg(first.pid, signal.SIGKILL)  # the whole run: driver, raylet, workers
+            os.killpg(first.pid, signal.SIGKILL)
             break
     first.wait()
-    started = time.perf_counter()
     second = subprocess.run(command, capture_output=True, text=True)
-    group = open_store(store, mode="r")
-    return {"n": n, "killed_with": done_at_kill, "shards": shards, "second_exit": second.returncode,
-            "second_seconds": time.perf_counter() - started, "second_tail": second.stdout.strip().splitlines()[-2:],
-            "explained": int(np.asarray(group[flag][:]).sum()),
-            "fused": int(np.asarray(group[progress_name(FUSE_STAGE, FUSE_KEY)][:]).sum()),
-            "verify": verify.verify_store(store)}
+    return {"killed_with": done_at_kill, "shards": shards, "second_exit": second.returncode,
+            "second_tail": (second.stdout + second.stderr).strip().splitlines()[-2:],
+            "explained": int(np.asarray(open_store(store, mode="r")[flag][:]).sum())}
 
 
-def report(results: list[dict], resumed: dict | None, command: str) -> str:
+def report(results: list[dict], command: str) -> str:
+    resumed = next((r["resumed"] for r in results if r["resumed"]), None)
     lines = ["# The ImageNet rehearsal: per-image cost of each stage at growing sizes", "",
              f"Command: `{command}`; this 2-core CPU, shared with other work (load average "
              f"{os.getloadavg()[0]:.1f} at the end); ImageNet layout (1000 WordNet-id folders, shards of 256, maps "
@@ -198,10 +208,10 @@ def report(results: list[dict], resumed: dict | None, command: str) -> str:
               "| files / shard | " + " | ".join(f"{r['files'] / -(-r['n'] // 256):.1f}" for r in results) + " |",
               "| KB / image | " + " | ".join(f"{r['bytes'] / r['n'] / 1000:.1f}" for r in results) + " |"]
     if resumed:
-        lines += ["", f"Killed and resumed at {resumed['n']:,} images: `generate-labels` was killed (SIGKILL to its "
-                  f"process group) with {resumed['killed_with']} of {resumed['shards']} explain shards flagged; "
-                  f"the same command again exited {resumed['second_exit']} after {resumed['second_seconds']:.0f} s "
-                  f"with {resumed['explained']} / {resumed['shards']} explained and {resumed['fused']} / "
+        lines += ["", f"Killed and resumed at {resumed['n']:,} images: `python -m pipeline explain` was killed (SIGKILL to "
+                  f"its process group) with {resumed['killed_with']} of {resumed['shards']} shards flagged; the same "
+                  f"command again exited {resumed['second_exit']} with {resumed['explained']} / {resumed['shards']} "
+                  f"explained (the explain row at {resumed['n']:,} is both runs), then {resumed['fused']} / "
                   f"{resumed['shards']} fused; `inspect --verify` problems: {len(resumed['verify'])}."
                   + (f" Its last lines: {' / '.join(resumed['second_tail'])}" if resumed["second_tail"] else "")]
     return "\n".join(lines)
@@ -211,25 +221,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000],
                         help="dataset sizes, multiples of 1000 (one image per class per 1000)")
-    parser.add_argument("--resume-at", type=int, default=None, help="size for the kill-and-resume run (default: "
-                        "the largest; 0: none)")
+    parser.add_argument("--resume-at", type=int, default=None, help="the size whose explain is killed mid-way and "
+                        "resumed (default: the largest; 0: none)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_scale.md"))
     args = parser.parse_args(argv)
     if any(n % 1000 for n in args.sizes):
         parser.error("--sizes must be multiples of 1000 (the same number of images in each of 1000 classes)")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    resume_at = max(args.sizes) if args.resume_at is None else args.resume_at
     sampler = MemorySampler()
     try:
-        results = [run_size(n, sampler) for n in sorted(args.sizes)]
+        results = [run_size(n, sampler, kill_mid_explain=n == resume_at) for n in sorted(args.sizes)]
     finally:
         sampler.close()
-    resume_at = max(args.sizes) if args.resume_at is None else args.resume_at
-    resumed = kill_and_resume(resume_at) if resume_at else None
     command = " ".join([".venv/bin/python -m benchmarks.bench_scale", *(argv if argv is not None else sys.argv[1:])])
-    write_result(report(results, resumed, command), args.out)
-    ok = resumed is None or (resumed["second_exit"] == 0 and resumed["fused"] == resumed["shards"])
-    return 0 if ok else 1
-
+    write_result(report(results, command), args.out)
+    resumed = [r["resumed"] for r in results if r["resumed"]]
+    return 0 if all(r["second_exit"] == 0 and r["fused"] == r["shards"] for r in resumed) else 1
 
 if __name__ == "__main__":
     raise SystemExit(main())
