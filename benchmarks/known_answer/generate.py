@@ -125,13 +125,18 @@ def generate(config: dict) -> Path:
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def world_command(argv: list[str] | None, description: str, work, example: str) -> int:
+    """The known-answer tools' command line: `--config` (conf/known_answer.yaml) and key=value overrides, validated
+    against KnownAnswerConfig, handed to `work(config dict)`; a bad config or input is one line and exit 1."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default="conf/known_answer.yaml")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. classification.image_size=64")
+    parser.add_argument("overrides", nargs="*", help=f"key=value overrides, e.g. {example}")
     args = parser.parse_args(argv)
-    return run_cli(lambda: generate(load_config(args.config, args.overrides, schema=KnownAnswerConfig).model_dump()))  # a bad config or input: one line, exit 1
+    return run_cli(lambda: work(load_config(args.config, args.overrides, schema=KnownAnswerConfig).model_dump()))
 
+
+def main(argv: list[str] | None = None) -> int:
+    return world_command(argv, __doc__.split("\n\n")[0], generate, "classification.image_size=64")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,6 @@ each model's and the ensemble's val accuracy, with the models loaded through pip
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import json
 import math
@@ -23,11 +22,9 @@ from PIL import Image
 from torch import nn
 from torchvision.datasets import ImageFolder
 
-from benchmarks.known_answer.generate import DATA_KEYS, config_hash, generate
+from benchmarks.known_answer.generate import DATA_KEYS, config_hash, generate, world_command
 from benchmarks.known_answer.models import ARCH_KEYS, KNOWN_ANSWER_ARCH, make_net, record_path, wrap
-from core.config import ConfigError, load_config
-from core.errors import run_cli
-from core.schema import KnownAnswerConfig
+from core.config import ConfigError
 from pipeline.classifiers import load_classifier
 
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing")
@@ -191,12 +188,7 @@ def write_summary(config: dict, records: dict[str, dict], root: Path, device: to
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="conf/known_answer.yaml")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. classifiers.epochs=5")
-    args = parser.parse_args(argv)
-    return run_cli(lambda: train_all(load_config(args.config, args.overrides, schema=KnownAnswerConfig).model_dump()))  # a bad config or input: one line, exit 1
-
+    return world_command(argv, __doc__.split("\n\n")[0], train_all, "classifiers.epochs=5")
 
 if __name__ == "__main__":
     sys.exit(main())
