@@ -9,6 +9,8 @@ made from them are forgotten first.
 """
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import zarr
 
 from pydantic import ValidationError
@@ -38,7 +40,17 @@ def map_settings(config: PipelineConfig) -> dict:
         "explain.autocast": explain.autocast,
         "store.compact": store.compact,
         "store.unit_levels": dict(store.unit_levels) if store.compact else None,
+        "explain.objectness": object_model_settings(explain.objectness),
     }
+
+
+def object_model_settings(section) -> dict:
+    """{name: what shapes its maps} of the object model, {} without one. The model file by its name only: the
+    same file lives at other paths on other machines."""
+    if section is None:
+        return {}
+    return {section.name: {"model": PurePath(section.model).name, "input_size": section.input_size,
+                           "mean": list(section.mean), "std": list(section.std)}}
 
 
 def made_members(config: PipelineConfig) -> tuple[list[str], list[str]]:
@@ -86,7 +98,8 @@ def changed_models(config: PipelineConfig, group: zarr.Group) -> tuple[list[str]
     if not done or not old:
         return [], []
     new = map_settings(config)
-    shared = _changes(*({key: leaf for section, value in settings.items() if section != "explain.models"
+    members = ("explain.models", "explain.objectness")  # compared per member: only a member with done maps counts
+    shared = _changes(*({key: leaf for section, value in settings.items() if section not in members
                          for key, leaf in _flat(value, section).items()} for settings in (old, new)))
     models = set(done) if shared else set()
     changes = list(shared)
@@ -99,7 +112,17 @@ def changed_models(config: PipelineConfig, group: zarr.Group) -> tuple[list[str]
             prefix = f"explain.models.{model}"
             changes += _changes(_flat(was, prefix), _flat(wanted, prefix))
             models.add(model)
+    for name, was in old.get("explain.objectness", {}).items():  # older stores did not record it: nothing to compare
+        wanted = new["explain.objectness"].get(name)
+        if wanted is not None and was != wanted and _object_maps_done(group, name):
+            prefix = f"explain.objectness.{name}"
+            changes += _changes(_flat(was, prefix), _flat(wanted, prefix))
+            models.add(name)
     return sorted(models), changes
+
+
+def _object_maps_done(group: zarr.Group, name: str) -> bool:
+    return bool(read_flags(group, EXPLAIN_STAGE, name, shard_count(n_images(group), shard_size(group))).any())
 
 
 def check_accepted(config: PipelineConfig, group: zarr.Group) -> list[str]:

@@ -16,7 +16,10 @@ from core.store import (ENCODING_FULL, ENCODING_GRID, ENCODING_UNIT, EXPLAIN_STA
                         INDEX_PATH, INDEX_STATUS, INDEX_TARGET, OBJECTNESS, STATUS_BAD, STATUS_OK, map_encoding,
                         prediction_name, progress_name, q99_name, saliency_name, scale_name, score_name,
                         store_objectness, unit_levels)
+from pipeline import map_settings
 from pipeline.explain import ModelWorker
+from pipeline.map_settings import ExplainConfigError
+from pipeline.fuse import pipeline_config
 from pipeline.fuse_rules import normalise
 from pipeline.fuse_kernel import q99_of_maps
 from pipeline.runtime import RunOptions
@@ -164,6 +167,20 @@ def test_an_object_model_added_later_runs_alone_and_resumes(ray_local, dataset, 
     objects[1, 0, 0] = 77
     run_stages(with_objects)
     assert objects[1, 0, 0] == 77
+
+
+def test_a_changed_object_model_setting_on_done_object_maps_is_refused_or_redone(dataset, tmp_path, reference):
+    """The object model's settings are recorded with the maps: another input size on a store whose object maps
+    are done is refused in one line; with explain.overwrite the object maps (only) are to be redone."""
+    config = tiny_config(tmp_path, dataset, objectness=True)
+    config["explain"]["objectness"]["input_size"] = 48
+    typed_config = pipeline_config(config)
+    with pytest.raises(ExplainConfigError, match=rf"explain.objectness.{OBJECT_MODEL}.input_size: 32 -> 48\)"):
+        map_settings.check_accepted(typed_config, reference)
+    config["explain"]["overwrite"] = True
+    assert map_settings.check_accepted(pipeline_config(config), reference) == [OBJECT_MODEL]
+    config["explain"]["objectness"].update(input_size=32, name="another_object_model")  # a new member: nothing done
+    assert map_settings.check_accepted(pipeline_config(config), reference) == []
 
 
 def test_unknown_classes_take_the_ensemble_top1(ray_local, dataset, tmp_path):
