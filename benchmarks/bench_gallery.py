@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import shutil
 import subprocess
@@ -44,22 +45,27 @@ def folder_bytes(folder: Path) -> dict[str, tuple[int, int]]:
 SAMPLE_S = 0.5
 
 
-def timed_cli(store: Path, site: Path, workers: int) -> tuple[dict, float]:
-    """`python -m pipeline gallery STORE SITE --workers W` as a user runs it: (its summary, its peak RSS in MiB)."""
+def timed_cli(store: Path, site: Path, workers: int) -> tuple[dict, float, float]:
+    """`python -m pipeline gallery STORE SITE --workers W` as a user runs it: (its summary, its peak RSS and the
+    largest Ray worker's, in MiB)."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "pipeline", "gallery", str(store), str(site), "--workers",
                                 str(workers)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    watched, peak = psutil.Process(process.pid), 0
+    watched, peak, worker_peak = psutil.Process(process.pid), 0, 0
     while process.poll() is None:
         with contextlib.suppress(psutil.Error):
             peak = max(peak, watched.memory_info().rss)
+            for child in watched.children(recursive=True):
+                with contextlib.suppress(psutil.Error):  # a process that ended meanwhile
+                    if child.name().startswith("ray::") and not child.name().endswith("Agent"):
+                        worker_peak = max(worker_peak, child.memory_info().rss)
         time.sleep(SAMPLE_S)
     output = process.stdout.read()
     if process.returncode:
         raise RuntimeError(f"gallery failed: {output}")
     built = re.search(r"gallery: (\d+) shards built, (\d+) kept, (\d+) labelled", output)
     return ({"seconds": time.perf_counter() - started, "shards_built": int(built.group(1)), "images": int(built.group(3))},
-            peak / 2**20)
+            peak / 2**20, worker_peak / 2**20)
 
 
 def main() -> None:
@@ -78,8 +84,8 @@ def main() -> None:
         fuse.run({"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
         prepared = time.perf_counter() - started
         site = work / "site"
-        first, first_mib = timed_cli(store, site, args.workers)
-        again, again_mib = timed_cli(store, site, args.workers)
+        first, first_mib, first_worker_mib = timed_cli(store, site, args.workers)
+        again, again_mib, _ = timed_cli(store, site, args.workers)
         parts = folder_bytes(site)
         largest_data = max((p.stat().st_size, p) for p in (site / "data").rglob("*.js"))
     finally:
@@ -88,7 +94,8 @@ def main() -> None:
     total_files, total_bytes = sum(f for f, _ in parts.values()), sum(b for _, b in parts.values())
     lines = [f"# Gallery of a synthetic {n}-image store",
              "", f"`python -m benchmarks.bench_gallery --images {n} --map-size {args.map_size} --shard-size "
-                 f"{args.shard_size} --workers {args.workers}` (store made and fused in {prepared:.0f} s, not counted)",
+                 f"{args.shard_size} --workers {args.workers}` (store made and fused in {prepared:.0f} s, not counted; load "
+                 f"average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
              "", f"- build: {first['seconds']:.0f} s for {first['images']} labelled images on {args.workers} Ray workers: "
                  f"{1000 * first['seconds'] / n:.1f} ms per image",
              f"- re-run with nothing new: {again['seconds']:.1f} s ({again['shards_built']} shards built, views rewritten "
@@ -96,8 +103,8 @@ def main() -> None:
              f"- site: {total_files} files, {total_bytes / 2**20:.1f} MiB, {total_bytes / n / 1024:.2f} KiB per image",
              f"- largest data file: {largest_data[0] / 1024:.1f} KiB ({largest_data[1].relative_to(site)}); "
              f"pages hold {PAGE_SIZE} rows",
-             f"- the command's peak memory (RSS, sampled every {SAMPLE_S} s; Ray's worker processes not counted): "
-             f"{first_mib:.0f} MiB (re-run {again_mib:.0f} MiB)", "", "| part | files | MiB | bytes per image |",
+             f"- peak memory (RSS, sampled every {SAMPLE_S} s): the command {first_mib:.0f} MiB (re-run {again_mib:.0f} "
+             f"MiB), the largest Ray worker {first_worker_mib:.0f} MiB", "", "| part | files | MiB | bytes per image |",
              "|---|---:|---:|---:|"]
     lines += [f"| {part} | {files} | {size / 2**20:.1f} | {size / n:.0f} |" for part, (files, size) in parts.items()]
     write_result("\n".join(lines), args.out)
