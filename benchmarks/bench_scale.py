@@ -14,11 +14,13 @@ The default fuse rule's dense CRF costs the same per image at any size (benchmar
 here the rule is the fixed thresholds alone (fuse.refine=none), so fusing 100k images fits an afternoon.
 
     .venv/bin/python -m benchmarks.bench_scale [--sizes 1000 10000 100000] [--out results/bench_scale.md]
+    .venv/bin/python -m benchmarks.bench_scale --alone {index,inspect,worker} --sizes N   # one stage, fresh process
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -39,7 +41,10 @@ from core.imagenet_classes import imagenet_synsets
 from core.schema import PipelineConfig
 from core.store import EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, INDEX_PATH, open_store, progress_name
 from pipeline import explain, fuse, index, inspect_store, verify
+from pipeline.classifiers import model_specs
 from pipeline.cli import config_context
+from pipeline.explain import ModelWorker
+from pipeline.runtime import RunOptions
 from pipeline.ray_runtime import ray_session
 from pipeline.sample_data import SAMPLE_FILES, sample_path
 
@@ -185,6 +190,41 @@ def kill_and_resume(store: Path, config_file: Path) -> dict:
             "explained": int(np.asarray(open_store(store, mode="r")[flag][:]).sum())}
 
 
+def alone(stage: str, n: int) -> str:
+    """One stage in this fresh process on the n-image tree (index, into a new store) or store (inspect) that a
+    run of the sizes left: its time and this process' peak RSS, without what earlier sizes left allocated."""
+    if stage == "worker":
+        return worker_memory(n, shards=min(80, -(-n // 256)))
+    if stage == "index":
+        store, overrides = fresh_run(n, "index_alone")
+        config = load_config("conf/imagenet.yaml", overrides, schema=PipelineConfig, context=config_context)
+        with ray_session(config):
+            started = time.perf_counter()
+            index.run(config, store, Timeline())
+    else:
+        started = time.perf_counter()
+        inspect_store.summarize(WORK / f"store_{n}" / "pssl.zarr")
+    seconds = time.perf_counter() - started
+    return (f"{stage} alone at {n:,} images: {seconds:.1f} s, {1000 * seconds / n:.2f} ms / image, peak RSS "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+def worker_memory(n: int, shards: int) -> str:
+    """A model worker without Ray re-explaining the first `shards` shards of the n-image store: its RSS after
+    every 10, to tell a per-shard leak from the two shards in flight that Ray's worker peaks include."""
+    store = WORK / f"store_{n}" / "pssl.zarr"
+    config = load_config("conf/imagenet.yaml", OVERRIDES + [f"run.store={store}"], schema=PipelineConfig,
+                         context=config_context)
+    worker = ModelWorker(str(store), {spec["name"]: spec for spec in model_specs(config.explain)},
+                         dict(config.explain.explainers), config.explain.batch_size, 0, 1000, RunOptions())
+    me, rss = psutil.Process(), []
+    for shard in range(shards):
+        worker.classify_and_explain(MODEL, shard)
+        if shard % 10 == 9:
+            rss.append(f"{me.memory_info().rss / 2**20:.0f}")
+    return f"a model worker's RSS (MiB) after every 10 of {shards} shards at {n:,} images: {' '.join(rss)}"
+
+
 def report(results: list[dict], command: str) -> str:
     resumed = next((r["resumed"] for r in results if r["resumed"]), None)
     lines = ["# The ImageNet rehearsal: per-image cost of each stage at growing sizes", "",
@@ -224,7 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume-at", type=int, default=None, help="the size whose explain is killed mid-way and "
                         "resumed (default: the largest; 0: none)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_scale.md"))
+    parser.add_argument("--alone", choices=["index", "inspect", "worker"], help="time this stage alone in this fresh process at "
+                        "one --sizes value (after a full run made its tree and store); prints, writes nothing")
     args = parser.parse_args(argv)
+    if args.alone:
+        if len(args.sizes) != 1:
+            parser.error("--alone takes one size: each size in its own process")
+        print(alone(args.alone, args.sizes[0]))
+        return 0
     if any(n % 1000 for n in args.sizes):
         parser.error("--sizes must be multiples of 1000 (the same number of images in each of 1000 classes)")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
