@@ -42,7 +42,7 @@ objectness-model: $(OBJECTNESS_MODEL)
 $(OBJECTNESS_MODEL): | $(STAMP)
 	$(PY) -m pipeline.objectness_model --dest $@
 
-generate-labels: $(STAMP)
+generate-labels: $(STAMP) $(OBJECTNESS_MODEL)
 	$(PY) -m pipeline generate-labels --config $(CONFIG) $(ARGS)
 
 inspect: $(STAMP)

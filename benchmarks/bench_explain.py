@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--bound-seconds", type=float, default=8.0)
     parser.add_argument("--out", type=Path, default=Path("results/bench_explain.md"))
     args = parser.parse_args()
-    base = load_config(CONFIG, [f"explain.models=[{args.model}]"])
+    base = load_config(CONFIG, [f"explain.models=[{args.model}]", "explain.objectness=null"])  # the classifier alone
     torch.set_num_threads(1)
     workers = os.cpu_count() or 1
     classifier = load_classifier(args.model)

@@ -20,7 +20,7 @@ from pipeline import cli, explain, index
 from pipeline.progress import StageProgress
 from pipeline.ray_runtime import ray_session
 
-OVERRIDES = ["explain.models=[efficientnet_lite0]", "store.shard_size=2", "ray.workers=2",
+OVERRIDES = ["explain.models=[efficientnet_lite0]", "explain.objectness=null", "store.shard_size=2", "ray.workers=2",
              "explain.explainers={grad_cam: {}, lime: {samples: 64, segments: 30, batch_size: 1}}"]
 
 

@@ -94,7 +94,7 @@ def _with_object_model(rule: FuseRule, group: zarr.Group, check: bool = True) ->
     if not name or saliency_name(name, OBJECTNESS) not in group:
         raise FuseConfigError(f"fuse.combine={rule.combine} needs an object map and the store has none"
                               f"{f' of {name!r}' if name else ''}: set explain.objectness (`make objectness-model`) "
-                              "and run explain again")
+                              "and run explain again, or fuse.combine=none")
     return rule.model_copy(update={"objectness": rule.objectness.model_copy(update={"model": name})})
 
 

@@ -278,7 +278,8 @@ def evaluate(store_path: str | Path, gt_dir: str | Path, subsets: dict[str, list
     # counts[subset][class] = [intersection_fg, union_fg, intersection_bg, union_bg] per threshold
     counts: dict[str, dict[int, np.ndarray]] = {name: {} for name in subsets}
     # thresholds do not change the consensus, the only output read here
-    rule = FuseRule(fg_threshold=1.0, bg_threshold=0.0, weight_by_probability=weight_by_probability, refine="none")
+    rule = FuseRule(fg_threshold=1.0, bg_threshold=0.0, weight_by_probability=weight_by_probability, refine="none",
+                    combine="none")
     for i, gt in truth.items():
         rows = slice(i, i + 1)
         maps = np.stack([StoredMaps(group, *x)[i] for x in needed])

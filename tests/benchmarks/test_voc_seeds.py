@@ -16,7 +16,7 @@ def test_voc_seeds_labels_the_train_split_and_scores_it(tmp_path, ray_local, cap
     ids = (voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
     config = tiny_config(tmp_path, root)
     config["explain"]["explainers"] = {"grad_cam": {}}
-    config["fuse"] = {"fg_threshold": 0.3, "bg_threshold": 0.15}
+    config["fuse"] = {"fg_threshold": 0.3, "bg_threshold": 0.15, "combine": "none"}
     (tmp_path / "labels.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "map.yaml").write_text("aeroplane: 3\ncat: 7\nperson: null\n")  # classes 1, 8, 15
     assert voc_seeds.main([str(root), "--config", str(tmp_path / "labels.yaml"), "--class-map",

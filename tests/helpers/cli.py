@@ -24,7 +24,8 @@ def run_cli(arguments: list[str]) -> subprocess.CompletedProcess:
 
 def fuse_only_config(store: Path, fg: float) -> dict:
     """A `fuse` command's config for an existing store (e.g. a synthetic one)."""
-    return {"run": {"store": str(store)}, "fuse": {"refine": "none", "fg_threshold": fg, "bg_threshold": 0.2, "num_workers": 1}}
+    return {"run": {"store": str(store)}, "fuse": {"refine": "none", "combine": "none", "fg_threshold": fg, "bg_threshold": 0.2,
+                                                   "num_workers": 1}}
 
 
 MAX_LINE = LINE_WIDTH

@@ -95,6 +95,6 @@ def sample_like_store(tmp_path: Path, wnids: list[str]) -> Path:
     group[INDEX_HEIGHT][:], group[INDEX_WIDTH][:] = 40, 48
     for i, name in enumerate(SAMPLE_LIKE_PATHS):
         write_photo(tmp_path / "photos" / name, seed=i, size=(40, 48))
-    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    fuse.run({"fuse": {"refine": "none", "combine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
     assert (group[INDEX_STATUS][:] == STATUS_OK).all()
     return store

@@ -40,8 +40,10 @@ def tiny_config(tmp_path: Path, data_root: Path, objectness: bool = False, **sec
                            "lime": {"samples": 16, "segments": 8, "batch_size": 16}},
         },
     }
-    if objectness:
-        config["explain"]["objectness"] = object_section(tmp_path)
+    # the default object model is the fetched ISNet and its rule needs object maps: here the tiny one, or none
+    config["explain"]["objectness"] = object_section(tmp_path) if objectness else None
+    if not objectness:
+        config["fuse"] = {"combine": "none"}
     for name, values in sections.items():
         config.setdefault(name, {}).update(values)
     return config

@@ -17,7 +17,7 @@ from core.store import CONSENSUS, MASK, WEIGHT, open_store
 from pipeline import fuse
 from pipeline.synthetic_store import make_synthetic_store
 
-RULE = {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 1, "write_consensus": True}
+RULE = {"combine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 1, "write_consensus": True}
 
 
 def main(work: Path) -> dict:

@@ -18,7 +18,7 @@ FG, BG = 0.5, 0.2
 def config(**extra):
     """Consensus is stored here (it is off by default) so the tests can check it against the reference."""
     return {"fuse": {"fg_threshold": FG, "bg_threshold": BG, "num_workers": 2, "shards_per_batch": 2,
-                     "write_consensus": True, "refine": "none", **extra}}
+                     "write_consensus": True, "refine": "none", "combine": "none", **extra}}
 
 
 def reference(group, members, weighted, fg=FG, bg=BG):
@@ -245,13 +245,16 @@ def test_bad_config_is_named(tmp_path, bad, message):
 def test_a_refused_section_writes_nothing_and_an_empty_one_fuses_with_the_schema_defaults(tmp_path):
     store = tmp_path / "s.zarr"
     make_synthetic_store(store, 4, map_size=8, shard=4)
-    with pytest.raises(ConfigError, match="fuse: needs bg_threshold < fg_threshold, got bg=0.5, fg=0.3"):
+    with pytest.raises(ConfigError, match="fuse: needs bg_threshold < fg_threshold, got bg=0.5, fg=0.45"):
         fuse.run({"fuse": {"bg_threshold": 0.5}}, store)  # fg_threshold: the default
+    with pytest.raises(ConfigError, match=r"fuse.combine=object_regions needs an object map and the store has none: "
+                                          r"set explain.objectness .* or fuse.combine=none"):
+        fuse.run({}, store)  # the default rule reads the object model's maps, which this store lacks
     assert not os.path.exists(store / "pssl")
-    fuse.run({}, store)
+    fuse.run({"fuse": {"combine": "none"}}, store)
     recorded = open_store(store).attrs["fuse"]
     assert recorded == fuse.FusePlan.from_recorded(recorded).recorded()
-    assert {k: recorded[k] for k in FuseRule.model_fields} == FuseRule().model_dump()
+    assert {k: recorded[k] for k in FuseRule.model_fields} == FuseRule(combine="none").model_dump()
 
 
 def test_stored_q99_and_computed_q99_give_identical_labels(tmp_path):
@@ -284,7 +287,7 @@ def test_image_consensus_is_recomputed_when_not_stored(tmp_path):
 def test_consensus_is_not_stored_by_default(tmp_path):
     store = tmp_path / "s.zarr"
     make_synthetic_store(store, 4, map_size=16, shard=4)
-    fuse.run({"fuse": {"fg_threshold": FG, "bg_threshold": BG}}, store)
+    fuse.run({"fuse": {"fg_threshold": FG, "bg_threshold": BG, "combine": "none"}}, store)
     group = open_store(store)
     assert CONSENSUS not in group and group.attrs["fuse"]["write_consensus"] is False
     assert MASK in group and WEIGHT in group
@@ -296,7 +299,7 @@ EXPLAINERS = ["gradcam", "smoothgrad"]
 
 
 def rule(**extra):
-    return FuseRule(**{"fg_threshold": 0.4, "bg_threshold": 0.2, "refine": "none", **extra})
+    return FuseRule(**{"fg_threshold": 0.4, "bg_threshold": 0.2, "refine": "none", "combine": "none", **extra})
 
 
 def fused(maps, q99, settings, explainers=EXPLAINERS, **inputs):

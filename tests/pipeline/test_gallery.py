@@ -19,7 +19,7 @@ from pipeline.gallery import build_gallery
 from pipeline.gallery.views import PAGE_SIZE
 from pipeline.synthetic_store import make_synthetic_store
 
-FUSE = {"fuse": {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 1}}
+FUSE = {"fuse": {"combine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 1}}
 
 
 def store_with_photos(tmp_path: Path, n: int, shard: int, explained: bool = True, bad=(3,)) -> Path:

@@ -23,7 +23,7 @@ GRADCAM_A = saliency_name("net_a", "gradcam")
 def fused_store(tmp_path):
     store = tmp_path / "run" / "pssl.zarr"
     make_synthetic_store(store, 10, map_size=16, shard=4, bad=(3,))
-    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    fuse.run({"fuse": {"refine": "none", "combine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
     return store
 
 
@@ -159,7 +159,7 @@ def test_a_format_1_store_is_refused_to_read_and_upgraded_by_its_command(tmp_pat
     """One reader path: a store of the old format names the command that rewrites it, which keeps its labels."""
     store = tmp_path / "old.zarr"
     make_synthetic_store(store, 6, map_size=16, shard=4, noise=0.5)
-    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    fuse.run({"fuse": {"refine": "none", "combine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
     group = open_store(store)
     labels = group[MASK][:], group[WEIGHT][:]
     recorded = dict(group.attrs["fuse"])
@@ -176,6 +176,6 @@ def test_a_format_1_store_is_refused_to_read_and_upgraded_by_its_command(tmp_pat
     assert result.returncode == 0 and "store format 1 -> 2" in result.stdout
     group = open_store(store, mode="r")
     assert group.attrs["fuse"] == recorded and not verify.verify_store(store)
-    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "overwrite": True}}, store)
+    fuse.run({"fuse": {"refine": "none", "combine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "overwrite": True}}, store)
     np.testing.assert_array_equal(open_store(store)[MASK][:], labels[0])
     np.testing.assert_array_equal(open_store(store)[WEIGHT][:], labels[1])

@@ -13,7 +13,7 @@ from pipeline.synthetic_store import make_synthetic_store
 from pipeline.explain import _redo_damaged
 from pipeline.gallery import build_gallery
 
-RULE = {"fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 2, "shards_per_batch": 1}
+RULE = {"combine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 2, "shards_per_batch": 1}
 
 
 def labels_only(**fuse_keys) -> dict:

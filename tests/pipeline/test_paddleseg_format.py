@@ -21,7 +21,7 @@ def fused_store(tmp_path):
     make_synthetic_store(store, 10, map_size=16, shard=4, bad=(3,))
     group = open_store(store)
     write_layout(group, data_root=str(tmp_path / "imagenet" / "train"))  # index paths are <wnid>/<wnid>_<i>.JPEG
-    fuse.run({"fuse": {"refine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
+    fuse.run({"fuse": {"refine": "none", "combine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2}}, store)
     return store
 
 
