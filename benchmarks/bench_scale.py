@@ -55,7 +55,8 @@ MODEL = "tiny"
 OVERRIDES = [
     "data.source=imagefolder", "store.shard_size=256", "store.map_size=224",
     f"explain.models=[{{arch: 'tests.helpers.models:tiny_cnn', name: {MODEL}, classes: 1000, input_size: 112}}]",
-    "explain.explainers={grad_cam: {}}", "explain.batch_size=16", "fuse.refine=none", "fuse.crf=null",
+    "explain.explainers={grad_cam: {}}", "explain.batch_size=16", "explain.objectness=null", "fuse.refine=none",
+    "fuse.crf=null", "fuse.combine=none",
 ]
 STAGES = ("index", "explain", "fuse", "verify", "inspect")
 

@@ -44,6 +44,11 @@ PER_MEMBER_KB = {"smooth_grad": 19.98, "lime": 3.62, "multi_scale_cam": 5.90}
 # out), measured on the embedded default (results/labels_only.md).
 LABELS_ONLY_KB = 18.5
 GRID_EXPLAINERS = ("grad_cam", "layer_cam")
+# The object model (explain.objectness): one ONNX Runtime pass per image, timed by benchmarks/bench_objectness.py
+# at several input sizes (one thread, a Ray worker's share); its stored map, 8-bit levels at the map size, took
+# 12.4 KB per image on the embedded default (`du -sb runs/sample/pssl.zarr/saliency/isnet/objectness` / 10).
+OBJECTNESS_RESULTS = Path("results/bench_objectness.md")
+OBJECTNESS_KB = 12.4
 
 
 class PlanError(PsslError, ValueError):
@@ -167,6 +172,27 @@ def gpu_rates(path: Path) -> dict[str, Rates]:
     if not rows:
         raise PlanError(f"plan: --rates {path} has no fp32 'raw bound' rows of benchmarks/gpu_bench.py")
     return {model: Rates(float(f), float(fb), float(fb), f"{path}") for model, f, fb in rows}
+
+
+def objectness_seconds(input_size: int, path: Path = OBJECTNESS_RESULTS) -> tuple[float, str]:
+    """(seconds per image on the whole machine, where from) of the object model at `input_size`: the median of
+    results/bench_objectness.md at that size (else at the nearest measured size, scaled by the pixel count),
+    divided by the workers its cores run at once (cores / threads per run), as the explain rates count the
+    machine as one device."""
+    if not path.is_file():
+        raise PlanError(f"plan: {path} is missing (run `python -m benchmarks.bench_objectness`), or set "
+                        "explain.objectness=null")
+    text = path.read_text()
+    rows = {int(size): float(median) for size, median in
+            re.findall(r"^\| (\d+) \| [\d.]+ / ([\d.]+) / [\d.]+ \|", text, re.MULTILINE)}
+    machine = re.search(r"(\d+) ONNX Runtime thread\(s\).* on (\d+) shared cores", text)
+    if not rows or machine is None:
+        raise PlanError(f"plan: {path} lacks its timing rows or its threads and cores (re-run benchmarks.bench_objectness)")
+    workers = max(1, int(machine.group(2)) // int(machine.group(1)))
+    nearest = min(rows, key=lambda size: abs(size - input_size))
+    seconds = rows[nearest] * (input_size / nearest) ** 2 / workers
+    where = "" if nearest == input_size else f" at {nearest}, scaled by pixels to {input_size}"
+    return seconds, f"{path}{where} ({workers} one-thread runs at once on this machine = one device)"
 
 
 def measured_rates(spec: dict, images: torch.Tensor, batch: int, runtime: str) -> Rates:
@@ -307,8 +333,14 @@ def make_plan(config: PipelineConfig | dict, images: int | None = None, devices:
             passes = explainer_passes(explainer, params)
             rows.append(Row(name, explainer, passes, rates[name].seconds(passes)))
     sizes = [size for _, size in networks.values()]
-    return Plan(count, source, devices, rows, {n: r.source for n, r in rates.items()},
-                {n: f / 1e9 for n, f in flops.items()}, store_kb(list(explainers), sizes), LABELS_ONLY_KB)
+    sources = {n: r.source for n, r in rates.items()}
+    full_kb = store_kb(list(explainers), sizes)
+    objects = config.explain.objectness
+    if objects is not None:  # one more member: its pass on the CPU of this machine, its map in the store
+        seconds, sources[objects.name] = objectness_seconds(objects.input_size)
+        rows.append(Row(objects.name, "objectness", Passes(forward=1.0), seconds))
+        full_kb += OBJECTNESS_KB
+    return Plan(count, source, devices, rows, sources, {n: f / 1e9 for n, f in flops.items()}, full_kb, LABELS_ONLY_KB)
 
 
 def _rates(config: PipelineConfig, specs: list[dict], flops: dict[str, float], measure: int, rates_file: Path | None,
@@ -338,16 +370,18 @@ def _rates(config: PipelineConfig, specs: list[dict], flops: dict[str, float], m
 
 
 def format_plan(plan: Plan) -> str:
-    models = list(dict.fromkeys(r.model for r in plan.rows))
-    explainers = list(dict.fromkeys(r.explainer for r in plan.rows))
+    models = list(dict.fromkeys(r.model for r in plan.rows if r.model in plan.gflops))  # the classifiers
+    explainers = list(dict.fromkeys(r.explainer for r in plan.rows if r.model in plan.gflops))
     members = len(models) * (len(explainers) - 1)
+    objects = [r.model for r in plan.rows if r.model not in plan.gflops]
     per_device = "one device" if plan.devices == 1 else f"{plan.devices} devices"
     lines = [f"plan: {plan.images:,} images ({plan.images_from}), {len(models)} models x {len(explainers) - 1} "
-             f"explainers = {members} members, on {per_device}", "",
+             f"explainers = {members} members{''.join(f' + object model {o}' for o in objects)}, on {per_device}", "",
              "| model | GFLOPs | explainer | forwards / image | backwards / image | ms / image | device-hours |",
              "|---|---:|---|---:|---:|---:|---:|"]
     for row in plan.rows:
-        lines.append(f"| {row.model} | {plan.gflops[row.model]:.2f} | {row.explainer} | {row.passes.forwards:g} | "
+        gflops = f"{plan.gflops[row.model]:.2f}" if row.model in plan.gflops else "–"
+        lines.append(f"| {row.model} | {gflops} | {row.explainer} | {row.passes.forwards:g} | "
                      f"{row.passes.backwards:g} | {row.seconds_per_image * 1000:.1f} | "
                      f"{plan.device_hours([row]):,.1f} |")
     forwards = sum(r.passes.forwards for r in plan.rows)

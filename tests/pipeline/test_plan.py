@@ -20,6 +20,24 @@ def test_passes_follow_each_explainers_settings():
     assert plan.explainer_passes("smooth_grad", None).input_gradient == 16  # the explainer's own default
 
 
+def test_the_object_model_is_one_more_pass_and_map_timed_from_its_benchmark(tmp_path):
+    """Its pass costs what results/bench_objectness.md measured, scaled by pixels from the nearest size and
+    divided by the one-thread runs the machine holds at once; its map adds OBJECTNESS_KB to the store."""
+    timing = tmp_path / "bench_objectness.md"
+    timing.write_text("Command: x (2 photos x 3 runs, 1 ONNX Runtime thread(s); load average at the end 1.0 / 1.0 / "
+                      "1.0 on 2 shared cores).\n\n| input size | s |\n|---:|---|\n| 512 | 0.40 / 0.50 / 0.60 | 0.67 |\n"
+                      "| 320 | 0.10 / 0.20 / 0.30 | – |\n")
+    assert plan.objectness_seconds(512, timing)[0] == pytest.approx(0.25)
+    assert plan.objectness_seconds(640, timing)[0] == pytest.approx(0.50 * (640 / 512) ** 2 / 2)
+    data = write_image_folder(tmp_path / "data", classes=1, per_class=1)
+    without = plan.make_plan(tiny_config(tmp_path, data), images=100)
+    with_objects = plan.make_plan(tiny_config(tmp_path, data, objectness=True), images=100)
+    (row,) = [r for r in with_objects.rows if r.explainer == "objectness"]
+    assert row.passes == plan.Passes(forward=1) and row.seconds_per_image > 0
+    assert with_objects.full_kb == pytest.approx(without.full_kb + plan.OBJECTNESS_KB)
+    assert "2 models x 3 explainers = 6 members + object model tiny_obj," in plan.format_plan(with_objects)
+
+
 def test_measured_plan_of_a_tiny_config_adds_up(tmp_path):
     data = write_image_folder(tmp_path / "data", classes=2, per_class=3)
     config = tiny_config(tmp_path, data)
