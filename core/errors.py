@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import errno
+import signal
 import sys
+import threading
 from typing import Callable
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
@@ -46,11 +48,32 @@ def one_line(error: BaseException) -> str:
     return " ".join(text.split()) or type(error).__name__
 
 
+_ctrl_c = threading.Event()
+
+
+def _on_ctrl_c(signum, frame):
+    _ctrl_c.set()
+    raise KeyboardInterrupt
+
+
+def check_interrupted() -> None:
+    """Raise again a Ctrl-C that Python swallowed: one landing in a finaliser or an import-lock callback is
+    printed as "Exception ignored" and dropped, and the run would go on to exit 0. Called at stage boundaries
+    and as work completes (pipeline/progress.py)."""
+    if _ctrl_c.is_set():
+        raise KeyboardInterrupt
+
+
 def run_cli(command: Callable[[], object], debug: bool = False) -> int:
     """Run a CLI command: a user error (bad config, input, store, or a file that cannot be read or
-    written) prints one line and returns 1, Ctrl-C returns 130; `debug` shows the traceback instead."""
+    written) prints one line and returns 1, Ctrl-C returns 130 (even one Python swallowed, if the command
+    ended before it could be raised again); `debug` shows the traceback instead."""
+    _ctrl_c.clear()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_ctrl_c) if main_thread else None
     try:
         code = command()
+        check_interrupted()
         return code if isinstance(code, int) else 0  # a command may return its result rather than a code
     except KeyboardInterrupt:
         if debug:
@@ -63,3 +86,7 @@ def run_cli(command: Callable[[], object], debug: bool = False) -> int:
         advice = "; free space there and re-run: finished shards are kept" if is_disk_full(error) else ""
         print(f"error: {one_line(error)}{advice}", file=sys.stderr)
         return 1
+    finally:
+        _ctrl_c.clear()
+        if main_thread:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)

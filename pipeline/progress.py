@@ -13,6 +13,8 @@ import sys
 
 from tqdm import tqdm
 
+from core.errors import check_interrupted
+
 TERMINAL_INTERVAL_S = 1.0
 LOG_INTERVAL_S = 30.0
 LOG_FORMAT = "{desc}{n_fmt}/{total_fmt} img ({percentage:.0f}%), {elapsed} elapsed, {remaining} left, {rate_fmt}{postfix}"
@@ -50,6 +52,7 @@ class StageProgress(tqdm):
     def begin(self, stage: str, images: int, models: list[str] = (), done: dict[str, int] | int = 0) -> None:
         """Start `stage` over `images` images; `done` is what an earlier run already did (per model when
         `models` are given), counted as done but not in the rate."""
+        check_interrupted()  # a Ctrl-C Python swallowed stops the run here, not after it
         self._log_last_line()  # of the previous stage
         self.starting = True
         self.per_model = {model: int(done.get(model, 0)) for model in models} if models else {}
@@ -62,6 +65,7 @@ class StageProgress(tqdm):
 
     def advance(self, images: int, model: str | None = None) -> None:
         """Count `images` more images done (by `model`, where the stage runs several)."""
+        check_interrupted()
         if model is None or not self.per_model:
             self.update(images)
             return
