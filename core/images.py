@@ -24,7 +24,8 @@ class BadImage(PsslError, ValueError):
 
 def load_rgb(path: str | Path, min_side: int = 16, max_pixels: int = DEFAULT_MAX_PIXELS,
              draft: int | None = None) -> np.ndarray:
-    """Return an HxWx3 uint8 array of the image at `path` with its EXIF orientation applied.
+    """Return an HxWx3 uint8 array of the image at `path` with its EXIF orientation applied; it is writable
+    (numpy's view of a PIL image is not, and torch warns on every read-only array it is given).
 
     `draft`: a JPEG may be decoded smaller, by libjpeg's DCT scaling (1/2, 1/4, 1/8; Pillow's draft mode), as
     long as both sides stay >= draft: a reader that resizes it smaller anyway (thumbnails, the explain
@@ -68,7 +69,7 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         image = image.convert("RGBA")
         backdrop = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(backdrop, image)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
 def image_at_map_size(group, index: int) -> np.ndarray:

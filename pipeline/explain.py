@@ -51,10 +51,8 @@ from pipeline.worker_errors import stage_error
 def resize_batch(rgbs: list, size: int, device: torch.device) -> torch.Tensor:
     """Whole images (not crops) resized to size x size, RGB in [0, 1], so a map covers the whole image.
 
-    Each image is an HxWx3 uint8 array, or a uint8 [3, H, W] tensor decoded on the device (resized there). A
-    read-only array (a decoded PIL image seen through numpy) is copied: torch warns on one and it is never written."""
-    batch = [F.interpolate((rgb if isinstance(rgb, torch.Tensor) else
-                            torch.from_numpy(np.require(rgb, requirements="W")).permute(2, 0, 1))[None]
+    Each image is an HxWx3 uint8 array, or a uint8 [3, H, W] tensor decoded on the device (resized there)."""
+    batch = [F.interpolate((rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(rgb).permute(2, 0, 1))[None]
                            .float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
              for rgb in rgbs]
     return (torch.cat(batch) / 255.0).clamp_(0, 1).to(device)

@@ -99,7 +99,7 @@ class ObjectnessModel:
                               f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
 
     def _input(self, rgb: np.ndarray) -> np.ndarray:
-        pixels = torch.from_numpy(np.require(rgb, requirements="W")).permute(2, 0, 1)[None].float()  # a writable copy
+        pixels = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
         resized = F.interpolate(pixels, size=(self.input_size, self.input_size), mode="bilinear", antialias=True,
                                 align_corners=False)[0].numpy()
         return ((resized - self.mean) / self.std)[None].astype(np.float32)
