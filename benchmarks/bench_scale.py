@@ -39,7 +39,8 @@ from benchmarks.result_file import write_result
 from core.config import load_config
 from core.imagenet_classes import imagenet_synsets
 from core.schema import PipelineConfig
-from core.store import EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, INDEX_PATH, open_store, progress_name
+from core.store import (EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, n_images, open_store, progress_name, shard_count,
+                        shard_size)
 from pipeline import explain, fuse, index, inspect_store, verify
 from pipeline.classifiers import model_specs
 from pipeline.cli import config_context
@@ -52,8 +53,9 @@ WORK = Path("runs/bench_scale")
 # (width, height) and how many of each per 10 images: most ImageNet photos are 500 px on the long side
 SIZES = {(500, 375): 5, (500, 333): 2, (375, 500): 2, (640, 480): 1}
 MODEL = "tiny"
+SHARD = 256
 OVERRIDES = [
-    "data.source=imagefolder", "store.shard_size=256", "store.map_size=224",
+    "data.source=imagefolder", f"store.shard_size={SHARD}", "store.map_size=224",
     f"explain.models=[{{arch: 'tests.helpers.models:tiny_cnn', name: {MODEL}, classes: 1000, input_size: 112}}]",
     "explain.explainers={grad_cam: {}}", "explain.batch_size=16", "explain.objectness=null", "fuse.refine=none",
     "fuse.crf=null", "fuse.combine=none",
@@ -171,7 +173,8 @@ def kill_and_resume(store: Path, config_file: Path) -> dict:
     """`python -m pipeline explain` on an indexed store, killed (its whole process group: driver, raylet,
     workers) once half its shards are flagged, then the same command again, which must finish only the rest."""
     command = [sys.executable, "-m", "pipeline", "explain", "--config", str(config_file)]
-    shards = -(-open_store(store, mode="r")[INDEX_PATH].shape[0] // 256)
+    group = open_store(store, mode="r")
+    shards = shard_count(n_images(group), shard_size(group))
     flag = progress_name(EXPLAIN_STAGE, MODEL)
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     done_at_kill = 0
@@ -195,7 +198,7 @@ def alone(stage: str, n: int) -> str:
     """One stage in this fresh process on the n-image tree (index, into a new store) or store (inspect) that a
     run of the sizes left: its time and this process' peak RSS, without what earlier sizes left allocated."""
     if stage == "worker":
-        return worker_memory(n, shards=min(80, -(-n // 256)))
+        return worker_memory(n, shards=min(80, shard_count(n, SHARD)))
     if stage == "index":
         store, overrides = fresh_run(n, "index_alone")
         config = load_config("conf/imagenet.yaml", overrides, schema=PipelineConfig, context=config_context)
@@ -246,7 +249,7 @@ def report(results: list[dict], command: str) -> str:
                                                   f"{r['memory'][stage][1] / 2**20:.0f}" for r in results) + " |")
     lines += ["", "| store | " + " | ".join(f"{r['n']:,}" for r in results) + " |", "|---|" + "---:|" * len(results),
               "| files | " + " | ".join(f"{r['files']:,}" for r in results) + " |",
-              "| files / shard | " + " | ".join(f"{r['files'] / -(-r['n'] // 256):.1f}" for r in results) + " |",
+              "| files / shard | " + " | ".join(f"{r['files'] / shard_count(r['n'], SHARD):.1f}" for r in results) + " |",
               "| KB / image | " + " | ".join(f"{r['bytes'] / r['n'] / 1000:.1f}" for r in results) + " |"]
     if resumed:
         lines += ["", f"Killed and resumed at {resumed['n']:,} images: `python -m pipeline explain` was killed (SIGKILL to "
@@ -286,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     write_result(report(results, command), args.out)
     resumed = [r["resumed"] for r in results if r["resumed"]]
     return 0 if all(r["second_exit"] == 0 and r["fused"] == r["shards"] for r in resumed) else 1
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

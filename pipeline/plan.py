@@ -32,6 +32,7 @@ from torch import nn
 from core.config import ConfigError, typed
 from core.schema import PipelineConfig
 from core.errors import PsslError
+from core.store import OBJECTNESS
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
 MACHINE_RESULTS = Path("results/bench_explain.md")
@@ -338,7 +339,7 @@ def make_plan(config: PipelineConfig | dict, images: int | None = None, devices:
     objects = config.explain.objectness
     if objects is not None:  # one more member: its pass on the CPU of this machine, its map in the store
         seconds, sources[objects.name] = objectness_seconds(objects.input_size)
-        rows.append(Row(objects.name, "objectness", Passes(forward=1.0), seconds))
+        rows.append(Row(objects.name, OBJECTNESS, Passes(forward=1.0), seconds))
         full_kb += OBJECTNESS_KB
     return Plan(count, source, devices, rows, sources, {n: f / 1e9 for n, f in flops.items()}, full_kb, LABELS_ONLY_KB)
 
@@ -370,10 +371,11 @@ def _rates(config: PipelineConfig, specs: list[dict], flops: dict[str, float], m
 
 
 def format_plan(plan: Plan) -> str:
-    models = list(dict.fromkeys(r.model for r in plan.rows if r.model in plan.gflops))  # the classifiers
-    explainers = list(dict.fromkeys(r.explainer for r in plan.rows if r.model in plan.gflops))
+    classifier_rows = [r for r in plan.rows if r.explainer != OBJECTNESS]
+    models = list(dict.fromkeys(r.model for r in classifier_rows))
+    explainers = list(dict.fromkeys(r.explainer for r in classifier_rows))
     members = len(models) * (len(explainers) - 1)
-    objects = [r.model for r in plan.rows if r.model not in plan.gflops]
+    objects = [r.model for r in plan.rows if r.explainer == OBJECTNESS]
     per_device = "one device" if plan.devices == 1 else f"{plan.devices} devices"
     lines = [f"plan: {plan.images:,} images ({plan.images_from}), {len(models)} models x {len(explainers) - 1} "
              f"explainers = {members} members{''.join(f' + object model {o}' for o in objects)}, on {per_device}", "",

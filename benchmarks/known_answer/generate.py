@@ -138,5 +138,6 @@ def world_command(argv: list[str] | None, description: str, work, example: str) 
 def main(argv: list[str] | None = None) -> int:
     return world_command(argv, __doc__.split("\n\n")[0], generate, "classification.image_size=64")
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -190,5 +190,6 @@ def write_summary(config: dict, records: dict[str, dict], root: Path, device: to
 def main(argv: list[str] | None = None) -> int:
     return world_command(argv, __doc__.split("\n\n")[0], train_all, "classifiers.epochs=5")
 
+
 if __name__ == "__main__":
     sys.exit(main())
