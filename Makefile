@@ -25,7 +25,7 @@ CHROMIUM := /usr/bin/chromium
 
 export RAY_USAGE_STATS_ENABLED := 0
 # RAY_AUTH_MODE / RAY_AUTH_TOKEN come from your environment, so `ARGS="ray.address=..."` can join a
-# cluster that uses token auth; a local run (no ray.address) defaults to disabled (pipeline/ray_runtime.py).
+# cluster that uses token auth; a local run (no ray.address) defaults to disabled (pipeline/cluster/session.py).
 export PYTHONHASHSEED := 0
 
 .PHONY: venv objectness-model browser gallery generate-labels explain fuse inspect voc-seeds pretrain finetune-voc eval-voc bench test test-all test-parity
@@ -40,7 +40,7 @@ $(STAMP): requirements.txt
 objectness-model: $(OBJECTNESS_MODEL)
 
 $(OBJECTNESS_MODEL): | $(STAMP)
-	$(PY) -m pipeline.objectness_model --dest $@
+	$(PY) -m pipeline.explain.objectness_model --dest $@
 
 generate-labels: $(STAMP) $(OBJECTNESS_MODEL)
 	$(PY) -m pipeline generate-labels --config $(CONFIG) $(ARGS)

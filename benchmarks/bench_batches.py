@@ -19,7 +19,7 @@ import torch
 from benchmarks.bench_explain import CONFIG, WORK, explainer_config, run_pipeline, steady_rate, write_images
 from benchmarks.result_file import write_result
 from core.config import apply_overrides, load_config
-from pipeline.ray_runtime import ray_session
+from pipeline.cluster.session import ray_session
 
 
 def main(argv=None) -> None:

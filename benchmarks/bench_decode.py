@@ -26,9 +26,9 @@ from PIL import Image
 from benchmarks.result_file import write_result
 from core.images import load_rgb
 from explainers import create_explainer
-from pipeline.classifiers import load_classifier
-from pipeline.explain import resize_batch
-from pipeline.sample_data import SAMPLE_FILES, sample_path
+from pipeline.explain.classifiers import load_classifier
+from pipeline.explain.stage import resize_batch
+from pipeline.index.sample import SAMPLE_FILES, sample_path
 
 # (width, height) and how many of each per 10 images: most ImageNet photos are 500 px on the long side
 SIZES = {(500, 375): 4, (500, 333): 2, (375, 500): 1, (640, 480): 1, (1024, 768): 1, (2048, 1536): 1}

@@ -9,7 +9,7 @@ needs. With every class known the pipeline makes one pass per image: 1 forward f
 The bound is the best practical limit measured in the same run:
 1. each pass on every runtime that can run it (forward: eager, channels_last, ONNX Runtime; backward:
    eager, channels_last; backward to the CAM layer: eager, channels_last, and ONNX Runtime for the
-   forward to that layer with the eager head after it, as pipeline/runtime.py's split network runs it)
+   forward to that layer with the eager head after it, as pipeline/explain/runtime.py's split network runs it)
    at batch sizes 1-16, one torch thread, best of 3 short timings: this picks the fastest runtime for
    each pass;
 2. that runtime's batch sizes run by one process per worker at once (one torch thread each, as Ray
@@ -38,12 +38,13 @@ from PIL import Image
 
 from benchmarks.result_file import write_result
 from core.config import load_config
-from pipeline import explain, index
-from pipeline.classifiers import load_classifier
+from pipeline.explain import stage as explain
+from pipeline.index import stage as index
+from pipeline.explain.classifiers import load_classifier
 from pipeline.progress import StageProgress
-from pipeline.ray_runtime import ray_session
-from pipeline.runtime import eager_forward, no_grad_forward, split_network
-from pipeline.sample_data import SAMPLE_FILES, sample_path
+from pipeline.cluster.session import ray_session
+from pipeline.explain.runtime import eager_forward, no_grad_forward, split_network
+from pipeline.index.sample import SAMPLE_FILES, sample_path
 
 CONFIG = "conf/sample.yaml"  # the explainers' parameters and batch sizes are the embedded default's
 WORK = {"grad_cam": (960, 40), "smooth_grad": (48, 2), "lime": (24, 1)}  # images, per shard: ~12 shards, ~15 s per worker

@@ -29,8 +29,9 @@ import numpy as np
 from benchmarks.result_file import write_result
 from core.store import (clear_labels, n_images, open_store, q99_name, saliency_name, shard_size, store_explainers,
                         store_models)
-from pipeline import fuse, fuse_rules
-from pipeline.synthetic_store import make_synthetic_store
+from pipeline.fuse import stage as fuse
+from pipeline.fuse import rules as fuse_rules
+from benchmarks.synthetic_store import make_synthetic_store
 
 
 def _block_size(block: np.ndarray) -> np.ndarray:

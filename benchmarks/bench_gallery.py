@@ -1,6 +1,6 @@
 """The gallery at scale: time and bytes per image, the largest data file, and the driver's memory.
 
-A synthetic store (pipeline/synthetic_store.py: N images, tiny maps, no photo files, so each thumbnail
+A synthetic store (benchmarks/synthetic_store.py: N images, tiny maps, no photo files, so each thumbnail
 is the label on grey) is fused and its gallery built with `python -m pipeline gallery` on local Ray (as a
 user runs it: start-up included), then again to time a re-run with nothing new. Photo decoding is not in these numbers (a 500x375 ImageNet JPEG in draft mode is a
 few ms more per image, see docs/gallery.md).
@@ -23,9 +23,9 @@ from pathlib import Path
 import psutil
 
 from benchmarks.result_file import write_result
-from pipeline import fuse
-from pipeline.gallery.views import PAGE_SIZE
-from pipeline.synthetic_store import make_synthetic_store
+from pipeline.fuse import stage as fuse
+from pipeline.inspect.gallery.views import PAGE_SIZE
+from benchmarks.synthetic_store import make_synthetic_store
 
 
 def folder_bytes(folder: Path) -> dict[str, tuple[int, int]]:

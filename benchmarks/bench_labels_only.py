@@ -1,7 +1,7 @@
 """Bytes per image of a full store against its labels-only copy (store.keep_maps: false), and ImageNet's cost.
 
 The labels-only store is the same store after the fuse stage has dropped its fused shards' maps
-(pipeline/labels_only.py); its labels are checked to be unchanged. Bytes are every file on disk,
+(pipeline/fuse/labels_only.py); its labels are checked to be unchanged. Bytes are every file on disk,
 grouped by top-level folder, and the ImageNet line multiplies by its 1,281,167 training images.
 
     .venv/bin/python -m benchmarks.bench_labels_only runs/sample/pssl.zarr [--out results/labels_only.md]
@@ -18,7 +18,7 @@ import numpy as np
 from benchmarks.bench_store import bytes_by_group
 from benchmarks.result_file import write_result
 from core.store import MASK, WEIGHT, fuse_settings, n_images, open_store
-from pipeline import fuse
+from pipeline.fuse import stage as fuse
 from pipeline.plan import IMAGENET_TRAIN_IMAGES
 
 

@@ -25,9 +25,9 @@ from skimage.io import imread  # noqa: E402
 from benchmarks.result_file import write_result  # noqa: E402
 from core.config import get, load_config  # noqa: E402
 from explainers import GradCam, Lime, SmoothGrad  # noqa: E402
-from pipeline.classifiers import load_classifier  # noqa: E402
-from pipeline.runtime import eager_forward, no_grad_forward  # noqa: E402
-from pipeline.sample_data import sample_path  # noqa: E402
+from pipeline.explain.classifiers import load_classifier  # noqa: E402
+from pipeline.explain.runtime import eager_forward, no_grad_forward  # noqa: E402
+from pipeline.index.sample import sample_path  # noqa: E402
 
 DEFAULT_CONFIG = "conf/sample.yaml"
 

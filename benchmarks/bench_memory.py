@@ -22,8 +22,9 @@ from PIL import Image
 from benchmarks.bench_explain import Timeline
 from benchmarks.result_file import write_result
 from core.config import load_config
-from pipeline import explain, index
-from pipeline.ray_runtime import ray_session
+from pipeline.explain import stage as explain
+from pipeline.index import stage as index
+from pipeline.cluster.session import ray_session
 
 
 def write_small_images(folder: Path, count: int, size: int = 40) -> Path:

@@ -23,8 +23,8 @@ from core.images import load_rgb
 from core.schema import ObjectnessSection
 from core.store import INDEX_PATH, OBJECTNESS, map_size, open_store, saliency_name
 from pipeline import label_quality
-from pipeline.objectness import ObjectnessModel
-from pipeline.stored_maps import StoredMaps
+from pipeline.explain.objectness import ObjectnessModel
+from pipeline.maps.stored import StoredMaps
 
 
 def seconds_per_image(size: int, photos: list[np.ndarray], repeats: int, threads: int) -> list[float]:

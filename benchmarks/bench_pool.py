@@ -16,9 +16,11 @@ from pathlib import Path
 
 from core.config import load_config
 from core.schema import PipelineConfig
-from pipeline import cli, explain, index
+from pipeline import cli
+from pipeline.explain import stage as explain
+from pipeline.index import stage as index
 from pipeline.progress import StageProgress
-from pipeline.ray_runtime import ray_session
+from pipeline.cluster.session import ray_session
 
 OVERRIDES = ["explain.models=[efficientnet_lite0]", "explain.objectness=null", "store.shard_size=2", "ray.workers=2",
              "explain.explainers={grad_cam: {}, lime: {samples: 64, segments: 30, batch_size: 1}}"]

@@ -41,13 +41,17 @@ from core.imagenet_classes import imagenet_synsets
 from core.schema import PipelineConfig
 from core.store import (EXPLAIN_STAGE, FUSE_KEY, FUSE_STAGE, n_images, open_store, progress_name, shard_count,
                         shard_size)
-from pipeline import explain, fuse, index, inspect_store, verify
-from pipeline.classifiers import model_specs
+from pipeline.explain import stage as explain
+from pipeline.fuse import stage as fuse
+from pipeline.index import stage as index
+from pipeline.inspect import report as inspect_store
+from pipeline.inspect import verify
+from pipeline.explain.classifiers import model_specs
 from pipeline.cli import config_context
-from pipeline.explain import ModelWorker
-from pipeline.runtime import RunOptions
-from pipeline.ray_runtime import ray_session
-from pipeline.sample_data import SAMPLE_FILES, sample_path
+from pipeline.explain.stage import ModelWorker
+from pipeline.explain.runtime import RunOptions
+from pipeline.cluster.session import ray_session
+from pipeline.index.sample import SAMPLE_FILES, sample_path
 
 WORK = Path("runs/bench_scale")
 # (width, height) and how many of each per 10 images: most ImageNet photos are 500 px on the long side

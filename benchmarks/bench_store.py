@@ -5,7 +5,7 @@ whole (store.compact=false, or any store written before encodings), `--compact` 
 now writes it. Reported: bytes on disk per image by array group and by explainer; and the fraction of
 label pixels the encoding changes, measured on the full store alone so nothing but the encoding
 differs: each member's full maps are put through the encoding its compact array records (levels,
-delta filter; Grad-CAM-like grids decode bit-identically, tests/pipeline/test_explain_stage.py) and
+delta filter; Grad-CAM-like grids decode bit-identically, tests/pipeline/explain/test_stage.py) and
 fused again with the store's whole fuse rule (CRF included). A sweep over SmoothGrad's levels shows
 the trade-off behind `store.unit_levels`; a second one puts SmoothGrad's 255-level maps through baseline
 JPEG instead, the transform coder that would exploit the maps' spatial correlation. The labels of the
@@ -29,9 +29,9 @@ from benchmarks.result_file import write_result
 from core.images import image_at_map_size
 from core.store import (ENCODING_UNIT, INDEX_STATUS, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, map_encoding, n_images,
                         open_store, q99_name, saliency_name, unit_levels)
-from pipeline.fuse import recorded_plan, stored_q99
-from pipeline.fuse_rules import fuse_image, unlabelled
-from pipeline.stored_maps import StoredMaps, from_unit, to_unit
+from pipeline.fuse.stage import recorded_plan, stored_q99
+from pipeline.fuse.rules import fuse_image, unlabelled
+from pipeline.maps.stored import StoredMaps, from_unit, to_unit
 
 SWEPT = "smooth_grad"
 SWEEP = (255, 63, 31, 15, 7, 3)

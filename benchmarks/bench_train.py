@@ -4,7 +4,7 @@ Run: .venv/bin/python -m benchmarks.bench_train [--config conf/pretrain_sample.y
      [--steps 12] [--out results/bench_train.md] [key=value ...]
 
 A labelled store is built first (not timed): `--images` JPEGs of ImageNet's typical size (500x375)
-indexed in a store, synthetic explanations (pipeline.synthetic_store) fused by the real fuse stage.
+indexed in a store, synthetic explanations (benchmarks.synthetic_store) fused by the real fuse stage.
 Then one model, loss and optimiser (from the config) take `--steps` steps of each feed, alternating
 step by step: (a) the real data path — store + image decode + joint augmentations through a
 DataLoader with the configured workers — and (b) batches made beforehand by the same dataset (same
@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader
 from benchmarks.result_file import write_result
 from core.config import get, load_config
 from core.store import INDEX_HEIGHT, INDEX_PATH, INDEX_WIDTH, open_store
-from pipeline import fuse
-from pipeline.synthetic_store import make_synthetic_store
+from pipeline.fuse import stage as fuse
+from benchmarks.synthetic_store import make_synthetic_store
 from training.datasets import PsslStoreDataset
 from training.datasets.sampler import ResumableSampler
 from training.datasets.transforms import build_transforms

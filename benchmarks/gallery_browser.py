@@ -1,7 +1,7 @@
 """Look at a built gallery as a person would: headless Chromium (Debian's package, `make browser`) over file://.
 
 `python -m benchmarks.gallery_browser SITE OUT_PREFIX` writes OUT_PREFIX_index.png, _class.png and
-_image.png (the README's screenshots); tests/pipeline/test_gallery.py drives the same browser through
+_image.png (the README's screenshots); tests/pipeline/inspect/gallery/test_gallery.py drives the same browser through
 `open_browser`. Playwright talks to the system Chromium over the DevTools protocol and downloads nothing.
 """
 from __future__ import annotations

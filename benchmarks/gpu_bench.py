@@ -68,7 +68,7 @@ def models(dry_run: bool) -> dict:
     """name -> (classifier net taking [0, 1] images, CAM layer, input size)."""
     import timm
     import torchvision
-    from pipeline.classifiers import IMAGENET_MEAN, IMAGENET_STD, Normalized
+    from pipeline.explain.classifiers import IMAGENET_MEAN, IMAGENET_STD, Normalized
     if dry_run:
         resnet = torchvision.models.resnet18(weights=None, num_classes=10)
         effnet = timm.create_model("efficientnet_b0", pretrained=False, num_classes=10)
@@ -117,9 +117,9 @@ def measure(name, net, layer_name, size, device, settings, precisions) -> tuple[
     import numpy as np
     import torch
     from explainers import GradCam, Lime, SmoothGrad
-    from pipeline.fuse_rules import fuse_maps, member_weights
-    from pipeline.runtime import RunOptions, eager_forward
-    from pipeline.stored_maps import to_stored_maps
+    from pipeline.fuse.rules import fuse_maps, member_weights
+    from pipeline.explain.runtime import RunOptions, eager_forward
+    from pipeline.maps.stored import to_stored_maps
 
     net = net.eval().to(device)
     for parameter in net.parameters():
@@ -183,7 +183,7 @@ def measure(name, net, layer_name, size, device, settings, precisions) -> tuple[
 def object_model_file(dry_run: bool, folder: Path) -> Path | None:
     """The ISNet file, or for the dry run a one-convolution model with its contract exported into `folder`."""
     import torch
-    from pipeline.objectness_model import DEFAULT_PATH
+    from pipeline.explain.objectness_model import DEFAULT_PATH
 
     if not dry_run:
         path = Path(os.path.expanduser(DEFAULT_PATH))
@@ -199,7 +199,7 @@ def measure_objectness(model_file: Path | None, sizes: list[int], device, repeat
     """Rows of (size, precision, img/s, fp16 fidelity) for the object model on ONNX Runtime."""
     import numpy as np
     import onnxruntime
-    from pipeline.objectness import _free_spatial_dims
+    from pipeline.explain.objectness import _free_spatial_dims
 
     if model_file is None:
         return ["| – | – | object model not found: run `make objectness-model` on this machine | – | – |"]

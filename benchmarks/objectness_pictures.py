@@ -18,9 +18,9 @@ from core.config import get, load_config  # noqa: E402
 from core.images import image_at_map_size  # noqa: E402
 from core.store import FOREGROUND, INDEX_PATH, OBJECTNESS, map_size, open_store  # noqa: E402
 from pipeline import label_quality  # noqa: E402
-from pipeline.fuse import fuse_rows, pipeline_config, plan_for  # noqa: E402
-from pipeline.pictures import MASK_COLOURS, mask_codes  # noqa: E402
-from pipeline.stored_maps import StoredMaps  # noqa: E402
+from pipeline.fuse.stage import fuse_rows, pipeline_config, plan_for  # noqa: E402
+from pipeline.inspect.overlays import MASK_COLOURS, mask_codes  # noqa: E402
+from pipeline.maps.stored import StoredMaps  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,10 +46,10 @@ class DataSection(Section):
 class StoreSection(Section):
     map_size: PositiveInt = 224
     shard_size: PositiveInt = 256
-    compact: bool = True  # maps at their feature grid / as 8-bit levels (pipeline/stored_maps.py)
+    compact: bool = True  # maps at their feature grid / as 8-bit levels (pipeline/maps/stored.py)
     # compact: levels above 0 per explainer's map (others 255); SmoothGrad's noise costs the most bytes
     unit_levels: dict[str, int] = {"smooth_grad": 15}
-    keep_maps: bool = True  # false: a labels-only store, each shard's maps deleted once fused (pipeline/labels_only.py)
+    keep_maps: bool = True  # false: a labels-only store, each shard's maps deleted once fused (pipeline/fuse/labels_only.py)
 
     @field_validator("unit_levels")
     @classmethod
@@ -87,12 +87,12 @@ class ModelSpec(BaseModel):
 
     @property
     def display_name(self) -> str:
-        """The name the store uses, as pipeline.classifiers.normalize_spec gives it."""
+        """The name the store uses, as pipeline.explain.classifiers.normalize_spec gives it."""
         return self.name or self.arch.rsplit(":", 1)[-1].replace(".", "_")
 
 
 class ObjectnessSection(Section):
-    """A class-agnostic object model run as one more explain member (pipeline/objectness.py has the contract)."""
+    """A class-agnostic object model run as one more explain member (pipeline/explain/objectness.py has the contract)."""
     name: str = "isnet"                                   # saliency/<name>/objectness
     model: str = "~/.cache/pssl/models/isnet-medium.onnx"  # `make objectness-model` writes it
     input_size: PositiveInt = 512                         # the image is resized to input_size x input_size: 512
@@ -107,13 +107,13 @@ class ExplainSection(Section):
     seed: int = 0
     batch_size: PositiveInt = 8
     num_classes: PositiveInt = 1000
-    runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/runtime.py)
+    runtime: Literal["auto", "eager", "onnxruntime"] = "auto"  # no-grad forwards (pipeline/explain/runtime.py)
     runtime_cache: str | None = None  # exported runtimes, shared by runs; None: the user's cache folder
     reduced_decode: bool = True  # JPEGs decoded at 1/2..1/8 scale, no side below twice the input (bench_decode)
-    device_decode: bool = True  # on a GPU worker: a shard's JPEGs decoded on the GPU (pipeline/device_decode.py)
+    device_decode: bool = True  # on a GPU worker: a shard's JPEGs decoded on the GPU (pipeline/explain/decode.py)
     channels_last: bool = True
     autocast: Literal["bf16", "fp16"] | None = None
-    overwrite: bool = False  # redo finished maps made with other settings (pipeline/map_settings.py)
+    overwrite: bool = False  # redo finished maps made with other settings (pipeline/explain/map_settings.py)
     models: list[ModelSpec] = Field([ModelSpec(arch=f"efficientnet_lite{i}") for i in range(3)],
                                     min_length=1)  # an entry may be just the arch name
     explainers: dict[str, dict[str, Any] | None] = Field(
@@ -158,7 +158,7 @@ class ExplainSection(Section):
 
 
 class CrfSection(Section):
-    """pipeline.fuse_rules' dense CRF (fuse.refine=crf) (Kraehenbuehl & Koltun 2011)."""
+    """pipeline.fuse.rules' dense CRF (fuse.refine=crf) (Kraehenbuehl & Koltun 2011)."""
     temperature: PositiveFloat = Field(0.05, description="unary: p_fg = logistic((consensus - tau_fg) / temperature)")
     iterations: PositiveInt = 5
     smooth_xy: PositiveFloat = Field(0.015, description="smoothness kernel width, a fraction of the map side")
@@ -169,7 +169,7 @@ class CrfSection(Section):
 
 
 class ObjectRuleSection(Section):
-    """The object combination rules' settings (pipeline/objectness_rules.py says what each one does)."""
+    """The object combination rules' settings (pipeline/fuse/object_rules.py says what each one does)."""
     model: str | None = None                          # the object model's maps to use (null: the store's)
     object_threshold: float = Field(0.5, ge=0, le=1)  # objectness at or above: an object pixel
     keep_evidence: float = Field(0.3, ge=0, le=1)     # a region's mean class evidence at or above: the class
@@ -180,7 +180,7 @@ class ObjectRuleSection(Section):
 
 
 class FuseRule(Section):
-    """The keys that change the labels (pipeline/fuse_rules.py): recorded in the store with the members
+    """The keys that change the labels (pipeline/fuse/rules.py): recorded in the store with the members
     and compared on a re-run. Rule names are checked against the registries the running code passes."""
     # chosen on the real-photo development set, checked on the known-answer held-out split
     # (docs/label_quality.md, results/label_variants.md)

@@ -9,7 +9,7 @@ name, label value and root attribute is spelled here and nowhere else.
 | index/target | explain (`progress/explain/<model>`, resolved before any map) |
 | scores/<model>/{target_prob,top1}, predictions/<model> | classify (`progress/classify/<model>`) |
 | saliency/<model>/<explainer>{,_scale,_q99} | explain (`progress/explain/<model>`); the map array's |
-|   | `encoding` attribute says how it keeps the maps (ENCODINGS; pipeline/stored_maps.py reads them all) |
+|   | `encoding` attribute says how it keeps the maps (ENCODINGS; pipeline/maps/stored.py reads them all) |
 | saliency/<object model>/objectness{,_scale,_q99} | explain (`progress/explain/<object model>`): the class- |
 |   | agnostic object map in [0, 1], ENCODING_UNIT with q99 1 (the map itself, 8-bit) |
 | pssl/{mask,weight,consensus} | fuse (`progress/fuse/labels`) |
@@ -90,9 +90,9 @@ PROGRESS_PREFIX = "progress/"
 
 PACKAGES = ("torch", "captum", "lime", "zarr", "dask", "ray", "numpy", "scikit-image")
 # Write chunks even when they hold only the fill value: a finished shard then always has its file, so
-# `pipeline.verify` can tell a deleted shard from an empty one (zarr reads a missing file as fill).
+# `pipeline.inspect.verify` can tell a deleted shard from an empty one (zarr reads a missing file as fill).
 zarr.config.set({"array.write_empty_chunks": True})
-# Smooth maps are stored through numcodecs' delta filter (pipeline/stored_maps.py): zarr-python reads it
+# Smooth maps are stored through numcodecs' delta filter (pipeline/maps/stored.py): zarr-python reads it
 # with numcodecs, one of its own dependencies; say so once in docs/store.md, not on every array opened.
 warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 specification")
 

@@ -85,7 +85,7 @@ def shard_problems(root: Path, name: str, array: zarr.Array, shard: int, rows: s
 def damaged_shards(root: str | Path, group: zarr.Group, names: list[str], shards, k: int, n: int,
                    full: bool = False) -> dict[int, list[str]]:
     """{shard: problems} among `shards` for the arrays `names` that exist; absent arrays are not checked, nor the
-    maps a labels-only store dropped on purpose (pipeline/labels_only.py)."""
+    maps a labels-only store dropped on purpose (pipeline/fuse/labels_only.py)."""
     found: dict[int, list[str]] = {}
     pruned = pruned_shards(group, shard_count(n, k)) if any(map(dropped_when_pruned, names)) else None
     for name in names:

@@ -21,10 +21,10 @@ class Explainer(ABC):
     # and a compact store keeps
     feature_grid = False
     # True: the maps are smooth (bilinear upsamplings of coarse grids), so a stored map of 8-bit levels
-    # compresses better after a delta filter (pipeline/stored_maps.py; bytes in docs/store.md)
+    # compresses better after a delta filter (pipeline/maps/stored.py; bytes in docs/store.md)
     smooth_maps = False
     # True: the explainer reads gradients at its `layer` only (the CAM family), so a network split there, whose part
-    # before the layer needs no gradients (pipeline/runtime.py SplitNetwork), serves it as well as the whole one
+    # before the layer needs no gradients (pipeline/explain/runtime.py SplitNetwork), serves it as well as the whole one
     explains_layer = False
 
     def __init__(self, seed: int = 0):

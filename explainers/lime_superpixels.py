@@ -27,7 +27,7 @@ class Lime(Explainer):
     stream, cut into model batches of `batch_size` that may span images, so a large batch fills the
     device even when it holds more than one image's samples. LIME only needs forward passes, so
     `model` may be any tensor-in, logits-out callable (the explain stage passes its ONNX Runtime
-    session, pipeline/runtime.py).
+    session, pipeline/explain/runtime.py).
     `batch_size` (perturbed images per model call) defaults to the fastest batch of bare forward
     passes on a CPU with one thread (docs/measurements.md, "Numbers behind the code's defaults");
     on a GPU raise it (e.g. 256-1024).

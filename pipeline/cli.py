@@ -14,13 +14,13 @@ from core.store import EXPLAIN_STAGE, FUSE_STAGE, INDEX_STAGE, fuse_settings, is
 from core.store_lock import store_lock
 from core.target_probability import LOW_TARGET_PROBABILITY
 from pipeline.progress import StageProgress
-from pipeline.sources import enumerate_images
+from pipeline.index.sources import enumerate_images
 
 def config_context() -> dict:
     """The names only the running code knows, for core.schema to check model and explainer entries."""
     from explainers import EXPLAINERS
-    from pipeline.classifiers import arch_problem
-    from pipeline.fuse_rules import rule_registries
+    from pipeline.explain.classifiers import arch_problem
+    from pipeline.fuse.rules import rule_registries
 
     return {"arch_problem": arch_problem, "explainers": EXPLAINERS, **rule_registries()}
 
@@ -49,8 +49,10 @@ def run_stages(config: PipelineConfig | dict, stages: list[str]) -> Path:
 
 
 def _run_locked(config: PipelineConfig, stages: list[str], path: Path, listing) -> Path:
-    from pipeline import explain, index, preflight
-    from pipeline.ray_runtime import ray_session
+    from pipeline.explain import stage as explain
+    from pipeline.index import stage as index
+    from pipeline.explain import preflight
+    from pipeline.cluster.session import ray_session
 
     started = time.perf_counter()
     if INDEX_STAGE in stages and listing is None:
@@ -68,13 +70,13 @@ def _run_locked(config: PipelineConfig, stages: list[str], path: Path, listing) 
             if EXPLAIN_STAGE in stages:
                 explain.run(config, path, progress)
     if FUSE_STAGE in stages:
-        from pipeline import fuse
+        from pipeline.fuse import stage as fuse
         summary = fuse.run(config, path)
         print(f"fuse: {summary['images_fused']} images in {summary['shards_fused']} shards fused "
               f"({summary['shards_already_done']} already done) from {len(summary['members'])} members"
               + (f" on {len(summary['shards_per_node'])} Ray node(s)" if summary["shards_per_node"] else ""))
     if EXPLAIN_STAGE in stages or FUSE_STAGE in stages:
-        from pipeline.inspect_store import low_probability_line
+        from pipeline.inspect.report import low_probability_line
         print(low_probability_line(path))
     print(f"store: {path.resolve()}  ({time.perf_counter() - started:.0f} s)")
     return path
@@ -82,7 +84,7 @@ def _run_locked(config: PipelineConfig, stages: list[str], path: Path, listing) 
 
 def _check_objectness_model(config: PipelineConfig) -> None:
     """A missing or wrong object model file stops the run before the index stage writes anything."""
-    from pipeline.objectness import model_file, resolved_settings
+    from pipeline.explain.objectness import model_file, resolved_settings
 
     settings = resolved_settings(config.explain.objectness)
     if settings:
@@ -92,7 +94,9 @@ def _check_objectness_model(config: PipelineConfig) -> None:
 def _check_before_writing(config: PipelineConfig, path: Path, stages: list[str], listing) -> None:
     """Every check of every stage this run will run, against the store as it is: a refused run changes
     nothing on disk (each stage checks again before it writes, for in-process callers)."""
-    from pipeline import fuse, index, map_settings
+    from pipeline.fuse import stage as fuse
+    from pipeline.index import stage as index
+    from pipeline.explain import map_settings
 
     if not (path / "zarr.json").is_file():
         return
@@ -107,7 +111,8 @@ def _check_before_writing(config: PipelineConfig, path: Path, stages: list[str],
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pipeline import inspect_store, verify
+    from pipeline.inspect import report as inspect_store
+    from pipeline.inspect import verify
 
     if args.image is not None:
         row = inspect_store.image_report(args.store, args.image, args.low_prob)
@@ -130,7 +135,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _gallery(args: argparse.Namespace) -> int:
-    from pipeline.gallery import build_gallery
+    from pipeline.inspect.gallery import build_gallery
 
     ray_config = {"ray": {"address": args.ray_address, "num_cpus": args.workers}}
     with StageProgress() as progress:

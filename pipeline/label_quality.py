@@ -1,7 +1,7 @@
 """How good are the labels? IoU of the foreground/background split against ground-truth masks.
 
 For each member subset (each single member, each model's members together, the whole ensemble, or
-any given) and each threshold t, the subset's consensus (`pipeline.fuse_rules.fuse_image` on the
+any given) and each threshold t, the subset's consensus (`pipeline.fuse.rules.fuse_image` on the
 subset's maps and stored q99) is split at t: foreground where c >= t. Intersections and unions are summed over all
 images with a ground truth (the standard dataset-level IoU), at the store's map size, ignoring
 ground-truth pixels marked 255. mIoU is the mean of the background and foreground IoU.
@@ -48,9 +48,9 @@ from core.store import (  # noqa: E402
     store_models,
 )
 from core.schema import FuseRule  # noqa: E402
-from pipeline.fuse import fuse_rows, member_probabilities, pipeline_config, plan_for, stored_q99  # noqa: E402
-from pipeline.fuse_rules import fuse_image  # noqa: E402
-from pipeline.stored_maps import StoredMaps  # noqa: E402
+from pipeline.fuse.stage import fuse_rows, member_probabilities, pipeline_config, plan_for, stored_q99  # noqa: E402
+from pipeline.fuse.rules import fuse_image  # noqa: E402
+from pipeline.maps.stored import StoredMaps  # noqa: E402
 
 GT_IGNORE = -1  # decoded ground truth: int32, 0 background, > 0 the class (1 for binary masks), -1 ignore
 ENCODINGS = ("voc", "binary01", "binary255", "imagenet-s")

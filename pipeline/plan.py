@@ -117,7 +117,7 @@ class Rates:
 def architecture(spec: dict) -> tuple[nn.Module, int, nn.Module | None]:
     """The classifier's network, input size and CAM layer; random weights where its weights are not on this
     machine (FLOPs and timings do not depend on them)."""
-    from pipeline.classifiers import TORCHVISION_CAM_LAYERS, ClassifierError, load_classifier
+    from pipeline.explain.classifiers import TORCHVISION_CAM_LAYERS, ClassifierError, load_classifier
 
     try:
         classifier = load_classifier(spec)
@@ -199,7 +199,7 @@ def objectness_seconds(input_size: int, path: Path = OBJECTNESS_RESULTS) -> tupl
 def measured_rates(spec: dict, images: torch.Tensor, batch: int, runtime: str) -> Rates:
     """Each pass of one network timed on these images (this machine, the explain stage's runtime for no-grad
     forwards), best of three rounds."""
-    from pipeline.runtime import runtime_cache_dir
+    from pipeline.explain.runtime import runtime_cache_dir
 
     net, input_size, layer = architecture(spec)
     net.eval()
@@ -240,8 +240,8 @@ def measured_rates(spec: dict, images: torch.Tensor, batch: int, runtime: str) -
 
 
 def _no_grad_forward(net: nn.Module, input_size: int, runtime: str, cache: Path):
-    from pipeline.classifiers import Classifier
-    from pipeline.runtime import no_grad_forward
+    from pipeline.explain.classifiers import Classifier
+    from pipeline.explain.runtime import no_grad_forward
 
     classifier = Classifier("plan", net, input_size, net)
     return no_grad_forward(classifier, runtime, cache, torch.device("cpu"))[0]
@@ -263,11 +263,11 @@ def count_images(config: PipelineConfig, given: int | None) -> tuple[int, str]:
         return given, "--images"
     root = config.data.root
     if config.data.source == "sample":
-        from pipeline.sample_data import SAMPLE_FILES
+        from pipeline.index.sample import SAMPLE_FILES
         return len(SAMPLE_FILES), "the embedded sample"
     if not root:
         return IMAGENET_TRAIN_IMAGES, "ImageNet's train set: no data.root given"
-    from pipeline.sources import enumerate_images
+    from pipeline.index.sources import enumerate_images
     return len(enumerate_images(config, Path("."))[1]), f"data.root {root}"
 
 
@@ -275,8 +275,8 @@ def user_images(config: PipelineConfig, count: int, folder: Path) -> torch.Tenso
     """The first `count` readable images of the configured data, decoded and resized as the explain stage does,
     [count, 3, 224, 224] in [0, 1] (each network's timing resizes them to its own input)."""
     from core.images import BadImage, load_rgb
-    from pipeline.explain import resize_batch
-    from pipeline.sources import enumerate_images
+    from pipeline.explain.stage import resize_batch
+    from pipeline.index.sources import enumerate_images
 
     listing = enumerate_images(config, folder)
     rgbs = []
@@ -317,7 +317,7 @@ class Plan:
 
 def make_plan(config: PipelineConfig | dict, images: int | None = None, devices: int = 1, measure: int = 0,
               rates_file: Path | None = None, work_dir: Path = Path("runs/plan")) -> Plan:
-    from pipeline.classifiers import model_specs
+    from pipeline.explain.classifiers import model_specs
 
     config = typed(config, PipelineConfig)
     specs = model_specs(config.explain)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from pipeline.classifiers import Classifier, ClassifierError, Normalized, load_weights
+from pipeline.explain.classifiers import Classifier, ClassifierError, Normalized, load_weights
 
 
 def conv_bn_relu(channels_in: int, channels_out: int, stride: int = 1) -> nn.Sequential:

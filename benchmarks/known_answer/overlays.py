@@ -11,9 +11,9 @@ import numpy as np  # noqa: E402
 
 from benchmarks.known_answer.labels import ImageSubset  # noqa: E402
 from core.store import INDEX_PATH, MASK, map_size, open_store  # noqa: E402
-from pipeline.fuse import image_consensus  # noqa: E402
+from pipeline.fuse.stage import image_consensus  # noqa: E402
 from pipeline.label_quality import load_ground_truth  # noqa: E402
-from pipeline.pictures import MASK_COLOURS, image_at_map_size, mask_codes  # noqa: E402
+from pipeline.inspect.overlays import MASK_COLOURS, image_at_map_size, mask_codes  # noqa: E402
 
 
 def spread_indices(count: int, wanted: int) -> list[int]:

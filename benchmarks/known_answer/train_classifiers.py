@@ -4,7 +4,7 @@ Each model in `classifiers.models` is trained from scratch (AdamW, cosine schedu
 saved as <output>/<name>.pt (a state_dict) with <name>.json beside it (family, sizes, class names,
 config hash, val accuracy, training time). A model whose .json carries the current config hash is
 not trained again. The world is generated first if it is not on disk yet. summary.json records
-each model's and the ensemble's val accuracy, with the models loaded through pipeline.classifiers.
+each model's and the ensemble's val accuracy, with the models loaded through pipeline.explain.classifiers.
 
     .venv/bin/python -m benchmarks.known_answer.train_classifiers --config conf/known_answer.yaml [key=value ...]
 """
@@ -25,7 +25,7 @@ from torchvision.datasets import ImageFolder
 from benchmarks.known_answer.generate import DATA_KEYS, config_hash, generate, world_command
 from benchmarks.known_answer.models import ARCH_KEYS, KNOWN_ANSWER_ARCH, make_net, record_path, wrap
 from core.config import ConfigError
-from pipeline.classifiers import load_classifier
+from pipeline.explain.classifiers import load_classifier
 
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing")
 

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw
 
-from pipeline.sample_data import sample_path
+from pipeline.index.sample import sample_path
 
 ANNOTATIONS = Path(__file__).parent / "annotations"
 IMAGES, MASKS, FILE_LIST = "images", "masks", "file_list.txt"

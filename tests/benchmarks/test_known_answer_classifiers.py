@@ -1,5 +1,5 @@
 """The known-answer classifiers: each family learns on generated images, and a saved model loads
-through pipeline.classifiers like any other classifier (logits [B, K], a CAM layer inside the net)."""
+through pipeline.explain.classifiers like any other classifier (logits [B, K], a CAM layer inside the net)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from benchmarks.known_answer.generate import generate
 from benchmarks.known_answer.models import KNOWN_ANSWER_ARCH, make_net, wrap
 from benchmarks.known_answer.train_classifiers import load_split, train_all, train_steps
 from core.config import load_config
-from pipeline.classifiers import ClassifierError, load_classifier
+from pipeline.explain.classifiers import ClassifierError, load_classifier
 
 CONFIG = Path(__file__).resolve().parents[2] / "conf" / "known_answer.yaml"
 TINY_MODELS = ("classifiers.models={ka_vgg: {family: vgg, width: 8}, ka_resnet: {family: resnet, width: 8}, "

@@ -11,7 +11,7 @@ import pytest
 
 from core.store import MASK, open_store
 from core.store_lock import StoreLocked, lock_path, store_lock
-from pipeline.synthetic_store import make_synthetic_store
+from benchmarks.synthetic_store import make_synthetic_store
 from tests.helpers.cli import fuse_only_config, pipeline_command, run_cli
 
 

@@ -11,7 +11,7 @@ from lime import lime_image
 from torch import nn
 
 from explainers import EXPLAINERS, GradCam, LayerCam, Lime, MultiScaleCam, SmoothGrad, create_explainer
-from pipeline.classifiers import load_classifier
+from pipeline.explain.classifiers import load_classifier
 from tests.helpers.models import TINY_CNN
 
 SIZE = 64

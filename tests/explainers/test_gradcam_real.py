@@ -13,8 +13,8 @@ from skimage.draw import polygon2mask
 from skimage.io import imread
 
 from explainers import GradCam
-from pipeline.classifiers import load_classifier
-from pipeline.sample_data import sample_path
+from pipeline.explain.classifiers import load_classifier
+from pipeline.index.sample import sample_path
 
 OBJECTS = {
     # The espresso cup with its handle (top-1: 967 espresso); saucer and spoon left out.

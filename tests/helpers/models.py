@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.classifiers import Classifier, Part, load_weights
+from pipeline.explain.classifiers import Classifier, Part, load_weights
 from training.models.outputs import SegOutputs
 
 TINY_CNN = "tests.helpers.models:tiny_cnn"  # the `arch` of a model entry in a pipeline config
@@ -34,7 +34,7 @@ class TinyCNN(nn.Module):
 
 
 def tiny_cnn(spec: dict) -> Classifier:
-    """pipeline.classifiers builder: seeded random weights, or `weights:` from a file; split at its CAM layer
+    """pipeline.explain.classifiers builder: seeded random weights, or `weights:` from a file; split at its CAM layer
     (the last ReLU) like the built-in classifiers, so the explain stage's split path runs in the tests."""
     torch.manual_seed(int(spec.get("seed", 0)))
     net = TinyCNN(classes=int(spec.get("classes", 1000)))
@@ -59,7 +59,7 @@ class FailingCNN(TinyCNN):
 
 
 def failing_cnn(spec: dict) -> Classifier:
-    """pipeline.classifiers builder for FailingCNN (run it with explain.runtime=eager: ONNX export would call it)."""
+    """pipeline.explain.classifiers builder for FailingCNN (run it with explain.runtime=eager: ONNX export would call it)."""
     net = FailingCNN(spec["fail"], int(spec.get("classes", 1000)))
     return Classifier(spec["name"], net, int(spec.get("input_size", 32)), net.features[-1])
 

@@ -83,8 +83,8 @@ SAMPLE_LIKE_PATHS = ["cat.png", "sub/rocket.jpg", "n00000001_2.JPEG"]
 def sample_like_store(tmp_path: Path, wnids: list[str]) -> Path:
     """A fused store over images named as in the sample (no <wnid>_ prefix, not .JPEG), with real files."""
     from core.store import INDEX_HEIGHT, INDEX_PATH, INDEX_STATUS, INDEX_WIDTH, STATUS_OK, open_store, write_layout
-    from pipeline import fuse
-    from pipeline.synthetic_store import make_synthetic_store
+    from pipeline.fuse import stage as fuse
+    from benchmarks.synthetic_store import make_synthetic_store
     from tests.helpers.images import write_photo
 
     store = tmp_path / "sample.zarr"

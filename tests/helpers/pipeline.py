@@ -7,7 +7,9 @@ import numpy as np
 import zarr
 
 from core.store import INDEX_TARGET, q99_name, saliency_name, scale_name, score_name
-from pipeline import explain, fuse, index
+from pipeline.explain import stage as explain
+from pipeline.fuse import stage as fuse
+from pipeline.index import stage as index
 from pipeline.cli import store_path
 from pipeline.progress import StageProgress
 from tests.helpers.models import TINY_CNN, tiny_object_model

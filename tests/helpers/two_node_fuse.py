@@ -14,8 +14,8 @@ import ray
 from ray.cluster_utils import Cluster
 
 from core.store import CONSENSUS, MASK, WEIGHT, open_store
-from pipeline import fuse
-from pipeline.synthetic_store import make_synthetic_store
+from pipeline.fuse import stage as fuse
+from benchmarks.synthetic_store import make_synthetic_store
 
 RULE = {"combine": "none", "fg_threshold": 0.5, "bg_threshold": 0.2, "num_workers": 1, "write_consensus": True}
 

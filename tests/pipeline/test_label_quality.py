@@ -5,7 +5,7 @@ from PIL import Image
 
 from core.store import BACKGROUND, FOREGROUND, IGNORE, INDEX_PATH, open_store, saliency_name
 from pipeline import label_quality
-from pipeline.synthetic_store import make_synthetic_store
+from benchmarks.synthetic_store import make_synthetic_store
 
 
 def one_image_store(tmp_path, gt_value):

@@ -8,8 +8,10 @@ from core import released_format
 from core.store import (BACKGROUND, FOREGROUND, IGNORE, INDEX_CLASS_ID, INDEX_ERROR, INDEX_HEIGHT, INDEX_PATH,
                         INDEX_STATUS, INDEX_TARGET, INDEX_WIDTH, MASK, STATUS_OK, WEIGHT, WEIGHT_SCALE, open_store,
                         write_layout)
-from pipeline import fuse, paddleseg_format, verify
-from pipeline.synthetic_store import make_synthetic_store
+from pipeline import paddleseg_format
+from pipeline.fuse import stage as fuse
+from pipeline.inspect import verify
+from benchmarks.synthetic_store import make_synthetic_store
 from tests.helpers.paddleseg_files import sample_like_store
 
 WNIDS = list(imagenet_synsets())  # the synthetic store's classes and folders

@@ -1,0 +1,1 @@
+"""The explain stage: Ray workers run each classifier's explainers (and the object model) over shards."""

@@ -1,0 +1,1 @@
+"""The fuse stage: the stored maps of every member become labels and confidence weights."""
