@@ -23,8 +23,8 @@ from training.datasets.labelled import LabelledImages, read_index_png
 IGNORE_INDEX = 255
 IMAGE_SUFFIX = "_leftImg8bit.png"
 TRAIN_IDS, LABEL_IDS = "labelTrainIds", "labelIds"
-CITYSCAPES_LAYOUT = (f"ROOT/leftImg8bit/<split>/<city>/*{IMAGE_SUFFIX} with ROOT/gtFine/<split>/<city>/"
-                     f"*_gtFine_{TRAIN_IDS}.png (or *_gtFine_{LABEL_IDS}.png)")
+CITYSCAPES_LAYOUT = (f"leftImg8bit/<split>/<city>/*{IMAGE_SUFFIX} and gtFine/<split>/<city>/*_gtFine_{TRAIN_IDS}.png "
+                     f"(or *_{LABEL_IDS}.png)")
 
 # cityscapesScripts' table: (name, label id, train id, colour); train id 255 = not evaluated (ignore).
 # License plate (id -1) cannot occur in a uint8 PNG; a 255 there is read as ignore.
@@ -71,7 +71,7 @@ class CityscapesDataError(DataError):
 def check_root(root: str | Path) -> Path:
     root = Path(root).expanduser()
     if not (root / "leftImg8bit").is_dir() or not (root / "gtFine").is_dir():
-        raise CityscapesDataError(f"Cityscapes not found at {root}: expected {CITYSCAPES_LAYOUT}")
+        raise CityscapesDataError(f"Cityscapes not found at {root}: it must hold {CITYSCAPES_LAYOUT}")
     return root
 
 
@@ -87,8 +87,8 @@ def find_pairs(root: Path, split: str, labels: str) -> list[tuple[Path, Path]]:
     """
     images = sorted((root / "leftImg8bit" / split).glob(f"*/*{IMAGE_SUFFIX}"))
     if not images:
-        raise CityscapesDataError(f"no images of split {split!r} under {root / 'leftImg8bit' / split}: "
-                                  f"expected {CITYSCAPES_LAYOUT}")
+        raise CityscapesDataError(f"no images of split {split!r} in {root / 'leftImg8bit' / split}: ROOT must hold "
+                                  f"{CITYSCAPES_LAYOUT}")
     kinds = (TRAIN_IDS, LABEL_IDS) if labels == "auto" else (labels,)
     pairs, missing = [], []
     for image in images:
