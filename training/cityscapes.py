@@ -85,7 +85,7 @@ def find_pairs(root: Path, split: str, labels: str) -> list[tuple[Path, Path]]:
 
     `labels`: labelTrainIds, labelIds, or auto (per image, labelTrainIds where it exists, else labelIds).
     """
-    images = sorted((root / "leftImg8bit" / split).glob(f"*/*{IMAGE_SUFFIX}"))
+    images = sorted((root / "leftImg8bit" / split).glob(f"*/*{IMAGE_SUFFIX}"), key=str)
     if not images:
         raise CityscapesDataError(f"no images of split {split!r} in {root / 'leftImg8bit' / split}: ROOT must hold "
                                   f"{CITYSCAPES_LAYOUT}")
