@@ -27,29 +27,33 @@ DETAIL_THRESHOLD = 0.1
 DICE_SMOOTH = 1.0
 
 
-def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, pixel_weight: torch.Tensor) -> torch.Tensor:
-    """sum(p * CE) / sum(p) over pixels with p > 0; 0 (still differentiable) when sum(p) == 0."""
+def pixel_cross_entropy(logits: torch.Tensor, target: torch.Tensor, pixel_weight: torch.Tensor) -> torch.Tensor:
+    """CE [N,H,W] of every pixel; 0 where p == 0 (any target there, e.g. ignore, is never looked up)."""
     safe_target = torch.where(pixel_weight > 0, target, torch.zeros_like(target))
     ce = F.cross_entropy(logits, safe_target, reduction="none")
+    return torch.where(pixel_weight > 0, ce, torch.zeros_like(ce))
+
+
+def weighted_mean(ce: torch.Tensor, pixel_weight: torch.Tensor) -> torch.Tensor:
+    """sum(p * CE) / sum(p) over pixels with p > 0; 0 (still differentiable) when sum(p) == 0."""
     weighted = torch.where(pixel_weight > 0, pixel_weight * ce, torch.zeros_like(ce))
     return weighted.sum() / pixel_weight.sum().clamp_min(1e-12)
 
 
-def ohem_keep(logits: torch.Tensor, target: torch.Tensor, candidates: torch.Tensor, thresh: float,
-              min_kept: int) -> torch.Tensor:
+def ohem_keep(ce: torch.Tensor, candidates: torch.Tensor, thresh: float, min_kept: int) -> torch.Tensor:
     """The pixels [N,H,W] (bool) an OHEM head learns from, out of `candidates` (the labelled pixels).
 
-    p = softmax probability of the true class. With no more than `min_kept` candidates, all count.
-    Otherwise the cut is `thresh`, or the `min_kept`-th smallest p where that is higher, and a pixel
-    counts when its p is strictly below the cut (so easy pixels drop out, hard ones always stay).
+    p = softmax probability of the true class = exp(-CE). With no more than `min_kept` candidates, all
+    count. Otherwise the cut is `thresh`, or the `min_kept`-th smallest p where that is higher, and a
+    pixel counts when its p is strictly below the cut (so easy pixels drop out, hard ones always stay).
     No gradient flows through the choice.
     """
     if candidates.sum() <= min_kept:
         return candidates
     with torch.no_grad():
-        probability = logits.detach().float().softmax(1).gather(1, target.unsqueeze(1)).squeeze(1)
+        probability = torch.exp(-ce.detach().float())
         probability = torch.where(candidates, probability, torch.full_like(probability, float("inf")))
-        cut = torch.tensor(float(thresh), device=logits.device)
+        cut = torch.tensor(float(thresh), device=ce.device)
         if min_kept > 0:
             cut = torch.maximum(cut, probability.flatten().kthvalue(min_kept).values)
         return candidates & (probability < cut)
@@ -134,12 +138,13 @@ class SegmentationLoss:
 
         total, parts = 0.0, {}
         for index, (logits, head_weight) in enumerate(zip(outputs.logits, head_weights)):
-            logits = resize(logits, target.shape[-2:], align_corners=False)
+            ce = pixel_cross_entropy(resize(logits, target.shape[-2:], align_corners=False), safe_target,
+                                     pixel_weight)
             head_pixel_weight = pixel_weight
             if self.ohem is not None:
-                kept = ohem_keep(logits, safe_target, pixel_weight > 0, *self.ohem)
+                kept = ohem_keep(ce, pixel_weight > 0, *self.ohem)
                 head_pixel_weight = torch.where(kept, pixel_weight, torch.zeros_like(pixel_weight))
-            head_loss = weighted_cross_entropy(logits, safe_target, head_pixel_weight)
+            head_loss = weighted_mean(ce, head_pixel_weight)
             parts["main" if index == 0 else f"aux{index}"] = head_loss.item()
             total = total + head_weight * head_loss
         if outputs.detail is not None and self.detail_weight > 0:
