@@ -6,6 +6,7 @@ gets VOC's cream boundary colour.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,8 @@ def render_grid(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: str
         height, width = truth.shape
         size = (max(1, round(width * tile_height / height)), tile_height)
         tiles.append([Image.fromarray(np.asarray(image, dtype=np.uint8)).resize(size, Image.BILINEAR),
-                      *(Image.fromarray(colorize(label, palette)).resize(size, Image.NEAREST) for label in (truth, prediction))])
+                      *(Image.fromarray(colorize(label, palette)).resize(size, Image.NEAREST)
+                        for label in (truth, prediction))])
     column = max(row[0].width for row in tiles) + 4
     grid = Image.new("RGB", (3 * column, header + tile_height * len(tiles)), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
@@ -72,5 +74,7 @@ def render_grid(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], path: str
             grid.paste(tile, (index * column, header + row_index * tile_height))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(path)
+    temporary = path.with_name(path.name + ".tmp")  # whole or absent: a kill mid-write leaves the old picture
+    grid.save(temporary, format="PNG")
+    os.replace(temporary, path)
     return path

@@ -179,13 +179,13 @@ def test_pp_liteseg_b_finetune_through_the_cli(tmp_path):
     torch.manual_seed(0)
     torch.save({"model": create_model("pp_liteseg_b", 1001).state_dict()}, tmp_path / "pssl.pt")
     config = small_config(tmp_path, root, **{"model.pretrained": str(tmp_path / "pssl.pt"), "augment.crop": [64, 64],
-                                             "train.iterations": 3, "train.batch_size": 2, "loss.head_weights": [1, 1, 1],
-                                             "loss.ohem.min_kept": 2000})
+                                             "train.iterations": 3, "train.batch_size": 2,
+                                             "loss.head_weights": [1, 1, 1], "loss.ohem.min_kept": 2000})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = subprocess.run([sys.executable, "-m", "training", "finetune-cityscapes", "--config",
                              str(tmp_path / "config.yaml")], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["train_steps"] == 3 and sorted(results["skipped"]) == [f"seg_heads.{i}.conv_out.{p}" for i in range(3)
-                                                                          for p in ("bias", "weight")]
+    classifiers = [f"seg_heads.{i}.conv_out.{part}" for i in range(3) for part in ("bias", "weight")]
+    assert results["train_steps"] == 3 and sorted(results["skipped"]) == classifiers
     assert 0.0 <= results["modes"]["ms+flip"]["mIoU"] <= 1.0
