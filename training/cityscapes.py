@@ -87,8 +87,8 @@ def find_pairs(root: Path, split: str, labels: str) -> list[tuple[Path, Path]]:
     """
     images = sorted((root / "leftImg8bit" / split).glob(f"*/*{IMAGE_SUFFIX}"), key=str)
     if not images:
-        raise CityscapesDataError(f"no images of split {split!r} in {root / 'leftImg8bit' / split}: ROOT must hold "
-                                  f"{CITYSCAPES_LAYOUT}")
+        raise CityscapesDataError(f"no images of split {split!r}: {root / 'leftImg8bit' / split} holds no "
+                                  f"<city>/*{IMAGE_SUFFIX}")
     kinds = (TRAIN_IDS, LABEL_IDS) if labels == "auto" else (labels,)
     pairs, missing = [], []
     for image in images:
@@ -96,7 +96,8 @@ def find_pairs(root: Path, split: str, labels: str) -> list[tuple[Path, Path]]:
         found = next((path for path in candidates if path.is_file()), None)
         if found is None:
             missing.append(candidates[0])
-        pairs.append((image, found))
+        else:
+            pairs.append((image, found))
     if missing:
         raise CityscapesDataError(f"{len(missing)} of {len(images)} images of split {split!r} have no label, "
                                   f"e.g. {missing[0]} (data.labels={labels})")
