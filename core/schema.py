@@ -315,7 +315,8 @@ class SegModelSection(Section):
 
 class OhemSection(Section):
     """Online hard example mining per head (training/loss.py): only pixels whose true-class probability is
-    below `thresh` count, and at least the `min_kept` hardest of one process's batch (PaddleSeg's defaults)."""
+    below `thresh` count, the threshold raised where fewer than about `min_kept` of one process's batch are
+    below it (PaddleSeg's defaults)."""
     thresh: float = Field(0.7, gt=0, le=1)
     min_kept: NonNegativeInt = 10000
 
