@@ -10,6 +10,8 @@ STORE ?= runs/sample/pssl.zarr
 PRETRAIN_CONFIG ?= conf/pretrain_sample.yaml
 VOC_CONFIG ?= conf/finetune_voc_stdc2_pssl.yaml
 VOC_ROOT ?= data/VOCdevkit
+CITYSCAPES_CONFIG ?= conf/finetune_cityscapes_pp_liteseg_b_pssl.yaml
+CITYSCAPES_ROOT ?= data/cityscapes
 CHECKPOINT ?=
 PARITY_VENV := .venv-parity
 PARITY_PY := $(PARITY_VENV)/bin/python
@@ -28,7 +30,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 # cluster that uses token auth; a local run (no ray.address) defaults to disabled (pipeline/cluster/session.py).
 export PYTHONHASHSEED := 0
 
-.PHONY: venv objectness-model browser gallery generate-labels explain fuse inspect voc-seeds pretrain finetune-voc eval-voc bench test test-all test-parity
+.PHONY: venv objectness-model browser gallery generate-labels explain fuse inspect voc-seeds pretrain finetune-voc eval-voc finetune-cityscapes eval-cityscapes bench test test-all test-parity
 
 venv: $(STAMP)
 
@@ -71,6 +73,13 @@ finetune-voc: $(STAMP)
 
 eval-voc: $(STAMP)
 	$(PY) -m training eval-voc --config $(VOC_CONFIG) data.root=$(VOC_ROOT) $(if $(CHECKPOINT),eval.checkpoint=$(CHECKPOINT)) $(ARGS)
+
+# The same on Cityscapes (CITYSCAPES_ROOT holds leftImg8bit/ and gtFine/; docs/cityscapes.md).
+finetune-cityscapes: $(STAMP)
+	$(PY) -m training finetune-cityscapes --config $(CITYSCAPES_CONFIG) data.root=$(CITYSCAPES_ROOT) $(if $(CHECKPOINT),model.pretrained=$(CHECKPOINT)) $(ARGS)
+
+eval-cityscapes: $(STAMP)
+	$(PY) -m training eval-cityscapes --config $(CITYSCAPES_CONFIG) data.root=$(CITYSCAPES_ROOT) $(if $(CHECKPOINT),eval.checkpoint=$(CHECKPOINT)) $(ARGS)
 
 # Every benchmark in turn, then results/REPORT.md (ARGS="--only known_answer", "--report-only").
 bench: $(STAMP)

@@ -265,7 +265,7 @@ class PipelineConfig(Section):
         return self
 
 
-# --- training (python -m training; conf/pretrain_*.yaml, conf/finetune_voc_*.yaml) -----------------
+# --- training (python -m training; conf/pretrain_*.yaml, conf/finetune_{voc,cityscapes}_*.yaml) -----
 class TrainingRun(Section):
     out_dir: str
     resume: str | None = "auto"
@@ -281,12 +281,20 @@ class ColorJitter(Section):
 class AugmentSection(Section):
     resize_by_short: PositiveInt | None = None
     scale: list[PositiveFloat] | None = Field(None, min_length=2, max_length=2)
-    crop: PositiveInt | None = None
+    scale_step: PositiveFloat | None = None  # factors low, low + step, ..., high (ResizeStepScaling); None: uniform
+    crop: PositiveInt | list[PositiveInt] | None = None  # a side, or [width, height] as PaddleSeg's crop_size
     image_pad: float = 127.5
     flip_prob: float = Field(0, ge=0, le=1)
     color: ColorJitter | None = None
     mean: list[float] = Field(min_length=3, max_length=3)
     std: list[PositiveFloat] = Field(min_length=3, max_length=3)
+
+    @field_validator("crop")
+    @classmethod
+    def _width_and_height(cls, crop):
+        if isinstance(crop, list) and len(crop) != 2:
+            raise ValueError(f"crop is one side or [width, height], got {crop}")
+        return crop
 
 
 class SegModelSection(Section):
@@ -305,10 +313,19 @@ class SegModelSection(Section):
         return name
 
 
+class OhemSection(Section):
+    """Online hard example mining per head (training/loss.py): only pixels whose true-class probability is
+    below `thresh` count, the threshold raised where fewer than about `min_kept` of one process's batch are
+    below it (PaddleSeg's defaults)."""
+    thresh: float = Field(0.7, gt=0, le=1)
+    min_kept: NonNegativeInt = 10000
+
+
 class LossSection(Section):
     background_alpha: NonNegativeFloat | None = None
     head_weights: list[NonNegativeFloat] | None = None
     detail_weight: NonNegativeFloat = 1.0
+    ohem: OhemSection | None = None  # None: every labelled pixel counts
 
 
 class TrainSection(Section):
@@ -383,6 +400,7 @@ class EvalMode(Section):
 class EvalSection(Section):
     checkpoint: str | None = None
     modes: list[EvalMode] = Field(min_length=1)
+    average: Literal["softmax", "logits"] = "softmax"  # what a mode's views average: PaddleSeg <= 2.7 / 2.8
     size_divisor: PositiveInt = 32
     num_samples: NonNegativeInt = 8
     workers: NonNegativeInt = 0
@@ -401,8 +419,20 @@ class FinetuneConfig(Section):
     @model_validator(mode="after")
     def _counts_iterations(self) -> FinetuneConfig:
         if self.train.iterations is None or self.train.epochs is not None:
-            raise ValueError("train: VOC fine-tuning counts train.iterations (the reference's 40k), not train.epochs")
+            raise ValueError("train: fine-tuning counts train.iterations (the reference's 40k on VOC, 160k on "
+                             "Cityscapes), not train.epochs")
         return self
+
+
+class CityscapesData(Section):
+    root: str | None = None
+    train_split: str = "train"  # leftImg8bit/<split>/<city>/*_leftImg8bit.png
+    val_split: str = "val"
+    labels: Literal["auto", "labelTrainIds", "labelIds"] = "auto"  # auto: labelTrainIds if present, else labelIds
+
+
+class CityscapesFinetuneConfig(FinetuneConfig):
+    data: CityscapesData
 
 
 # --- the benchmark runner (python -m benchmarks.run_all; conf/bench.yaml) --------------------------

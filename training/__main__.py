@@ -9,13 +9,15 @@ import sys
 
 from core.config import load_config
 from core.errors import run_cli
-from core.schema import FinetuneConfig, PretrainConfig
-from training import convert_pdparams, finetune_voc, pretrain
+from core.schema import CityscapesFinetuneConfig, FinetuneConfig, PretrainConfig
+from training import convert_pdparams, finetune_cityscapes, finetune_voc, pretrain
 from training.models import MODELS
 
 # Each command takes the resolved config dict, checked first against its schema.
-COMMANDS = {"pretrain": pretrain.run, "finetune-voc": finetune_voc.run, "eval-voc": finetune_voc.run_eval}
-SCHEMAS = {"pretrain": PretrainConfig, "finetune-voc": FinetuneConfig, "eval-voc": FinetuneConfig}
+COMMANDS = {"pretrain": pretrain.run, "finetune-voc": finetune_voc.run, "eval-voc": finetune_voc.run_eval,
+            "finetune-cityscapes": finetune_cityscapes.run, "eval-cityscapes": finetune_cityscapes.run_eval}
+SCHEMAS = {"pretrain": PretrainConfig, "finetune-voc": FinetuneConfig, "eval-voc": FinetuneConfig,
+           "finetune-cityscapes": CityscapesFinetuneConfig, "eval-cityscapes": CityscapesFinetuneConfig}
 CONVERT = "convert-pdparams"
 
 

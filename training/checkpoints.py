@@ -16,7 +16,7 @@ from torch import nn
 from core.config import ConfigError
 from training.models import PADDLESEG, PYTORCH, state_variant
 from training.models.weights import LoadReport, load_matching, read_state_dict
-from training.pdparams import PdparamsError, is_pdparams
+from training.pdparams import STEP_COUNTER, PdparamsError, is_pdparams
 from training.trainer import TrainingError
 
 
@@ -75,11 +75,15 @@ def resolve_variant(configured: str | None, weight_files: list) -> str:
 
 
 def load_complete(model: nn.Module, path: str | Path) -> LoadReport:
-    """Load weights that must fit entirely (a fine-tuned model to evaluate); a partial fit is an error."""
+    """Load weights that must fit entirely (a fine-tuned model to evaluate); a partial fit is an error.
+
+    BatchNorm's step counters may be missing (a PaddleSeg `.pdparams` has none): evaluation never reads them.
+    """
     report = load_pretrained(model, path)
-    if report.skipped or report.missing:
+    missing = [name for name in report.missing if not name.endswith(STEP_COUNTER)]
+    if report.skipped or missing:
         example = next(iter(report.skipped.items()), None)
-        detail = f"e.g. {example[0]}: {example[1]}" if example else f"e.g. missing {report.missing[0]}"
+        detail = f"e.g. {example[0]}: {example[1]}" if example else f"e.g. missing {missing[0]}"
         raise CheckpointError(f"checkpoint {path} does not fit the model ({report.summary()}; {detail}): "
                               "another network or class count?")
     return report

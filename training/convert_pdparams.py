@@ -16,10 +16,9 @@ import torch
 
 from training.models import MODELS, PADDLESEG, create_model
 from training.models.weights import LoadReport, load_matching
-from training.pdparams import PdparamsError, Translation, read_pdparams, translate
+from training.pdparams import STEP_COUNTER, PdparamsError, Translation, read_pdparams, translate
 
 CLASSIFIERS = ("conv_out.conv_out.weight", "seg_heads.0.conv_out.weight")
-STEP_COUNTER = "num_batches_tracked"
 
 
 def class_count(state: dict[str, torch.Tensor]) -> int:

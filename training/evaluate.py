@@ -6,12 +6,14 @@ ground truth or in the prediction); a class that is in neither has no defined Io
 every class occurs, so it equals the plain mean over the 21 classes.
 
 An inference mode is a set of views (scale, flipped?) whose softmax probabilities are averaged, as
-in the reference's flip and ms+flip numbers. The views of all modes are computed once per image and
+in the reference's flip and ms+flip numbers up to PaddleSeg 2.7 (the paper's); PaddleSeg 2.8 averages
+the logits instead (`average="logits"`). The views of all modes are computed once per image and
 shared, so single-scale, flip and ms+flip cost one pass together.
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -82,7 +84,7 @@ def inference_modes(modes: Iterable[EvalMode]) -> list[InferenceMode]:
 
 def forward_view(model: nn.Module, images: torch.Tensor, scale: float, flipped: bool,
                  size_divisor: int = 32) -> torch.Tensor:
-    """Softmax [N,C,H,W] at the input size from the model run on the rescaled (and flipped) images.
+    """Logits [N,C,H,W] (float32) at the input size from the model run on the rescaled (and flipped) images.
 
     The rescaled input is zero-padded (zero = the mean colour after normalisation) up to a multiple
     of `size_divisor` so every stride of the network divides it, and the padding is cut off again.
@@ -99,18 +101,21 @@ def forward_view(model: nn.Module, images: torch.Tensor, scale: float, flipped: 
     logits = model(view)
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"a model in eval mode must return a logits tensor, got {type(logits).__name__}")
-    logits = logits[..., :scaled_h, :scaled_w]
+    logits = logits[..., :scaled_h, :scaled_w].float()
     if logits.shape[-2:] != (height, width):
         logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
-    probabilities = logits.float().softmax(dim=1)
-    return probabilities.flip(-1) if flipped else probabilities
+    return logits.flip(-1) if flipped else logits
+
+
+AVERAGED = {"softmax": lambda logits: logits.softmax(dim=1), "logits": lambda logits: logits}
 
 
 @torch.no_grad()
 def predict_modes(model: nn.Module, images: torch.Tensor, modes: Sequence[InferenceMode],
-                  size_divisor: int = 32) -> dict[str, torch.Tensor]:
-    """Mode name -> averaged softmax [N,C,H,W]; each distinct view is run once and shared between modes."""
-    views = {view: forward_view(model, images, *view, size_divisor=size_divisor)
+                  size_divisor: int = 32, average: str = "softmax") -> dict[str, torch.Tensor]:
+    """Mode name -> the mean over its views [N,C,H,W] of their softmax (or, `average="logits"`, their logits);
+    each distinct view is run once and shared between modes."""
+    views = {view: AVERAGED[average](forward_view(model, images, *view, size_divisor=size_divisor))
              for view in dict.fromkeys(view for mode in modes for view in mode.views)}
     return {mode.name: torch.stack([views[view] for view in mode.views]).mean(0) for mode in modes}
 
@@ -158,9 +163,16 @@ class EvaluationResult:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         json_path, markdown_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
-        json_path.write_text(json.dumps({**(metadata or {}), **self.to_dict()}, indent=2) + "\n")
-        markdown_path.write_text(self.markdown())
+        write_whole(json_path, json.dumps({**(metadata or {}), **self.to_dict()}, indent=2) + "\n")
+        write_whole(markdown_path, self.markdown())
         return json_path, markdown_path
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Through a temporary file beside it, so a kill or a full disk leaves the old file or the new, never half."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def _finite(value: float) -> float | None:
@@ -170,7 +182,7 @@ def _finite(value: float) -> float | None:
 @torch.no_grad()
 def evaluate_dataset(model: nn.Module, dataset, modes: Sequence[InferenceMode], class_names: Sequence[str],
                      device: torch.device | str = "cpu", size_divisor: int = 32, num_samples: int = 0,
-                     num_workers: int = 0, progress_every: int = 0) -> EvaluationResult:
+                     num_workers: int = 0, progress_every: int = 0, average: str = "softmax") -> EvaluationResult:
     """Run every mode over `dataset` (items: dicts with a normalised `image` [3,H,W] and a `label` [H,W]).
 
     The first `num_samples` items keep (raw image, label, prediction of the first mode) for rendering;
@@ -184,7 +196,7 @@ def evaluate_dataset(model: nn.Module, dataset, modes: Sequence[InferenceMode], 
     count = 0
     for index, batch in enumerate(loader):
         image, label = batch["image"].to(device), batch["label"].to(device)
-        probabilities = predict_modes(model, image, modes, size_divisor)
+        probabilities = predict_modes(model, image, modes, size_divisor, average)
         for mode in modes:
             matrices[mode.name].update(probabilities[mode.name].argmax(1), label)
         if index < num_samples:

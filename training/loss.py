@@ -4,6 +4,11 @@ Per head: L = sum_i w_i * a_{y_i} * CE_i / sum_i w_i * a_{y_i}, where w is the p
 confidence of the pseudo label and a the class weight (background_alpha for the background class,
 1 otherwise). Ignore pixels contribute nothing, and an all-zero weight gives 0 (with a graph),
 never NaN. With w = 1 and no background class this is the ordinary mean cross-entropy.
+
+With OHEM (online hard example mining, as the reference's Cityscapes configs train), each head
+keeps only its hard pixels before that mean: those whose predicted probability of the true class is
+below a threshold, the threshold raised where needed so that about `min_kept` pixels of the batch
+count (PaddleSeg's OhemCrossEntropyLoss rule, `ohem_keep`).
 """
 from __future__ import annotations
 
@@ -22,12 +27,36 @@ DETAIL_THRESHOLD = 0.1
 DICE_SMOOTH = 1.0
 
 
-def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, pixel_weight: torch.Tensor) -> torch.Tensor:
-    """sum(p * CE) / sum(p) over pixels with p > 0; 0 (still differentiable) when sum(p) == 0."""
+def pixel_cross_entropy(logits: torch.Tensor, target: torch.Tensor, pixel_weight: torch.Tensor) -> torch.Tensor:
+    """CE [N,H,W] of every pixel; 0 where p == 0 (any target there, e.g. ignore, is never looked up)."""
     safe_target = torch.where(pixel_weight > 0, target, torch.zeros_like(target))
     ce = F.cross_entropy(logits, safe_target, reduction="none")
+    return torch.where(pixel_weight > 0, ce, torch.zeros_like(ce))
+
+
+def weighted_mean(ce: torch.Tensor, pixel_weight: torch.Tensor) -> torch.Tensor:
+    """sum(p * CE) / sum(p) over pixels with p > 0; 0 (still differentiable) when sum(p) == 0."""
     weighted = torch.where(pixel_weight > 0, pixel_weight * ce, torch.zeros_like(ce))
     return weighted.sum() / pixel_weight.sum().clamp_min(1e-12)
+
+
+def ohem_keep(ce: torch.Tensor, candidates: torch.Tensor, thresh: float, min_kept: int) -> torch.Tensor:
+    """The pixels [N,H,W] (bool) an OHEM head learns from, out of `candidates` (the labelled pixels).
+
+    p = softmax probability of the true class = exp(-CE). With no more than `min_kept` candidates, all
+    count. Otherwise the cut is `thresh`, or the `min_kept`-th smallest p where that is higher, and a
+    pixel counts when its p is strictly below the cut (so easy pixels drop out, hard ones always stay).
+    No gradient flows through the choice.
+    """
+    if candidates.sum() <= min_kept:
+        return candidates
+    with torch.no_grad():
+        probability = torch.exp(-ce.detach().float())
+        probability = torch.where(candidates, probability, torch.full_like(probability, float("inf")))
+        cut = torch.tensor(float(thresh), device=ce.device)
+        if min_kept > 0:
+            cut = torch.maximum(cut, probability.flatten().kthvalue(min_kept).values)
+        return candidates & (probability < cut)
 
 
 def detail_targets(target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,13 +100,15 @@ def detail_loss(detail_logits: torch.Tensor, target: torch.Tensor, ignore_index:
 class SegmentationLoss:
     """Weighted CE on every head (head_weights, default all 1.0) + detail_weight * detail loss.
 
+    `ohem` = (thresh, min_kept) makes each head's CE an OHEM one (`ohem_keep`); None counts every pixel.
+
     Call as loss(outputs, target [N,H,W] long, weight [N,H,W] float in [0,1] or None) and get
     (total, parts) where parts maps "main", "aux1", ..., "detail", "total" to floats.
     """
 
     def __init__(self, num_classes: int, background_index: int | None = None, background_alpha: float = 0.1,
                  head_weights: Sequence[float] | None = None, detail_weight: float = 1.0,
-                 ignore_index: int = 255):
+                 ignore_index: int = 255, ohem: tuple[float, int] | None = None):
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         if 0 <= ignore_index < num_classes:
@@ -91,6 +122,7 @@ class SegmentationLoss:
         self.ignore_index = ignore_index
         self.head_weights = None if head_weights is None else [float(w) for w in head_weights]
         self.detail_weight = float(detail_weight)
+        self.ohem = ohem
         self.class_alpha = torch.ones(num_classes)
         if background_index is not None:
             self.class_alpha[background_index] = background_alpha
@@ -106,8 +138,13 @@ class SegmentationLoss:
 
         total, parts = 0.0, {}
         for index, (logits, head_weight) in enumerate(zip(outputs.logits, head_weights)):
-            head_loss = weighted_cross_entropy(resize(logits, target.shape[-2:], align_corners=False),
-                                               safe_target, pixel_weight)
+            ce = pixel_cross_entropy(resize(logits, target.shape[-2:], align_corners=False), safe_target,
+                                     pixel_weight)
+            head_pixel_weight = pixel_weight
+            if self.ohem is not None:
+                kept = ohem_keep(ce, pixel_weight > 0, *self.ohem)
+                head_pixel_weight = torch.where(kept, pixel_weight, torch.zeros_like(pixel_weight))
+            head_loss = weighted_mean(ce, head_pixel_weight)
             parts["main" if index == 0 else f"aux{index}"] = head_loss.item()
             total = total + head_weight * head_loss
         if outputs.detail is not None and self.detail_weight > 0:

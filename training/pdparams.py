@@ -35,6 +35,7 @@ ALLOWED_GLOBALS = {
     ("numpy", "dtype"): np.dtype,
 }
 PADDLE_NAME_TABLE = "StructuredToParameterName@@"
+STEP_COUNTER = "num_batches_tracked"  # torch's BatchNorm counts its steps; Paddle's has no such tensor
 
 
 class PdparamsError(PsslError, ValueError):

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from core.config import ConfigError, load_config
-from core.schema import (BenchConfig, FinetuneConfig, KnownAnswerConfig, KnownAnswerReportConfig, LabelVariantsConfig,
-                         PipelineConfig, PretrainConfig, SegModelSection)
+from core.schema import (BenchConfig, CityscapesFinetuneConfig, FinetuneConfig, KnownAnswerConfig,
+                         KnownAnswerReportConfig, LabelVariantsConfig, PipelineConfig, PretrainConfig, SegModelSection)
 from pipeline.cli import config_context
 from training.models import MODELS
 
@@ -22,6 +22,7 @@ SCHEMA_OF = {"sample.yaml": PipelineConfig, "imagenet.yaml": PipelineConfig, "re
              "pssl_paper.yaml": PipelineConfig, "label_variants_objectness.yaml": LabelVariantsConfig}
 SCHEMA_OF.update({p.name: PretrainConfig for p in (ROOT / "conf").glob("pretrain_*.yaml")})
 SCHEMA_OF.update({p.name: FinetuneConfig for p in (ROOT / "conf").glob("finetune_voc_*.yaml")})
+SCHEMA_OF.update({p.name: CityscapesFinetuneConfig for p in (ROOT / "conf").glob("finetune_cityscapes_*.yaml")})
 CONTEXT = {**config_context(), "seg_models": MODELS}
 
 

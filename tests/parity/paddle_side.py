@@ -10,6 +10,13 @@ machine had free), each class head is kept at `KEPT_CHANNELS` seeded channels (t
 among them) plus its per-pixel argmax over every class. Deliberately free of project imports: the
 project's venv has no Paddle and this one has no torch.
 
+Cityscapes (tests/parity/test_cityscapes_parity.py): a 19-class PP-LiteSeg-B `.pdparams` (the released
+Cityscapes checkpoints' format) and PaddleSeg's evaluation outputs, `paddleseg.core.infer`'s whole-image
+`inference` on one 2048x1024 image (logits at `CITYSCAPES_KEPT` channels + argmax) and its `aug_inference`
+(flip, and scales 0.75/1.0/1.25 + flip) on a smaller one. (PaddleSeg 2.8.0's OhemCrossEntropyLoss cannot
+run under paddlepaddle 3.3.1: once it mines, `prob + (1 - valid_mask)` adds int64 to float32, which Paddle 3
+refuses; training/loss.py's OHEM is checked on hand-computed cases instead.)
+
     python tests/parity/paddle_side.py OUT_DIR
 """
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import paddle
 import paddle.nn.functional as F
+from paddleseg.core.infer import aug_inference, inference
 from paddleseg.models import PPLiteSeg, STDCSeg
 from paddleseg.models.backbones import STDC1, STDC2
 
@@ -37,6 +45,12 @@ NETWORKS = {
 SIZES = ((128, 192), (113, 145))  # one multiple of 32, one odd size
 BATCH = 2
 KEPT_CHANNELS = 24
+CITYSCAPES = "pp_liteseg_b_cityscapes"
+CITYSCAPES_CLASSES = 19
+FULL_SIZE = (1024, 2048)  # Cityscapes' own (height, width): the reference evaluates whole images
+AUG_SIZE = (128, 256)
+AUG_MODES = {"flip": ([1.0], True), "ms_flip": ([0.75, 1.0, 1.25], True)}
+CITYSCAPES_KEPT = [0, 5, 13, 18]  # road, pole, car, bicycle: 4 of 19 channels of the full-size logits (32 MB)
 
 
 def kept_channels(classes: int, rng: np.random.Generator) -> list[int]:
@@ -83,15 +97,44 @@ def all_heads(model: paddle.nn.Layer, images: paddle.Tensor) -> dict[str, np.nda
     return {key: value.numpy() for key, value in heads.items()}
 
 
+def cityscapes_outputs(folder: Path, rng: np.random.Generator) -> None:
+    """The 19-class PP-LiteSeg-B file and PaddleSeg's evaluation outputs (see the module's docstring)."""
+    model = PPLiteSeg(CITYSCAPES_CLASSES, STDC2())
+    randomise(model, rng)
+    model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    paddle.save(model.state_dict(), str(folder / "model.pdparams"))
+    with paddle.no_grad():
+        image = rng.normal(0.0, 1.0, (1, 3, *FULL_SIZE)).astype("float32")
+        np.save(folder / "full_input.npy", image)
+        logits = inference(model, paddle.to_tensor(image)).numpy()
+        np.save(folder / "full_logits.npy", logits[:, CITYSCAPES_KEPT])
+        np.save(folder / "full_argmax.npy", logits.argmax(1).astype("int8"))
+        image = rng.normal(0.0, 1.0, (1, 3, *AUG_SIZE)).astype("float32")
+        np.save(folder / "aug_input.npy", image)
+        for mode, (scales, flip) in AUG_MODES.items():
+            _, averaged = aug_inference(model, paddle.to_tensor(image), [], scales=scales, flip_horizontal=flip)
+            np.save(folder / f"aug_{mode}.npy", averaged.numpy())
+    (folder / "meta.json").write_text(json.dumps({"num_classes": CITYSCAPES_CLASSES, "kept": CITYSCAPES_KEPT,
+                                                  "aug_modes": AUG_MODES, "paddle": paddle.__version__}))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--only", nargs="*", choices=sorted(NETWORKS), help="a subset of the networks")
+    parser.add_argument("--only", nargs="*", choices=sorted([*NETWORKS, CITYSCAPES]),
+                        help="a subset of the networks")
     args = parser.parse_args()
     paddle.set_device("cpu")
     paddle.seed(0)
     timings = {}
-    for name in args.only or NETWORKS:
+    if CITYSCAPES in (args.only or [CITYSCAPES]):
+        start = time.perf_counter()
+        rng = np.random.default_rng(2000)
+        cityscapes_outputs(args.out / CITYSCAPES, rng)
+        print(f"{CITYSCAPES}: 19 classes, whole-image inference at {FULL_SIZE}, aug_inference at {AUG_SIZE} "
+              f"in {time.perf_counter() - start:.1f} s", flush=True)
+    for name in [name for name in args.only or NETWORKS if name in NETWORKS]:
         start = time.perf_counter()
         build, classes = NETWORKS[name]
         rng = np.random.default_rng(1000 + list(NETWORKS).index(name))

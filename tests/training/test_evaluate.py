@@ -81,13 +81,13 @@ def test_the_configs_modes_become_inference_modes():
         EvalSection(modes=[{"name": "bad", "scales": [0.0]}])
 
 
-def test_every_view_gives_probabilities_at_the_input_size():
+def test_every_view_gives_logits_at_the_input_size():
     torch.manual_seed(0)
     model = TinySegNet().eval()
     images = torch.randn(2, 3, 37, 53)  # odd sizes: padding to the stride and cropping back must be exact
     for scale in (0.75, 1.0, 1.25):
         for flipped in (False, True):
-            probabilities = forward_view(model, images, scale, flipped, size_divisor=32)
+            probabilities = forward_view(model, images, scale, flipped, size_divisor=32).softmax(1)
             assert probabilities.shape == (2, 21, 37, 53)
             assert torch.allclose(probabilities.sum(1), torch.ones(2, 37, 53), atol=1e-5)
 
@@ -103,8 +103,12 @@ def test_flip_mode_is_flip_equivariant_and_views_are_shared():
     assert torch.allclose(plain["flip"].flip(-1), mirrored["flip"], atol=1e-6)
     assert torch.allclose(plain["ms_flip"].flip(-1), mirrored["ms_flip"], atol=1e-6)
     assert not torch.allclose(plain["single"].flip(-1), mirrored["single"], atol=1e-3)  # a random net is not
-    expected_flip = (forward_view(model, images, 1.0, False) + forward_view(model, images, 1.0, True)) / 2
+    expected_flip = (forward_view(model, images, 1.0, False).softmax(1)
+                     + forward_view(model, images, 1.0, True).softmax(1)) / 2
     assert torch.allclose(plain["flip"], expected_flip, atol=1e-6)
+    logits = predict_modes(model, images, PAPER_MODES[1:2], average="logits")["flip"]
+    expected_logits = (forward_view(model, images, 1.0, False) + forward_view(model, images, 1.0, True)) / 2
+    assert torch.allclose(logits, expected_logits, atol=1e-6)  # PaddleSeg 2.8's averaging
 
 
 def test_evaluating_an_oracle_on_generated_voc_gives_perfect_scores(tmp_path):

@@ -19,7 +19,8 @@ from training.__main__ import main as training_cli
 from training.checkpoints import CheckpointError, describe, load_complete, load_pretrained
 from core.config import typed
 from core.schema import FinetuneConfig
-from training.finetune_voc import run, run_eval, train_settings
+from training.finetune import train_settings
+from training.finetune_voc import run, run_eval
 from training.models import create_model
 
 REPO = Path(__file__).resolve().parents[2]

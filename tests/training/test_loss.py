@@ -133,3 +133,42 @@ def test_bad_input_gets_a_clear_error(kwargs, call, message):
         call = call or {}
         target = call.get("target", torch.tensor([[[0, 1]]]))
         loss(one_head(torch.zeros(1, 3, 1, 2)), target, call.get("weight"))
+
+
+def two_class_logits(probabilities_of_class_1: list[float]) -> torch.Tensor:
+    """[1, 2, 1, P] logits whose softmax gives class 1 exactly these probabilities."""
+    p = torch.tensor(probabilities_of_class_1, dtype=torch.float64)
+    return torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))]).view(1, 2, 1, -1).float()
+
+
+def test_ohem_hand_computed_keeps_the_hard_pixels_and_at_least_min_kept():
+    # Six pixels of class 1 with p(class 1) = 0.1, 0.3, 0.6, 0.8, 0.9, 0.95; one ignored pixel.
+    probabilities = [0.1, 0.3, 0.6, 0.8, 0.9, 0.95, 0.5]
+    logits = two_class_logits(probabilities)
+    target = torch.tensor([[[1, 1, 1, 1, 1, 1, IGNORE]]])
+    ce = [-math.log(p) for p in probabilities[:6]]
+
+    def loss(thresh, min_kept):
+        return SegmentationLoss(2, ohem=(thresh, min_kept))(one_head(logits), target)[0].item()
+
+    # min_kept 2: its 2nd smallest p (0.3) is below the threshold 0.7, so the cut stays 0.7: 0.1, 0.3, 0.6 count.
+    assert loss(0.7, 2) == pytest.approx(sum(ce[:3]) / 3, rel=1e-5)
+    # min_kept 4: the 4th smallest p is 0.8 > 0.7, the cut rises to 0.8 and counts p < 0.8 (strictly): 3 pixels.
+    assert loss(0.7, 4) == pytest.approx(sum(ce[:3]) / 3, rel=1e-5)
+    # min_kept 5: cut 0.9, so 0.8 joins; the ignored pixel never counts, however easy or hard.
+    assert loss(0.7, 5) == pytest.approx(sum(ce[:4]) / 4, rel=1e-5)
+    # No more labelled pixels than min_kept: every one counts (plain mean cross-entropy).
+    assert loss(0.7, 6) == pytest.approx(sum(ce) / 6, rel=1e-5)
+    # min_kept 0: the threshold alone.
+    assert loss(0.5, 0) == pytest.approx(sum(ce[:2]) / 2, rel=1e-5)
+
+
+def test_ohem_chooses_per_head_and_passes_no_gradient_through_the_choice():
+    easy, hard = two_class_logits([0.95, 0.95, 0.2]), two_class_logits([0.2, 0.2, 0.95])
+    easy.requires_grad_(True)
+    target = torch.ones(1, 1, 3, dtype=torch.long)
+    total, parts = SegmentationLoss(2, ohem=(0.7, 1))(SegOutputs(logits=[easy, hard]), target)
+    assert parts["main"] == pytest.approx(-math.log(0.2), rel=1e-5)  # only its third pixel is hard
+    assert parts["aux1"] == pytest.approx(-math.log(0.2), rel=1e-5)  # its first two
+    total.backward()
+    assert easy.grad[0, :, 0, :2].abs().max() == 0 and easy.grad[0, :, 0, 2].abs().max() > 0

@@ -87,3 +87,17 @@ def test_config_errors_name_the_problem():
         build_transforms({k: v for k, v in augment_section().items() if k != "mean"}, IGNORE)
     with pytest.raises(ConfigError, match="augment.scale"):
         RandomScale(2.0, 0.5)
+
+
+def test_step_scaling_draws_only_the_listed_factors_and_crops_are_width_by_height():
+    sample = {"image": torch.zeros(3, 40, 80), "label": torch.zeros(40, 80, dtype=torch.long),
+              "weight": torch.ones(40, 80)}
+    scale = RandomScale(0.5, 2.0, step=0.25)
+    assert scale.factors.tolist() == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    widths = {scale(sample, np.random.default_rng(seed))["image"].shape[-1] for seed in range(200)}
+    assert widths == {40, 60, 80, 100, 120, 140, 160}
+    augment = {"scale": None, "crop": [64, 32], "flip_prob": 0, "mean": [0.0] * 3, "std": [1.0] * 3}
+    cropped = build_transforms(augment, 255)(sample, np.random.default_rng(0))
+    assert cropped["image"].shape == (3, 32, 64) and cropped["label"].shape == (32, 64)
+    padded = PadCrop((48, 96), 0.0, 255)(sample, np.random.default_rng(0))
+    assert padded["label"].shape == (48, 96) and (padded["label"] == 255).sum() == 48 * 96 - 40 * 80

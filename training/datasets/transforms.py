@@ -51,28 +51,32 @@ class ResizeByShort:
 
 
 class RandomScale:
-    """Scale by a factor drawn uniformly from [low, high]."""
+    """Scale by a factor drawn uniformly from [low, high], or with `step` from low, low + step, ..., high
+    (PaddleSeg's ResizeStepScaling: 0.5-2.0 in steps of 0.25 is 7 equally likely factors)."""
 
-    def __init__(self, low: float, high: float):
+    def __init__(self, low: float, high: float, step: float | None = None):
         if not 0 < low <= high:
             raise ConfigError(f"augment.scale must be [low, high] with 0 < low <= high, got {[low, high]}")
         self.low, self.high = float(low), float(high)
+        self.factors = None if step is None else np.linspace(low, high, int((high - low) / step + 1))
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
-        factor = rng.uniform(self.low, self.high)
+        factor = rng.uniform(self.low, self.high) if self.factors is None else float(rng.choice(self.factors))
         height, width = sample["image"].shape[-2:]
         return _resize(sample, max(1, round(height * factor)), max(1, round(width * factor)))
 
 
 class PadCrop:
-    """Pad to at least size x size (label = ignore, weight = 0), then crop a random size x size window."""
+    """Pad to at least height x width (label = ignore, weight = 0), then crop a random height x width window."""
 
-    def __init__(self, size: int, image_pad: float, ignore_index: int):
-        self.size, self.image_pad, self.ignore_index = int(size), float(image_pad), int(ignore_index)
+    def __init__(self, size: int | tuple[int, int], image_pad: float, ignore_index: int):
+        """`size`: one side, or (height, width)."""
+        self.height, self.width = (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
+        self.image_pad, self.ignore_index = float(image_pad), int(ignore_index)
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         height, width = sample["image"].shape[-2:]
-        pad_h, pad_w = max(0, self.size - height), max(0, self.size - width)
+        pad_h, pad_w = max(0, self.height - height), max(0, self.width - width)
         image, label, weight = sample["image"], sample["label"], sample["weight"]
         if pad_h or pad_w:
             # Pad bottom/right, like the reference; the random crop then moves the padding around.
@@ -80,9 +84,9 @@ class PadCrop:
             label = F.pad(label, (0, pad_w, 0, pad_h), value=self.ignore_index)
             weight = F.pad(weight, (0, pad_w, 0, pad_h), value=0.0)
             height, width = height + pad_h, width + pad_w
-        top = int(rng.integers(0, height - self.size + 1))
-        left = int(rng.integers(0, width - self.size + 1))
-        window = (slice(top, top + self.size), slice(left, left + self.size))
+        top = int(rng.integers(0, height - self.height + 1))
+        left = int(rng.integers(0, width - self.width + 1))
+        window = (slice(top, top + self.height), slice(left, left + self.width))
         return {**sample, "image": image[:, window[0], window[1]], "label": label[window],
                 "weight": weight[window]}
 
@@ -158,9 +162,10 @@ def build_transforms(augment: AugmentSection | dict, ignore_index: int) -> Compo
     if augment.resize_by_short:
         steps.append(ResizeByShort(augment.resize_by_short))
     if augment.scale:
-        steps.append(RandomScale(*augment.scale))
+        steps.append(RandomScale(*augment.scale, step=augment.scale_step))
     if augment.crop:
-        steps.append(PadCrop(augment.crop, augment.image_pad, ignore_index))
+        crop = augment.crop if isinstance(augment.crop, int) else tuple(reversed(augment.crop))  # [w, h] -> (h, w)
+        steps.append(PadCrop(crop, augment.image_pad, ignore_index))
     if augment.flip_prob:
         steps.append(HorizontalFlip(augment.flip_prob))
     if augment.color:
