@@ -10,17 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from benchmarks import debian_packages
-from benchmarks.composite.tables import CompositeError, field, read_rows, split_field, unique
+from benchmarks.composite.tables import CompositeError, field, read_rows, split_field, unique, unreadable
 
 BACKGROUNDS = Path(__file__).with_name("backgrounds.yaml")
 PACKAGES = {package.name: package for package in (
     debian_packages.LOMIRI_WALLPAPERS_1604, debian_packages.LOMIRI_WALLPAPERS_2004, debian_packages.MATE_BACKGROUNDS,
     debian_packages.PLASMA_WALLPAPERS, debian_packages.TUXPAINT_DATA)}
 SCIKIT_IMAGE = "scikit-image"
-PREPARED_SIDE = 1024  # a crop is kept at most this long: scenes are <= 512 px and take windows of >= half a crop
+PREPARED_SHORT_SIDE = 768  # crops are shrunk to this shorter side: windows (>= 60% of it) hardly need enlarging
 MIN_CROP_SIDE = 256
 
 
@@ -70,13 +70,13 @@ def source_folder(source: str) -> Path:
 
 
 def load_photo(background: Background, folder: Path | None = None) -> np.ndarray:
-    """uint8 RGB [H, W, 3]: the background's crop, shrunk to at most PREPARED_SIDE on its longer side."""
+    """uint8 RGB [H, W, 3]: the background's crop, shrunk to at most PREPARED_SHORT_SIDE on its shorter side."""
     path = (folder or source_folder(background.source)) / background.file
     try:
         with Image.open(path) as image:
             photo = image.convert("RGB")
-    except (OSError, UnidentifiedImageError) as error:
-        raise CompositeError(f"cannot read background {background.name} ({path}): {error}") from None
+    except OSError as error:  # Pillow's UnidentifiedImageError is one too
+        raise CompositeError(f"cannot read background {background.name} ({path}): {unreadable(error)}") from None
     left, top, right, bottom = background.crop
     box = (round(left * photo.width), round(top * photo.height), round(right * photo.width),
            round(bottom * photo.height))
@@ -84,7 +84,7 @@ def load_photo(background: Background, folder: Path | None = None) -> np.ndarray
     if min(cropped.size) < MIN_CROP_SIDE:
         raise CompositeError(f"background {background.name}: its crop is {cropped.width}x{cropped.height} px, "
                              f"under {MIN_CROP_SIDE} px on a side")
-    scale = PREPARED_SIDE / max(cropped.size)
+    scale = PREPARED_SHORT_SIDE / min(cropped.size)
     if scale < 1:
         cropped = cropped.resize((round(cropped.width * scale), round(cropped.height * scale)), Image.LANCZOS)
     return np.asarray(cropped)

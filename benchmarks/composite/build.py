@@ -81,13 +81,16 @@ def build_split(dest: str | Path, split: str, seed: int, stamps: list[Stamp], ba
         return photos[name]
 
     records, lines = [], []
-    for spec in tqdm(specs, desc=f"composite {split}", unit="image"):
-        scene = make_scene(spec, seed, split_pool.distractors_for(spec.class_id), cutout, photo)
-        image_file, mask_file = f"{IMAGES}/{spec.stem}.jpg", f"{MASKS}/{spec.stem}.png"
-        write_whole(root / image_file, lambda f: Image.fromarray(scene.image).save(f, "JPEG", quality=JPEG_QUALITY))
-        write_whole(root / mask_file, lambda f: Image.fromarray(scene.mask).save(f, "PNG"))
-        records.append({"image": image_file, "mask": mask_file, **scene.record})
-        lines.append(f"{image_file} {spec.class_id}")
+    with tqdm(total=len(specs), desc=f"composite {split}", unit="image") as progress:  # closed on error too
+        for spec in specs:
+            scene = make_scene(spec, seed, split_pool.distractors_for(spec.class_id), cutout, photo)
+            image_file, mask_file = f"{IMAGES}/{spec.stem}.jpg", f"{MASKS}/{spec.stem}.png"
+            write_whole(root / image_file,
+                        lambda f: Image.fromarray(scene.image).save(f, "JPEG", quality=JPEG_QUALITY))
+            write_whole(root / mask_file, lambda f: Image.fromarray(scene.mask).save(f, "PNG"))
+            records.append({"image": image_file, "mask": mask_file, **scene.record})
+            lines.append(f"{image_file} {spec.class_id}")
+            progress.update()
     counts = summary(records)
     write_whole(root / FILE_LIST, _text("\n".join(lines) + "\n"))
     document = {"split": split, "seed": seed, "summary": counts, "images": records}

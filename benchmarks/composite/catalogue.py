@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from benchmarks.composite.tables import CompositeError, field, read_rows, split_field, unique
+from benchmarks.composite.tables import CompositeError, field, read_rows, split_field, unique, unreadable
 from benchmarks.debian_packages import TUXPAINT_STAMPS, unpacked
 from core.imagenet_classes import imagenet_synsets, readable_name
 
@@ -70,8 +70,8 @@ def load_cutout(folder: Path, stamp: str) -> np.ndarray:
     try:
         with Image.open(path) as image:
             rgba = np.asarray(image.convert("RGBA"))
-    except (OSError, UnidentifiedImageError) as error:
-        raise CompositeError(f"cannot read stamp {path}: {error}") from None
+    except OSError as error:  # Pillow's UnidentifiedImageError is one too
+        raise CompositeError(f"cannot read stamp {path}: {unreadable(error)}") from None
     rows, cols = np.nonzero(rgba[..., 3] > 0)
     if not (rgba[..., 3] >= OPAQUE).any():
         raise CompositeError(f"stamp {path}: its alpha keeps no pixel at 0.5 or above")

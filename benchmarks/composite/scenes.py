@@ -15,7 +15,7 @@ from PIL import Image
 
 from benchmarks.composite import layout
 from benchmarks.composite.catalogue import Stamp
-from benchmarks.composite.compose import Layer, composite, visible_mask
+from benchmarks.composite.compose import VISIBLE, Layer, composite, visible_mask
 from benchmarks.composite.cutouts import Look, fitting_scale, opaque, prepare
 from benchmarks.composite.splits import BEHIND, BESIDE, IN_FRONT, SEVERAL, SINGLE, SceneSpec
 from benchmarks.composite.tables import SPLITS
@@ -120,7 +120,7 @@ def _arrange(rng: np.random.Generator, kind: str, cast: list[Instance],
 
 def _object_record(instance: Instance, layer: Layer, depth: int, coverage: np.ndarray) -> dict:
     opaque_pixels = int(opaque(instance.rgba).sum())
-    visible = int((coverage >= 0.5).sum())
+    visible = int((coverage >= VISIBLE).sum())
     return {"stamp": instance.stamp.path, "class_id": instance.stamp.class_id, "class_name": instance.stamp.class_name,
             "role": "target" if instance.target else "distractor", "box": list(layer.box), "depth": depth,
             "scale": round(instance.look.scale, DIGITS), "flip": instance.look.flip,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from PIL import UnidentifiedImageError
 
 from core.errors import PsslError
 
@@ -51,3 +52,10 @@ def unique(names: list[str], what: str, path: Path) -> None:
         if name in seen:
             raise CompositeError(f"{path}: {what} {name!r} appears twice")
         seen.add(name)
+
+
+def unreadable(error: OSError) -> str:
+    """Why an image file could not be read, without repeating its path (the message names it once)."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image Pillow can read"
+    return error.strerror or type(error).__name__
