@@ -58,13 +58,14 @@ def side_by_side(rng: np.random.Generator, canvas: tuple[int, int], first: tuple
 
 def occluding_xy(rng: np.random.Generator, canvas: tuple[int, int], back: np.ndarray, back_xy: tuple[int, int],
                  front: np.ndarray, low: float, high: float) -> tuple[int, int]:
-    """A corner for `front` (bool mask) whose opaque pixels cover between `low` and `high` of `back`'s: the
-    front cut-out's centre is drawn inside the back one's box."""
+    """A corner for `front` (bool mask) whose opaque pixels cover between `low` and `high` of `back`'s: drawn
+    among the corners where the two boxes overlap, so a front cut-out much larger than the back one can still
+    hide only part of it."""
     best, best_miss = None, float("inf")
     for _ in range(TRIES):
-        cx = back_xy[0] + rng.integers(0, back.shape[1]) - front.shape[1] // 2
-        cy = back_xy[1] + rng.integers(0, back.shape[0]) - front.shape[0] // 2
-        xy = (int(np.clip(cx, 0, canvas[0] - front.shape[1])), int(np.clip(cy, 0, canvas[1] - front.shape[0])))
+        x = back_xy[0] - front.shape[1] + 1 + rng.integers(0, back.shape[1] + front.shape[1] - 1)
+        y = back_xy[1] - front.shape[0] + 1 + rng.integers(0, back.shape[0] + front.shape[0] - 1)
+        xy = (int(np.clip(x, 0, canvas[0] - front.shape[1])), int(np.clip(y, 0, canvas[1] - front.shape[0])))
         covered = covered_fraction(back, back_xy, front, xy)
         miss = max(low - covered, covered - high, 0.0)
         if miss < best_miss:

@@ -23,7 +23,7 @@ from benchmarks.composite.tables import SPLITS
 LONG_SIDE = (384, 512)  # image sides: the longer drawn here, the shorter 66-100% of it but at least 320
 MIN_SHORT_SIDE = 320
 WINDOW = (0.6, 1.0)  # a background window's side as a share of the largest window the crop holds
-SIZE = {SINGLE: (0.3, 0.95), BESIDE: (0.3, 0.48), BEHIND: (0.4, 0.75), IN_FRONT: (0.4, 0.75),
+SIZE = {SINGLE: (0.35, 1.0), BESIDE: (0.3, 0.48), BEHIND: (0.4, 0.75), IN_FRONT: (0.4, 0.75),
         SEVERAL: (0.22, 0.42)}
 BRIGHTNESS, CONTRAST = (0.7, 1.3), (0.75, 1.25)
 OCCLUDED = (0.2, 0.6)  # share of the target's pixels an occluder in front hides ("behind")

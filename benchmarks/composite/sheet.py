@@ -36,7 +36,7 @@ def outline(mask: np.ndarray, width: int = 2) -> np.ndarray:
 def pick(records: list[dict], count: int) -> list[dict]:
     """About count / len(KINDS) scenes of each kind, spread evenly over the split; each kind starts at another
     offset, so the kinds do not all show the same classes (every class has the same run of kinds)."""
-    per_kind = max(1, count // len(KINDS))
+    per_kind = -(-count // len(KINDS))
     chosen = []
     for k, kind in enumerate(KINDS):
         of_kind = [r for r in records if r["kind"] == kind]
