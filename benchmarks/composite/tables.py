@@ -28,12 +28,10 @@ def read_rows(path: str | Path, key: str) -> list[dict]:
 
 
 def field(row: dict, name: str, kind: type, where: str):
-    """row[name] as `kind`, or an error naming the row."""
+    """row[name], which must be a `kind` (a bool is not an int here), or an error naming the row."""
     if name not in row:
         raise CompositeError(f"{where}: missing `{name}`")
     value = row[name]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise CompositeError(f"{where}: `{name}` must be {kind.__name__}, not {value!r}")
     return value

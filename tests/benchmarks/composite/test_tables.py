@@ -20,7 +20,6 @@ def test_read_rows_names_the_file_that_is_not_a_table(tmp_path):
 
 def test_fields_are_typed_and_splits_named():
     assert field({"crop": [0, 1]}, "crop", list, "row 1") == [0, 1]
-    assert field({"scale": 1}, "scale", float, "row 1") == 1.0
     with pytest.raises(CompositeError, match="row 3: `use` must be bool"):
         field({"use": "yes"}, "use", bool, "row 3")
     with pytest.raises(CompositeError, match="row 3: `class_id` must be int"):
