@@ -35,6 +35,17 @@ TUXPAINT_STAMPS = DebianPackage("tuxpaint-stamps-default", "2022.06.04-1",
                                 "6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34")
 OPENCV_DOC = DebianPackage("opencv-doc", "4.6.0+dfsg-12",
                            "4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a")
+# Photo wallpapers and Tux Paint's photo templates: the backgrounds of the composite world (benchmarks/composite).
+LOMIRI_WALLPAPERS_1604 = DebianPackage("lomiri-wallpapers-16.04", "20.04.0-2",
+                                       "a99ff6a3bfe451e4cc0682ecb3cc82e71740626d59e4845ae34a0a0e45421eab")
+LOMIRI_WALLPAPERS_2004 = DebianPackage("lomiri-wallpapers-20.04", "20.04.0-2",
+                                       "d44e89b8473aafe64a5b678f014862dc31335aaaf18665c544d985d854f1a709")
+MATE_BACKGROUNDS = DebianPackage("mate-backgrounds", "1.26.0-1",
+                                 "7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04")
+PLASMA_WALLPAPERS = DebianPackage("plasma-workspace-wallpapers", "4:5.27.5-2",
+                                  "32cd18b71c8c938a18b3b351f217c02ac590e323caa3cf322fbb875ce8892f8b")
+TUXPAINT_DATA = DebianPackage("tuxpaint-data", "1:0.9.28-sdl2-1",
+                              "f5d0de8f9a70d2efc1241d19f26168cb8bf279f1b77abd3631e7a1a55c40e5e5")
 
 
 def cache_root(cache: str | Path | None = None) -> Path:
