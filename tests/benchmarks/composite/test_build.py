@@ -11,7 +11,7 @@ from PIL import Image
 from benchmarks.composite.build import FILE_LIST, SCENES, build_split, write_whole
 from benchmarks.composite.tables import SPLITS
 from core.errors import run_cli
-from pipeline.sources import file_list
+from pipeline.index.sources import file_list
 
 
 def build_tiny(world, dest, split="heldout"):
