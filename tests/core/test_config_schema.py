@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_OF = {"sample.yaml": PipelineConfig, "imagenet.yaml": PipelineConfig, "real_photos.yaml": PipelineConfig,
              "bench.yaml": BenchConfig, "known_answer.yaml": KnownAnswerConfig,
              "known_answer_report.yaml": KnownAnswerReportConfig, "label_variants.yaml": LabelVariantsConfig,
-             "pssl_paper.yaml": PipelineConfig, "label_variants_objectness.yaml": LabelVariantsConfig}
+             "pssl_paper.yaml": PipelineConfig, "label_variants_objectness.yaml": LabelVariantsConfig,
+             "composite.yaml": PipelineConfig}
 SCHEMA_OF.update({p.name: PretrainConfig for p in (ROOT / "conf").glob("pretrain_*.yaml")})
 SCHEMA_OF.update({p.name: FinetuneConfig for p in (ROOT / "conf").glob("finetune_voc_*.yaml")})
 SCHEMA_OF.update({p.name: CityscapesFinetuneConfig for p in (ROOT / "conf").glob("finetune_cityscapes_*.yaml")})
