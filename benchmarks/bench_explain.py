@@ -51,6 +51,8 @@ WORK = {"grad_cam": (960, 40), "smooth_grad": (48, 2), "lime": (24, 1)}  # image
 RUNTIMES_OF = {"forward": ("eager", "channels_last", "onnxruntime"), "backward": ("eager", "channels_last"),
                "backward_to_layer": ("eager", "channels_last", "onnxruntime")}
 BATCHES = (1, 4, 8, 16)
+# the pass kinds as `pipeline plan` names them (results/bench_explain.json)
+PLAN_KINDS = {"forward": "forward", "backward": "input_gradient", "backward_to_layer": "layer_gradient"}
 
 
 class Timeline(StageProgress):
@@ -267,7 +269,9 @@ def main() -> None:
              "| explainer | images | pipeline img/s (scores + maps, Zarr written) | raw img/s from the round before | "
              "from the round after | efficiency (pipeline / the higher raw) |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {n} | {c} | {p:.2f} | {b:.2f} | {a:.2f} | {e:.2f} |" for n, c, p, b, a, e in rows]
-    write_result("\n".join(lines), args.out)
+    figures = {"model": args.model, "workers": workers, "load_average": os.getloadavg()[0],
+               "sustained_images_per_second": {PLAN_KINDS[kind]: [r[kind] for r in rounds] for kind in RUNTIMES_OF}}
+    write_result("\n".join(lines), args.out, figures)
 
 
 if __name__ == "__main__":

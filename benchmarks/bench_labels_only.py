@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_store import bytes_by_group
+from benchmarks.bench_store import bytes_by_group, member_bytes
 from benchmarks.result_file import write_result
-from core.store import MASK, WEIGHT, fuse_settings, n_images, open_store
+from core.store import MASK, OBJECTNESS, WEIGHT, fuse_settings, n_images, open_store, store_objectness
 from pipeline.fuse import stage as fuse
 from pipeline.plan import IMAGENET_TRAIN_IMAGES
 
@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     group = open_store(args.store, mode="r")
     n = n_images(group)
-    members = len(fuse_settings(group)["members"])
+    members = [tuple(m) for m in fuse_settings(group)["members"]]
+    objects = store_objectness(group)
+    maps = member_bytes(args.store, members + ([(objects, OBJECTNESS)] if objects else []))
+    models = {explainer: sum(e == explainer for _, e in members) or 1 for explainer in maps}
     with tempfile.TemporaryDirectory(dir=args.store.parent) as work:
         pruned = Path(work) / "pssl.zarr"
         shutil.copytree(args.store, pruned)
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         full, only = bytes_by_group(args.store), bytes_by_group(pruned)
         full_files, only_files = files_in(args.store), files_in(pruned)
         fixed_full, fixed_only = metadata_bytes(args.store), metadata_bytes(pruned)
-    lines = [f"# Full store against labels-only (store.keep_maps: false): {n} images, {members} members", "",
+    lines = [f"# Full store against labels-only (store.keep_maps: false): {n} images, {len(members)} members", "",
              f"Command: `.venv/bin/python -m benchmarks.bench_labels_only {args.store}`", "",
              "| part | full (KB / image) | labels-only (KB / image) |", "|---|---:|---:|"]
     for part in sorted(set(full) | set(only)):
@@ -65,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
               f"ImageNet ({IMAGENET_TRAIN_IMAGES:,} images) at the per-image sizes: full "
               f"{scale_full * IMAGENET_TRAIN_IMAGES / 1e6:,.0f} GB, labels-only {scale_only * IMAGENET_TRAIN_IMAGES / 1e6:,.0f} GB.",
               f"Labels (mask and weight) of the labels-only store identical to the full store's: {'yes' if same else 'NO'}."]
-    write_result("\n".join(lines), args.out)
+    figures = {"images": n, "per_image_kb_at_scale": {"full": scale_full, "labels_only": scale_only},
+               "map_kb_per_image_and_model": {e: b / n / 1000 / models[e] for e, b in maps.items()}}
+    write_result("\n".join(lines), args.out, figures)
     return 0 if same else 1
 
 

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from benchmarks.real_photos.devset import load_annotations
+from benchmarks.result_file import write_result
 from core.images import load_rgb
 from core.schema import ObjectnessSection
 from core.store import INDEX_PATH, OBJECTNESS, map_size, open_store, saliency_name
@@ -64,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/bench_objectness.md"))
     args = parser.parse_args(argv)
     photos = [load_rgb(a.photo, min_side=1) for a in load_annotations()[:args.images]]
-    rows = []
+    rows, seconds = [], {}
     for size in args.sizes:
         times = seconds_per_image(size, photos, args.repeats, args.threads)
+        seconds[str(size)] = {"min": min(times), "median": statistics.median(times), "max": max(times)}
         iou = quality(args.store, args.gt, f"{args.name}{size}") if args.store.exists() else None
         rows.append(f"| {size} | {min(times):.2f} / {statistics.median(times):.2f} / {max(times):.2f} | "
                     f"{'–' if iou is None else f'{iou:.3f}'} |")
@@ -76,12 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         "# Object model (ISNet medium) cost against quality", "",
         f"Command: `.venv/bin/python -m benchmarks.bench_objectness {' '.join(sys.argv[1:] if argv is None else argv)}`"
         + f" ({len(photos)} development photos x {args.repeats} runs, {args.threads} ONNX Runtime thread(s); "
-        f"load average at the end {load} on 2 shared cores).", "",
+        f"load average at the end {load} on {os.cpu_count()} shared cores).", "",
         "| input size | seconds per image (min / median / max) | development set: object map alone, mean fg IoU |",
-        "|---:|---|---:|", *rows, ""])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(args.out)
+        "|---:|---|---:|", *rows])
+    write_result(text, args.out, {"threads": args.threads, "cores": os.cpu_count(), "seconds_per_image": seconds})
     return 0
 
 

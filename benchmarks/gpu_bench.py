@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.result_file import write_result
+
 # What the explain stage imports beyond torch, torchvision, timm, numpy, scikit-image and numba; carried at
 # the versions installed here (no dependencies resolved on the GPU machine: this is the whole list).
 CARRIED = ["captum", "lime", "matplotlib", "contourpy", "cycler", "fonttools", "kiwisolver", "pyparsing",
@@ -113,7 +115,9 @@ def timed(run, device, repeats: int) -> float:
     return best
 
 
-def measure(name, net, layer_name, size, device, settings, precisions) -> tuple[list[str], list[str]]:
+def measure(name, net, layer_name, size, device, settings, precisions, bounds: dict) -> tuple[list[str], list[str]]:
+    """Rows of the explainers' rates and of their fidelity against fp32; each precision's raw images/s of one
+    forward and of one forward+backward go into `bounds[name][precision]` (what `pipeline plan --rates` reads)."""
     import numpy as np
     import torch
     from explainers import GradCam, Lime, SmoothGrad
@@ -165,6 +169,7 @@ def measure(name, net, layer_name, size, device, settings, precisions) -> tuple[
                         f"{rate * per_image:.2f} |")
         rows.append(f"| {name} | {precision} | raw bound | forward {bound_forward:.0f} img/s | "
                     f"forward+backward {bound_backward:.0f} img/s | - |")
+        bounds.setdefault(name, {})[precision] = {"forward": bound_forward, "forward_backward": bound_backward}
         if precision == "fp32":
             reference = maps
             continue
@@ -257,9 +262,9 @@ def main(argv=None) -> int:
     torch.backends.cudnn.benchmark = True
     started = time.perf_counter()
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    rows, fidelity = [], []
+    rows, fidelity, bounds = [], [], {}
     for name, (net, layer, size) in models(args.dry_run).items():
-        got = measure(name, net, layer, size, device, settings, precisions)
+        got = measure(name, net, layer, size, device, settings, precisions, bounds)
         rows += got[0]
         fidelity += got[1]
     with tempfile.TemporaryDirectory() as scratch:
@@ -279,10 +284,7 @@ def main(argv=None) -> int:
              "Object model (explain.objectness) on ONNX Runtime, one image per run; fp16 against fp32:", "",
              "| input size | precision | img/s | mean abs difference | object-mask pixels changed |",
              "|---:|---|---:|---:|---:|", *object_rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_result("\n".join(lines), args.out, {"device": device_name, "images_per_second": bounds})
     return 0
 
 

@@ -199,7 +199,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides, schema=PipelineConfig, context=config_context)
     print(plan.format_plan(plan.make_plan(config, images=args.images, devices=args.devices, measure=args.measure,
-                                          rates_file=args.rates)))
+                                          rates_file=args.rates, results=args.results or plan.RESULTS)))
     return 0
 
 
@@ -276,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     planned.add_argument("--measure", type=int, default=0, metavar="N",
                          help="time each network on N of your images on this machine and project from that")
     planned.add_argument("--rates", type=Path, default=None,
-                         help="a benchmarks/gpu_bench.py result file to take the networks' rates from")
+                         help="benchmarks/gpu_bench.py's figures (its --out with .json) to take the networks' rates from")
+    planned.add_argument("--results", type=Path, default=None,
+                         help="the folder of the benchmarks' JSON figures (default: this checkout's results/)")
     planned.set_defaults(handler=_plan)
     args = parser.parse_args(argv)
 

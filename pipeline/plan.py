@@ -5,22 +5,24 @@ to the input or to the CAM layer), from its own settings: SmoothGrad's samples, 
 multi-scale CAM's scales (a pass at scale s costs s^2 of one at the input size) and flip. The time
 of a pass comes from measured rates:
 - `--measure N`: N of the user's own images, on this machine, with each configured network;
-- `--rates FILE`: a GPU benchmark's results (benchmarks/gpu_bench.py: per model forward and
-  forward+backward images/s);
-- else this machine's explain benchmark (results/bench_explain.md: EfficientNet-Lite0's passes, two
+- `--rates FILE`: a GPU benchmark's figures (benchmarks/gpu_bench.py writes them as JSON beside its Markdown:
+  per model, images/s of one forward and of one forward+backward);
+- else this machine's explain benchmark (results/bench_explain.json: EfficientNet-Lite0's passes, two
   workers at once).
 A network not measured is scaled from a measured one by its FLOPs (counted on the meta device, no
 weights needed). That is a projection, not a measurement: depthwise networks run further from their
 FLOPs than dense ones, so read it to a factor of about two.
 
 Store bytes: CAM maps are kept at their feature grid (float32, the input side / 32 squared), other
-maps at the per-member sizes measured on the embedded default's compact store (PER_MEMBER_KB), the
-labels and index as measured there too (results/labels_only.md has the command).
+maps, the object map and a labels-only store at the sizes measured on the embedded default
+(results/labels_only.json, benchmarks/bench_labels_only.py). Every measurement is read from the JSON
+figures the benchmarks write, in the results/ folder beside this package (or `--results DIR`), so the
+plan works from any working folder and no number is copied into the code.
 """
 from __future__ import annotations
 
+import json
 import math
-import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -35,21 +37,12 @@ from core.errors import PsslError
 from core.store import OBJECTNESS
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
-MACHINE_RESULTS = Path("results/bench_explain.md")
-REFERENCE_MODEL = "efficientnet_lite0"  # the network results/bench_explain.md times
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # this checkout's results/, wherever the command runs
+EXPLAIN_FIGURES = ("bench_explain.json", "python -m benchmarks.bench_explain")
+OBJECTNESS_FIGURES = ("bench_objectness.json", "python -m benchmarks.bench_objectness")
+STORE_FIGURES = ("labels_only.json", "python -m benchmarks.bench_labels_only runs/sample/pssl.zarr")
 CAM_STRIDE = 32  # feature grid of the torchvision / EfficientNet CNNs: input side / 32
-# KB per image and member on the embedded default's compact store (results/bench_store.md, compact column,
-# divided by its 3 models); CAM maps are computed from their grid instead.
-PER_MEMBER_KB = {"smooth_grad": 19.98, "lime": 3.62, "multi_scale_cam": 5.90}
-# KB per image of what a labels-only store keeps (index, scores, labels, flags; the arrays' fixed metadata left
-# out), measured on the embedded default (results/labels_only.md).
-LABELS_ONLY_KB = 18.5
 GRID_EXPLAINERS = ("grad_cam", "layer_cam")
-# The object model (explain.objectness): one ONNX Runtime pass per image, timed by benchmarks/bench_objectness.py
-# at several input sizes (one thread, a Ray worker's share); its stored map, 8-bit levels at the map size, took
-# 12.4 KB per image on the embedded default (`du -sb runs/sample/pssl.zarr/saliency/isnet/objectness` / 10).
-OBJECTNESS_RESULTS = Path("results/bench_objectness.md")
-OBJECTNESS_KB = 12.4
 
 
 class PlanError(PsslError, ValueError):
@@ -149,51 +142,91 @@ def forward_flops(net: nn.Module, input_size: int) -> float:
     return float(counter.get_total_flops())
 
 
-def machine_rates(path: Path = MACHINE_RESULTS) -> tuple[str, Rates]:
-    """(model, rates) from results/bench_explain.md's sustained table: the median of its rounds per pass."""
+def read_figures(path: Path, made_by: str) -> dict:
+    """A benchmark's JSON figures; one line naming the benchmark when they are missing or unreadable."""
     if not path.is_file():
-        raise PlanError(f"plan: {path} is missing (run `python -m benchmarks.bench_explain`, or pass --measure N)")
-    text = path.read_text()
-    found = {}
-    for kind, label in (("forward", "forward"), ("input_gradient", "backward"), ("layer_gradient", "backward_to_layer")):
-        row = re.search(rf"^\| {label} \([a-z_]+, \d+\) \|(.+)\|\s*$", text, re.MULTILINE)
-        if row is None:
-            raise PlanError(f"plan: {path} has no sustained '{label}' row (re-run benchmarks.bench_explain)")
-        found[kind] = statistics.median(float(x) for x in row.group(1).split("|"))
-    return REFERENCE_MODEL, Rates(**found, source=f"{path} ({REFERENCE_MODEL} on this 2-core machine = one device)")
+        raise PlanError(f"plan: {path} is missing (run `{made_by}`, or pass --measure N)")
+    try:
+        figures = json.loads(path.read_text())
+    except ValueError:
+        figures = None
+    if not isinstance(figures, dict):
+        raise PlanError(f"plan: {path} is not a benchmark's JSON figures (re-run `{made_by}`)")
+    return figures
+
+
+def _figure(figures: dict, path: Path, made_by: str, *keys: str):
+    value = figures
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise PlanError(f"plan: {path} has no {'.'.join(keys)} (re-run `{made_by}`)")
+        value = value[key]
+    return value
+
+
+def machine_rates(results: Path = RESULTS) -> tuple[str, Rates]:
+    """(model, rates) of this machine's explain benchmark: the median of its sustained rounds per pass."""
+    name, made_by = EXPLAIN_FIGURES
+    path = results / name
+    figures = read_figures(path, made_by)
+    model = _figure(figures, path, made_by, "model")
+    rates = {kind: statistics.median(_figure(figures, path, made_by, "sustained_images_per_second", kind))
+             for kind in ("forward", "input_gradient", "layer_gradient")}
+    return model, Rates(**rates, source=f"{path} ({model} on this machine = one device)")
 
 
 def gpu_rates(path: Path) -> dict[str, Rates]:
-    """{model: rates} from a benchmarks/gpu_bench.py result file's fp32 'raw bound' rows (the gradient passes to
-    the CAM layer are taken at its forward+backward rate: an upper bound on their cost)."""
+    """{model: rates} from benchmarks/gpu_bench.py's figures, fp32 (the gradient passes to the CAM layer are taken
+    at the forward+backward rate: an upper bound on their cost)."""
+    made_by = "python -m benchmarks.gpu_bench"
     if not path.is_file():
         raise PlanError(f"plan: --rates {path}: no such file")
-    rows = re.findall(r"^\| (\S+) \| fp32 \| raw bound \| forward ([\d.]+) img/s \| forward\+backward ([\d.]+) img/s",
-                      path.read_text(), re.MULTILINE)
-    if not rows:
-        raise PlanError(f"plan: --rates {path} has no fp32 'raw bound' rows of benchmarks/gpu_bench.py")
-    return {model: Rates(float(f), float(fb), float(fb), f"{path}") for model, f, fb in rows}
+    per_model = _figure(read_figures(path, made_by), path, made_by, "images_per_second")
+    rates = {}
+    for model, precisions in per_model.items():
+        fp32 = precisions.get("fp32") if isinstance(precisions, dict) else None
+        if fp32:
+            rates[model] = Rates(fp32["forward"], fp32["forward_backward"], fp32["forward_backward"], f"{path}")
+    if not rates:
+        raise PlanError(f"plan: --rates {path} has no fp32 rates of benchmarks/gpu_bench.py")
+    return rates
 
 
-def objectness_seconds(input_size: int, path: Path = OBJECTNESS_RESULTS) -> tuple[float, str]:
+def objectness_seconds(input_size: int, results: Path = RESULTS) -> tuple[float, str]:
     """(seconds per image on the whole machine, where from) of the object model at `input_size`: the median of
-    results/bench_objectness.md at that size (else at the nearest measured size, scaled by the pixel count),
-    divided by the workers its cores run at once (cores / threads per run), as the explain rates count the
-    machine as one device."""
-    if not path.is_file():
-        raise PlanError(f"plan: {path} is missing (run `python -m benchmarks.bench_objectness`), or set "
-                        "explain.objectness=null")
-    text = path.read_text()
-    rows = {int(size): float(median) for size, median in
-            re.findall(r"^\| (\d+) \| [\d.]+ / ([\d.]+) / [\d.]+ \|", text, re.MULTILINE)}
-    machine = re.search(r"(\d+) ONNX Runtime thread\(s\).* on (\d+) shared cores", text)
-    if not rows or machine is None:
-        raise PlanError(f"plan: {path} lacks its timing rows or its threads and cores (re-run benchmarks.bench_objectness)")
-    workers = max(1, int(machine.group(2)) // int(machine.group(1)))
-    nearest = min(rows, key=lambda size: abs(size - input_size))
-    seconds = rows[nearest] * (input_size / nearest) ** 2 / workers
+    its benchmark at that size (else at the nearest measured size, scaled by the pixel count), divided by the
+    runs its cores hold at once (cores / threads per run), as the explain rates count the machine as one device."""
+    name, made_by = OBJECTNESS_FIGURES
+    path = results / name
+    figures = read_figures(path, made_by)
+    medians = {int(size): float(_figure(timing, path, made_by, "median"))
+               for size, timing in _figure(figures, path, made_by, "seconds_per_image").items()}
+    if not medians:
+        raise PlanError(f"plan: {path} has no timings (re-run `{made_by}`), or set explain.objectness=null")
+    runs = max(1, int(_figure(figures, path, made_by, "cores")) // int(_figure(figures, path, made_by, "threads")))
+    nearest = min(medians, key=lambda size: abs(size - input_size))
+    seconds = medians[nearest] * (input_size / nearest) ** 2 / runs
     where = "" if nearest == input_size else f" at {nearest}, scaled by pixels to {input_size}"
-    return seconds, f"{path}{where} ({workers} one-thread runs at once on this machine = one device)"
+    return seconds, f"{path}{where} ({runs} one-thread runs at once on this machine = one device)"
+
+
+@dataclass(frozen=True)
+class StoreSizes:
+    """KB per image, measured on the embedded default: each map per model, and what a labels-only store keeps."""
+    map_kb: dict[str, float]
+    labels_only_kb: float
+
+    @classmethod
+    def read(cls, results: Path = RESULTS) -> "StoreSizes":
+        name, made_by = STORE_FIGURES
+        path = results / name
+        figures = read_figures(path, made_by)
+        return cls(dict(_figure(figures, path, made_by, "map_kb_per_image_and_model")),
+                   float(_figure(figures, path, made_by, "per_image_kb_at_scale", "labels_only")))
+
+    def map_of(self, explainer: str) -> float:
+        """An explainer never measured counts as the dearest one that was."""
+        return self.map_kb.get(explainer, max(self.map_kb.values(), default=0.0))
 
 
 def measured_rates(spec: dict, images: torch.Tensor, batch: int, runtime: str) -> Rates:
@@ -247,14 +280,13 @@ def _no_grad_forward(net: nn.Module, input_size: int, runtime: str, cache: Path)
     return no_grad_forward(classifier, runtime, cache, torch.device("cpu"))[0]
 
 
-def store_kb(explainers: list[str], input_sizes: list[int]) -> float:
+def store_kb(explainers: list[str], input_sizes: list[int], sizes: StoreSizes) -> float:
     """KB per image of the full (compact) store: every member's maps plus what a labels-only store keeps."""
     maps = 0.0
     for size in input_sizes:
         grid = math.ceil(size / CAM_STRIDE) ** 2 * 4 / 1000
-        maps += sum(grid if e in GRID_EXPLAINERS else PER_MEMBER_KB.get(e, PER_MEMBER_KB["smooth_grad"])
-                    for e in explainers)
-    return maps + LABELS_ONLY_KB
+        maps += sum(grid if e in GRID_EXPLAINERS else sizes.map_of(e) for e in explainers)
+    return maps + sizes.labels_only_kb
 
 
 def count_images(config: PipelineConfig, given: int | None) -> tuple[int, str]:
@@ -316,7 +348,7 @@ class Plan:
 
 
 def make_plan(config: PipelineConfig | dict, images: int | None = None, devices: int = 1, measure: int = 0,
-              rates_file: Path | None = None, work_dir: Path = Path("runs/plan")) -> Plan:
+              rates_file: Path | None = None, work_dir: Path = Path("runs/plan"), results: Path = RESULTS) -> Plan:
     from pipeline.explain.classifiers import model_specs
 
     config = typed(config, PipelineConfig)
@@ -325,7 +357,8 @@ def make_plan(config: PipelineConfig | dict, images: int | None = None, devices:
     count, source = count_images(config, images)
     networks = {spec["name"]: architecture(spec)[:2] for spec in specs}
     flops = {name: forward_flops(net, size) for name, (net, size) in networks.items()}
-    rates = _rates(config, specs, flops, measure, rates_file, work_dir)
+    rates = _rates(config, specs, flops, measure, rates_file, work_dir, results)
+    store_sizes = StoreSizes.read(results)
     rows = []
     for spec in specs:
         name = spec["name"]
@@ -335,17 +368,18 @@ def make_plan(config: PipelineConfig | dict, images: int | None = None, devices:
             rows.append(Row(name, explainer, passes, rates[name].seconds(passes)))
     sizes = [size for _, size in networks.values()]
     sources = {n: r.source for n, r in rates.items()}
-    full_kb = store_kb(list(explainers), sizes)
+    full_kb = store_kb(list(explainers), sizes, store_sizes)
     objects = config.explain.objectness
     if objects is not None:  # one more member: its pass on the CPU of this machine, its map in the store
-        seconds, sources[objects.name] = objectness_seconds(objects.input_size)
+        seconds, sources[objects.name] = objectness_seconds(objects.input_size, results)
         rows.append(Row(objects.name, OBJECTNESS, Passes(forward=1.0), seconds))
-        full_kb += OBJECTNESS_KB
-    return Plan(count, source, devices, rows, sources, {n: f / 1e9 for n, f in flops.items()}, full_kb, LABELS_ONLY_KB)
+        full_kb += store_sizes.map_of(OBJECTNESS)
+    return Plan(count, source, devices, rows, sources, {n: f / 1e9 for n, f in flops.items()}, full_kb,
+                store_sizes.labels_only_kb)
 
 
 def _rates(config: PipelineConfig, specs: list[dict], flops: dict[str, float], measure: int, rates_file: Path | None,
-           work_dir: Path) -> dict[str, Rates]:
+           work_dir: Path, results: Path) -> dict[str, Rates]:
     """Rates per configured network: measured here, read from a GPU benchmark, or this machine's benchmark,
     networks without their own numbers scaled from a measured one by FLOPs."""
     if measure:
@@ -355,7 +389,7 @@ def _rates(config: PipelineConfig, specs: list[dict], flops: dict[str, float], m
     if rates_file is not None:
         known = gpu_rates(rates_file)
     else:
-        model, rates = machine_rates()
+        model, rates = machine_rates(results)
         known = {model: rates}
     reference = next(iter(known))
     if reference not in flops:

@@ -18,8 +18,8 @@ def pipeline_command(config: dict, tmp_path: Path, command: str = "generate-labe
     return [sys.executable, "-m", "pipeline", command, "--config", str(path)]
 
 
-def run_cli(arguments: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run_cli(arguments: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(arguments, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def fuse_only_config(store: Path, fg: float) -> dict:
