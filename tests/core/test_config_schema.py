@@ -1,6 +1,7 @@
 """Strict configs: every key and value is checked before any work, and a mistake is one line."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -27,9 +28,33 @@ SCHEMA_OF.update({p.name: CityscapesFinetuneConfig for p in (ROOT / "conf").glob
 CONTEXT = {**config_context(), "seg_models": MODELS}
 
 
+def kept(written, loaded) -> bool:
+    """Whether every value the YAML writes is what the loaded config holds: a mapping key by key (the keys it
+    leaves out take defaults), a list item by item, a classifier named by a string as that arch."""
+    if isinstance(written, dict):
+        return isinstance(loaded, dict) and all(key in loaded and kept(value, loaded[key])
+                                                for key, value in written.items())
+    if isinstance(written, list):
+        return isinstance(loaded, list) and len(written) == len(loaded) and all(map(kept, written, loaded))
+    if isinstance(written, str) and isinstance(loaded, dict):
+        return loaded.get("arch") == written
+    return written == loaded
+
+
+def test_a_value_the_loader_changed_or_dropped_is_caught():
+    loaded = {"fuse": {"fg_threshold": 0.3, "bg_threshold": 0.1}, "explain": {"models": [{"arch": "a"}]}}
+    assert kept({"fuse": {"fg_threshold": 0.3}, "explain": {"models": ["a"]}}, loaded)
+    assert not kept({"fuse": {"fg_threshold": 0.4}}, loaded)
+    assert not kept({"fuse": {"smooth": 1}}, loaded)
+    assert not kept({"explain": {"models": ["a", "b"]}}, loaded)
+
+
 @pytest.mark.parametrize("name", sorted(SCHEMA_OF))
-def test_every_shipped_config_is_valid(name):
-    load_config(ROOT / "conf" / name, schema=SCHEMA_OF[name], context=CONTEXT)
+def test_every_shipped_config_is_valid_and_loads_as_written(name):
+    written = yaml.safe_load((ROOT / "conf" / name).read_text())
+    loaded = load_config(ROOT / "conf" / name, schema=SCHEMA_OF[name], context=CONTEXT)
+    assert isinstance(loaded, SCHEMA_OF[name])
+    assert kept(written, json.loads(loaded.model_dump_json())), f"conf/{name} does not load as it is written"
 
 
 def test_the_project_ships_no_config_without_a_schema():

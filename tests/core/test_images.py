@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pytest
@@ -41,8 +40,8 @@ def test_bad_inputs_are_refused_with_a_reason(corpus, name, reason):
 
 
 def test_bomb_is_refused_before_decoding(corpus):
+    """The file claims 100,000 x 100,000 pixels over 64 bytes of data: a decode would need 30 GB or fail on the
+    missing data, so a refusal naming the claimed size can only come from the header."""
     folder, _ = corpus
-    started = time.perf_counter()
-    with pytest.raises(BadImage):
+    with pytest.raises(BadImage, match=r"^refused: .*(100000x100000|10000000000 pixels)"):
         load_rgb(folder / "bomb.png")
-    assert time.perf_counter() - started < 0.5

@@ -5,6 +5,7 @@ would end every Ray on a shared machine), whatever the test's outcome.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -38,6 +39,15 @@ def installed_stamp() -> str:
     return f".venv/.installed-{checksum.stdout.split()[0]}"
 
 
+def head_jobs(address: str, env: dict) -> list[dict]:
+    """The jobs the cluster's head has recorded (each driver that joined it), read from its control store."""
+    script = ("import json, ray, ray._private.state as state; ray.init(address=%r, logging_level='ERROR'); "
+              "print(json.dumps([{k: j[k] for k in ('Entrypoint', 'IsDead')} for j in state.jobs()]))" % address)
+    listed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    return json.loads(listed.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_make_joins_a_token_auth_cluster(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
@@ -64,7 +74,8 @@ def test_make_joins_a_token_auth_cluster(tmp_path):
                                 text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         assert open_store(store_path(config), mode="r")[progress_name(FUSE_STAGE, FUSE_KEY)][:].all()
-        assert "Started a local Ray instance" not in result.stderr  # it joined the cluster
+        drivers = head_jobs(address, env)  # the head's own record: generate-labels ran as a job of this cluster
+        assert any("pipeline generate-labels" in job["Entrypoint"] and job["IsDead"] for job in drivers), drivers
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:

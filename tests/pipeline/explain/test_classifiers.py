@@ -34,12 +34,22 @@ def test_missing_cached_weights_name_the_expected_file(tmp_path, monkeypatch):
 
 
 def test_timm_model_from_a_local_file(tmp_path):
+    """The file's weights are the ones loaded: every tensor equal, and the same outputs as the saved network on
+    the normalised images (another random initialisation would give other logits)."""
     import timm
 
-    net = timm.create_model("resnet10t", pretrained=False)
+    torch.manual_seed(123)
+    net = timm.create_model("resnet10t", pretrained=False).eval()
     torch.save(net.state_dict(), tmp_path / "w.pth")
+    torch.manual_seed(0)  # the loader's own initialisation differs from the saved one
     classifier = load_classifier({"arch": "timm.resnet10t", "weights": str(tmp_path / "w.pth")})
-    assert classifier.net(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+    loaded = classifier.net.net.state_dict()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in net.state_dict().items())
+    images = torch.rand(2, 3, 64, 64)
+    config = timm.data.resolve_data_config({}, model=net)
+    mean, std = (torch.tensor(config[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    with torch.no_grad():
+        torch.testing.assert_close(classifier.net(images), net((images - mean) / std))
     assert classifier.cam_layer is classifier.net.net.layer4
 
 

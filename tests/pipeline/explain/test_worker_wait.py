@@ -38,11 +38,14 @@ def test_a_wait_for_resources_is_said_and_the_run_goes_on_once_they_are_free(ray
         done = threading.Event()
         thread = threading.Thread(target=lambda: (explain.run(config, path, progress), done.set()))
         thread.start()
-        time.sleep(3.5)
+        err, deadline = "", time.monotonic() + 120
+        while "explain: waiting" not in err and time.monotonic() < deadline:  # the holder goes once it is said
+            time.sleep(0.1)
+            err += capfd.readouterr().err
         ray.kill(holder)
         thread.join(timeout=300)
     assert done.is_set()
-    err = capfd.readouterr().err
+    err += capfd.readouterr().err
     assert "explain: waiting 1 s for Ray to start a worker (1 CPU each; free now: 0 CPU, 0 GPU); lower " \
            "ray.cpus_per_worker / ray.gpus_per_worker or free the cluster" in err, err
     assert read_flags(open_store(path, mode="r"), EXPLAIN_STAGE, "cnn_a", 1).all()
