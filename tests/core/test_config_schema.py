@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.yardsticks.settings import YardsticksConfig
 from core.config import ConfigError, load_config
 from core.schema import (BenchConfig, CityscapesFinetuneConfig, FinetuneConfig, KnownAnswerConfig,
                          KnownAnswerReportConfig, LabelVariantsConfig, PipelineConfig, PretrainConfig, SegModelSection)
@@ -21,7 +22,7 @@ SCHEMA_OF = {"sample.yaml": PipelineConfig, "imagenet.yaml": PipelineConfig, "re
              "bench.yaml": BenchConfig, "known_answer.yaml": KnownAnswerConfig,
              "known_answer_report.yaml": KnownAnswerReportConfig, "label_variants.yaml": LabelVariantsConfig,
              "pssl_paper.yaml": PipelineConfig, "label_variants_objectness.yaml": LabelVariantsConfig,
-             "composite.yaml": PipelineConfig}
+             "composite.yaml": PipelineConfig, "yardsticks.yaml": YardsticksConfig}
 SCHEMA_OF.update({p.name: PretrainConfig for p in (ROOT / "conf").glob("pretrain_*.yaml")})
 SCHEMA_OF.update({p.name: FinetuneConfig for p in (ROOT / "conf").glob("finetune_voc_*.yaml")})
 SCHEMA_OF.update({p.name: CityscapesFinetuneConfig for p in (ROOT / "conf").glob("finetune_cityscapes_*.yaml")})
