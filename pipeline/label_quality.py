@@ -179,8 +179,7 @@ RELIABILITY_BINS = 10
 def variant_scores(store_path: str | Path, gt_dir: str | Path, config: dict, encoding: str = "voc") -> dict:
     """summarise_scores of the labels the fuse stage would write with `config`'s fuse: section, made in
     memory (nothing is written) on every image with a ground truth: a fuse variant judged without a re-run.
-    Also `counts`: each image's score_labels counts, and `reliability`: per weight bin (RELIABILITY_BINS over
-    0..1), decided pixels and correct ones."""
+    Also `reliability`: per weight bin (RELIABILITY_BINS over 0..1), decided pixels and correct ones."""
     group = open_store(store_path, mode="r")
     plan = plan_for(pipeline_config(config).fuse, group)
     paths = [str(p) for p in group[INDEX_PATH][:]]
@@ -199,8 +198,8 @@ def variant_scores(store_path: str | Path, gt_dir: str | Path, config: dict, enc
         bins = np.minimum(weight[decided].astype(int) * RELIABILITY_BINS // 256, RELIABILITY_BINS - 1)
         reliability[0] += np.bincount(bins, minlength=RELIABILITY_BINS)
         reliability[1] += np.bincount(bins, weights=correct[decided], minlength=RELIABILITY_BINS).astype(np.int64)
-    return {**summarise_scores(counts), "counts": counts,
-            "reliability": {"pixels": reliability[0].tolist(), "correct": reliability[1].tolist()}}
+    return {**summarise_scores(counts), "reliability": {"pixels": reliability[0].tolist(),
+                                                         "correct": reliability[1].tolist()}}
 
 
 def plot_reliability(curves: dict[str, dict], path: str | Path) -> Path:

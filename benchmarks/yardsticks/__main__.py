@@ -13,7 +13,7 @@ from benchmarks.result_file import write_result
 from benchmarks.yardsticks.bootstrap import paired_difference
 from benchmarks.yardsticks.recipes import cost
 from benchmarks.yardsticks.report import markdown
-from benchmarks.yardsticks.scores import STATISTICS, scene_groups, score_recipe
+from benchmarks.yardsticks.scores import STATISTICS, LoadedYardstick, scene_groups
 from benchmarks.yardsticks.settings import YardsticksConfig
 from core.config import load_config
 from core.errors import PsslError, run_cli
@@ -39,7 +39,9 @@ def evaluate(config: YardsticksConfig, only: list[str] | None) -> dict:
         if not Path(stick.store).exists():
             raise PsslError(f"yardstick {name}: no store at {stick.store} (docs/label_quality.md says how to make it)")
         started = time.perf_counter()
-        scored = {r.name: score_recipe(stick, r) for r in recipes}
+        loaded = LoadedYardstick(stick)
+        scored = {r.name: loaded.score(r) for r in recipes}
+        del loaded
         groups = scene_groups(stick)
         results["yardsticks"][name] = {"tuned_on": stick.tuned_on, "score": stick.score,
                                        "images": len(scored[config.baseline].images),
