@@ -164,12 +164,19 @@ def render_mask(annotation: Annotation) -> np.ndarray:
     return mask
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_whole(target: Path, write: Callable[[Path], None]) -> None:
     """Write `target` through a temporary file beside it, renamed into place: it appears whole or not at all."""
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -261,6 +268,7 @@ def _named(annotations: list[Annotation], name: str) -> Annotation:
 
 def _arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.real_photos.devset", description=__doc__.split("\n")[0])
+    parser.add_argument("--annotations", default=str(ANNOTATIONS), help="folder of annotation files (default: the set)")
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("materialize", help="write images, 0/1 masks and a file list")
     make.add_argument("dest")
@@ -285,7 +293,7 @@ def _arguments() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments().parse_args(argv)
     try:
-        annotations = load_annotations()
+        annotations = load_annotations(args.annotations)
         if args.command == "materialize":
             print(materialize(args.dest, annotations, args.split))
         elif args.command == "overlays":
