@@ -11,7 +11,7 @@ The `tune` half is what defaults are chosen on (the first twelve photos were tun
 only reported, so its numbers are the honest ones. docs/label_quality.md has the split rule.
 
     python -m benchmarks.real_photos.devset materialize runs/real_photos/data [--split tune|report|all]
-    python -m benchmarks.real_photos.devset overlays docs/img/real_photos_report.png --split report
+    python -m benchmarks.real_photos.devset overlays docs/img/real_photos_report.png --split report --columns 6
     python -m benchmarks.real_photos.devset grid /tmp/view.png --name orange [--box 0 0 200 200] [--polygons]
     python -m benchmarks.real_photos.devset summary
 """
@@ -201,7 +201,8 @@ def materialize(dest: str | Path, annotations: list[Annotation] | None = None, s
 
 
 def overlay(annotation: Annotation, width: int = 320) -> Image.Image:
-    """The photo with its mask tinted and its outline drawn, `width` pixels wide."""
+    """The photo with its mask tinted and its outline drawn, fitted into a `width` x `width` square (a tall photo
+    does not stretch its row of a contact sheet)."""
     with Image.open(annotation.photo) as photo:
         rgb = photo.convert("RGB")
     mask = render_mask(annotation).astype(bool)
@@ -211,8 +212,8 @@ def overlay(annotation: Annotation, width: int = 320) -> Image.Image:
     draw = ImageDraw.Draw(picture)
     for polygon in annotation.polygons:
         draw.line(list(polygon) + [polygon[0]], fill=(255, 255, 0), width=max(1, rgb.width // 200))
-    scale = width / picture.width
-    return picture.resize((width, max(1, round(picture.height * scale))), Image.LANCZOS)
+    scale = width / max(picture.width, picture.height)
+    return picture.resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))), Image.LANCZOS)
 
 
 def _caption(annotation: Annotation) -> str:
@@ -223,12 +224,12 @@ def _caption(annotation: Annotation) -> str:
 def contact_sheet(annotations: list[Annotation], path: str | Path, columns: int = 4, width: int = 320) -> Path:
     """Every annotation's overlay on one sheet, captioned with its name, class and [multi] for a scene."""
     tiles = [overlay(a, width) for a in annotations]
-    row_height = max(t.height for t in tiles) + 16
-    rows = -(-len(tiles) // columns)
-    sheet = Image.new("RGB", (columns * width, rows * row_height), (255, 255, 255))
+    rows = [tiles[start:start + columns] for start in range(0, len(tiles), columns)]
+    tops = np.cumsum([0] + [max(t.height for t in row) + 16 for row in rows])
+    sheet = Image.new("RGB", (columns * width, int(tops[-1])), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for i, (tile, annotation) in enumerate(zip(tiles, annotations)):
-        x, y = (i % columns) * width, (i // columns) * row_height
+        x, y = (i % columns) * width, int(tops[i // columns])
         sheet.paste(tile, (x, y + 16))
         draw.text((x + 3, y + 2), _caption(annotation), fill=(0, 0, 0))
     path = Path(path)
@@ -277,6 +278,8 @@ def _arguments() -> argparse.ArgumentParser:
     sheet.add_argument("path")
     sheet.add_argument("--only", nargs="*", help="annotation names (default: all)")
     sheet.add_argument("--split", choices=(*SPLITS, "all"), default="all")
+    sheet.add_argument("--columns", type=int, default=4)
+    sheet.add_argument("--width", type=int, default=320, help="each overlay fits a square this wide")
     view = commands.add_parser("grid", help="a photo under a coordinate grid, to draw or correct polygons on")
     view.add_argument("path")
     source = view.add_mutually_exclusive_group(required=True)
@@ -300,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             chosen = [a for a in select(annotations, args.split) if not args.only or a.name in args.only]
             if not chosen:
                 raise AnnotationError(f"no annotation matches {' '.join(args.only or [])} in split {args.split}")
-            print(contact_sheet(chosen, args.path, columns=min(4, len(chosen))))
+            print(contact_sheet(chosen, args.path, columns=min(args.columns, len(chosen)), width=args.width))
         elif args.command == "grid":
             annotation = _named(annotations, args.name) if args.name else None
             print(grid(args.path, annotation, args.photo, args.polygons, step=args.step, box=args.box, zoom=args.zoom))
