@@ -35,17 +35,28 @@ TUXPAINT_STAMPS = DebianPackage("tuxpaint-stamps-default", "2022.06.04-1",
                                 "6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34")
 OPENCV_DOC = DebianPackage("opencv-doc", "4.6.0+dfsg-12",
                            "4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a")
-# Photo wallpapers and Tux Paint's photo templates: the backgrounds of the composite world (benchmarks/composite).
+# Photo wallpapers, Tux Paint's photo templates, puzzles and manuals' examples: the backgrounds of the composite
+# world (benchmarks/composite) and the photos of the real-photo development set (benchmarks/real_photos).
 LOMIRI_WALLPAPERS_1604 = DebianPackage("lomiri-wallpapers-16.04", "20.04.0-2",
                                        "a99ff6a3bfe451e4cc0682ecb3cc82e71740626d59e4845ae34a0a0e45421eab")
 LOMIRI_WALLPAPERS_2004 = DebianPackage("lomiri-wallpapers-20.04", "20.04.0-2",
                                        "d44e89b8473aafe64a5b678f014862dc31335aaaf18665c544d985d854f1a709")
+PALAPELI_DATA = DebianPackage("palapeli-data", "4:22.12.3-1",
+                              "69a15dce2ac25ed8708ac518cd0cee5f4eb0c70ed15da2fdb8899a19ac0ee058")
+TUXPAINT_DATA = DebianPackage("tuxpaint-data", "1:0.9.28-sdl2-1",
+                              "f5d0de8f9a70d2efc1241d19f26168cb8bf279f1b77abd3631e7a1a55c40e5e5")
 MATE_BACKGROUNDS = DebianPackage("mate-backgrounds", "1.26.0-1",
                                  "7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04")
 PLASMA_WALLPAPERS = DebianPackage("plasma-workspace-wallpapers", "4:5.27.5-2",
                                   "32cd18b71c8c938a18b3b351f217c02ac590e323caa3cf322fbb875ce8892f8b")
-TUXPAINT_DATA = DebianPackage("tuxpaint-data", "1:0.9.28-sdl2-1",
-                              "f5d0de8f9a70d2efc1241d19f26168cb8bf279f1b77abd3631e7a1a55c40e5e5")
+GIMP_HELP_EN = DebianPackage("gimp-help-en", "2.10.34-2",
+                             "a2deec76763aaf2fcdd197bac0736cdcb0770ba993d48d233329e1c92b0bfe36")
+LIBVIPS_DOC = DebianPackage("libvips-doc", "8.14.1-3+deb12u3",
+                            "16a75c257b4503524f163089ae151e1acc45b2531ce72880e58005c3f749be76")
+SCRIBUS_TEMPLATE = DebianPackage("scribus-template", "1.2.4.1-6",
+                                 "683bf35e43867cb17613d6807aa0238720d8526b1f524b9376404747a3e6128b")
+HUGIN_DATA = DebianPackage("hugin-data", "2022.0.0+dfsg-2",
+                           "0289091920be52eec91bf1ae6739a2dfe6c0075fc187daf3a39f765a8eab22e0")
 
 
 def cache_root(cache: str | Path | None = None) -> Path:

@@ -122,7 +122,8 @@ def write_markdown(results: dict, path: Path, command: str) -> Path:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = ["# Fuse variants on real photos and in the known-answer world", "",
              f"Command: `{command}` (load average at the end {load}; 2 shared cores).", "",
-             "- **real**: the 12-photo development set (benchmarks/real_photos; tuned on it), store made by "
+             "- **real**: the real-photo development set (benchmarks/real_photos; defaults are tuned on its tune half) "
+             "as materialised in the store's data root, store made by "
              "`.venv/bin/python -m pipeline generate-labels --config conf/real_photos.yaml`; score = mean over photos "
              "of the foreground IoU with ignore read as background.",
              "- **known-answer**: 210 held-out images of docs/known_answer.md (never tuned on), stores made by "
